@@ -1,0 +1,33 @@
+# The README's two commands are `make up` and `make test`; the rest are helpers.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up down status test lint unit
+
+# The virtual environment is (re)built whenever pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+up: $(BIN)/.installed        ## start Kafka, Cassandra, workers and the API
+	$(BIN)/backbone up
+
+down: $(BIN)/.installed
+	$(BIN)/backbone down
+
+status: $(BIN)/.installed
+	$(BIN)/backbone infra status
+
+test: $(BIN)/.installed      ## the whole suite; starts Kafka and Cassandra when none runs
+	$(BIN)/pytest
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy

@@ -1,0 +1,107 @@
+"""Configuration shared by every part, read from environment variables.
+
+Every variable has a default that works for the local launcher in `deploy/`, so a
+newcomer sets nothing. The table in README.md lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def default_state_dir() -> Path:
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "backbone"
+
+
+def default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "backbone"
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    """Where Kafka and Cassandra run (local launcher) or are reached (existing cluster)."""
+
+    state_dir: Path = field(default_factory=default_state_dir)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    kafka_version: str = "4.1.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "1g"
+    cassandra_version: str = "5.0.6"
+    cassandra_port: int = 9042
+    cassandra_storage_port: int = 7000
+    cassandra_heap: str = "2g"
+
+    @classmethod
+    def from_env(cls) -> InfraSettings:
+        return cls(
+            state_dir=Path(_env("BACKBONE_STATE_DIR", str(default_state_dir()))),
+            cache_dir=Path(_env("BACKBONE_CACHE_DIR", str(default_cache_dir()))),
+            kafka_version=_env("BACKBONE_KAFKA_VERSION", cls.kafka_version),
+            kafka_port=_env_int("BACKBONE_KAFKA_PORT", cls.kafka_port),
+            kafka_controller_port=_env_int(
+                "BACKBONE_KAFKA_CONTROLLER_PORT", cls.kafka_controller_port
+            ),
+            kafka_heap=_env("BACKBONE_KAFKA_HEAP", cls.kafka_heap),
+            cassandra_version=_env("BACKBONE_CASSANDRA_VERSION", cls.cassandra_version),
+            cassandra_port=_env_int("BACKBONE_CASSANDRA_PORT", cls.cassandra_port),
+            cassandra_storage_port=_env_int(
+                "BACKBONE_CASSANDRA_STORAGE_PORT", cls.cassandra_storage_port
+            ),
+            cassandra_heap=_env("BACKBONE_CASSANDRA_HEAP", cls.cassandra_heap),
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How the backbone's processes reach Kafka and Cassandra."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    cassandra_contact_points: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    keyspace: str = "backbone"
+    topic_prefix: str = "backbone."
+
+    @classmethod
+    def from_env(cls) -> ClusterSettings:
+        infra = InfraSettings.from_env()
+        points = _env("BACKBONE_CASSANDRA_CONTACT_POINTS", "127.0.0.1")
+        return cls(
+            kafka_bootstrap=_env("BACKBONE_KAFKA_BOOTSTRAP", infra.kafka_bootstrap),
+            cassandra_contact_points=tuple(p.strip() for p in points.split(",") if p.strip()),
+            cassandra_port=_env_int("BACKBONE_CASSANDRA_PORT", infra.cassandra_port),
+            keyspace=_env("BACKBONE_CASSANDRA_KEYSPACE", cls.keyspace),
+            topic_prefix=_env("BACKBONE_TOPIC_PREFIX", cls.topic_prefix),
+        )
+
+    @staticmethod
+    def names_existing_cluster() -> bool:
+        """True when the environment points at a cluster someone else runs."""
+        return bool(os.environ.get("BACKBONE_KAFKA_BOOTSTRAP")) and bool(
+            os.environ.get("BACKBONE_CASSANDRA_CONTACT_POINTS")
+        )

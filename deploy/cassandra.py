@@ -1,0 +1,77 @@
+"""Apache Cassandra, one node on loopback, from cassandra-all and its Maven dependencies."""
+
+from __future__ import annotations
+
+import logging
+
+from deploy.maven import require_java, resolve_classpath
+from deploy.service import CONF_DIR, Service, render
+
+logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+
+
+def jvm_options() -> list[str]:
+    lines = (CONF_DIR / "cassandra-jvm17.options").read_text().splitlines()
+    # "--add-opens a/b=ALL-UNNAMED" is two arguments on a command line, one line in the file.
+    return [arg for line in lines if line.strip().startswith("-") for arg in line.split()]
+
+
+class Cassandra(Service):
+    name = "cassandra"
+    start_timeout = 180.0
+
+    @property
+    def version(self) -> str:
+        return self.settings.cassandra_version
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.settings.cassandra_port}"
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "native transport": self.settings.cassandra_port,
+            "storage": self.settings.cassandra_storage_port,
+        }
+
+    def prepare(self) -> list[str]:
+        java = require_java()
+        lib = resolve_classpath("cassandra", self.version, self.settings.cache_dir)
+        conf = self.home / "conf"
+        render(
+            "cassandra.yaml",
+            conf / "cassandra.yaml",
+            port=self.settings.cassandra_port,
+            storage_port=self.settings.cassandra_storage_port,
+            data_dir=self.home / "data",
+        )
+        render("cassandra-logback.xml", conf / "logback.xml")
+        heap = self.settings.cassandra_heap
+        return [
+            java, f"-Xms{heap}", f"-Xmx{heap}", *jvm_options(),
+            f"-Dcassandra.config=file://{conf}/cassandra.yaml",
+            f"-Dlogback.configurationFile={conf}/logback.xml",
+            f"-Dcassandra.storagedir={self.home}/data",
+            f"-Dcassandra.logdir={self.home}",
+            "-Dcassandra-foreground=yes",
+            # A single node has nobody to gossip with; waiting for gossip only delays start.
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.ring_delay_ms=0",
+            "-cp", f"{conf}:{lib}/*",
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]  # fmt: skip
+
+    def ready(self) -> bool:
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster(
+            ["127.0.0.1"], port=self.settings.cassandra_port, connect_timeout=3, protocol_version=5
+        )
+        try:
+            session = cluster.connect()
+            row = session.execute("SELECT release_version FROM system.local").one()
+            return row is not None
+        except Exception:
+            return False
+        finally:
+            cluster.shutdown()

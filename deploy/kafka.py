@@ -1,0 +1,88 @@
+"""Apache Kafka in KRaft mode (one combined broker and controller) from Maven jars."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import subprocess
+import uuid
+
+from deploy.maven import require_java, resolve_classpath
+from deploy.process import LaunchError
+from deploy.service import Service, render
+
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def new_cluster_id() -> str:
+    # Kafka's cluster ids are url-safe base64 UUIDs; its own tool never hands out one that
+    # starts with '-', which would read as a command-line flag.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+class Kafka(Service):
+    name = "kafka"
+    start_timeout = 90.0
+
+    @property
+    def version(self) -> str:
+        return self.settings.kafka_version
+
+    @property
+    def address(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "broker": self.settings.kafka_port,
+            "controller": self.settings.kafka_controller_port,
+        }
+
+    def prepare(self) -> list[str]:
+        java = require_java()
+        lib = resolve_classpath("kafka", self.version, self.settings.cache_dir)
+        data_dir = self.home / "data"
+        props = render(
+            "kafka.properties",
+            self.home / "server.properties",
+            port=self.settings.kafka_port,
+            controller_port=self.settings.kafka_controller_port,
+            data_dir=data_dir,
+        )
+        log_conf = render("kafka-log4j2.yaml", self.home / "log4j2.yaml")
+        base = [java, f"-Dlog4j2.configurationFile={log_conf}", "-cp", f"{lib}/*"]
+        if not (data_dir / "meta.properties").exists():
+            fmt = [*base, "kafka.tools.StorageTool", "format", "-t", new_cluster_id()]
+            self._run_once([*fmt, "-c", str(props)])
+        heap = self.settings.kafka_heap
+        return [
+            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", *base[1:], "kafka.Kafka", str(props),
+        ]  # fmt: skip
+
+    def _run_once(self, argv: list[str]) -> None:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+            raise LaunchError(f"formatting Kafka's storage failed:\n{tail}")
+
+    def ready(self) -> bool:
+        return asyncio.run(_kafka_answers(self.address))
+
+
+async def _kafka_answers(bootstrap: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=5)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)
+        return bool(cluster.get("brokers"))
+    except Exception:
+        return False
+    finally:
+        await admin.close()
