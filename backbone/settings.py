@@ -105,3 +105,57 @@ class ClusterSettings:
         return bool(os.environ.get("BACKBONE_KAFKA_BOOTSTRAP")) and bool(
             os.environ.get("BACKBONE_CASSANDRA_CONTACT_POINTS")
         )
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """Settings of the API and the workers beyond where the cluster is."""
+
+    cluster: ClusterSettings
+    master_key_b64: str  # wraps the per-identity data keys; never logged
+    signing_seed_b64: str  # the backbone's Ed25519 seed: signs challenges and bearer tokens
+    address_domain: str = "localhost"
+    partitions: int = 12
+    command_timeout_s: float = 10.0
+    challenge_ttl_s: int = 600
+    token_ttl_s: int = 900
+    app_id: str = "backbone"
+
+    @classmethod
+    def from_env(cls, cluster: ClusterSettings | None = None) -> BackboneSettings:
+        cluster = cluster or ClusterSettings.from_env()
+        return cls(
+            cluster=cluster,
+            master_key_b64=_secret("BACKBONE_MASTER_KEY", "master.key"),
+            signing_seed_b64=_secret("BACKBONE_SIGNING_SEED", "signing.seed"),
+            address_domain=_env("BACKBONE_ADDRESS_DOMAIN", cls.address_domain),
+            partitions=_env_int("BACKBONE_PARTITIONS", cls.partitions),
+            command_timeout_s=float(_env("BACKBONE_COMMAND_TIMEOUT", str(cls.command_timeout_s))),
+            challenge_ttl_s=_env_int("BACKBONE_CHALLENGE_TTL", cls.challenge_ttl_s),
+            token_ttl_s=_env_int("BACKBONE_TOKEN_TTL", cls.token_ttl_s),
+            app_id=_env("BACKBONE_APP_ID", f"{cluster.topic_prefix}workers"),
+        )
+
+
+def _secret(name: str, filename: str) -> str:
+    """A 32-byte secret from the environment, else from (or newly into) the state directory.
+
+    Production sets the variable; a developer's machine gets a key made once and kept
+    with mode 0600 beside the local Kafka data, so restarts can still read old events.
+    """
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    import base64
+    import secrets
+
+    path = InfraSettings.from_env().state_dir / "secrets" / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made before, perhaps a moment ago by the API or a worker started with us
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(32)).decode())
+    return path.read_text().strip()

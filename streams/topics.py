@@ -39,3 +39,40 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic of the backbone, under one prefix (per deployment, per test run)."""
+
+    prefix: str
+
+    @property
+    def challenge_commands(self) -> str:
+        return f"{self.prefix}challenge-commands"
+
+    @property
+    def identity_commands(self) -> str:
+        return f"{self.prefix}identity-commands"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def replies(self) -> str:
+        return f"{self.prefix}replies"
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        # Commands and replies are requests in flight: a day is plenty. Events are the
+        # source of truth and are kept forever.
+        short = {"retention.ms": str(DAY_MS)}
+        return [
+            TopicSpec(self.challenge_commands, partitions, short),
+            TopicSpec(self.identity_commands, partitions, short),
+            TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
+            TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
+        ]

@@ -1,0 +1,43 @@
+"""cassandra-driver from asyncio: its futures run on the driver's own threads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra.cluster import Cluster, Session
+
+from backbone.settings import ClusterSettings
+
+
+def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Cluster, Session]:
+    cluster = Cluster(list(settings.cassandra_contact_points), port=settings.cassandra_port)
+    session = cluster.connect(keyspace)
+    return cluster, session
+
+
+async def execute(session: Session, statement: Any, params: Sequence[Any] = ()) -> Any:
+    """Run a statement without blocking the event loop; returns the driver's result set."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    response = session.execute_async(statement, params)
+
+    def ok(result: Any) -> None:
+        loop.call_soon_threadsafe(_settle, done, result, None)
+
+    def failed(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(_settle, done, None, exc)
+
+    response.add_callbacks(ok, failed)
+    await done
+    return response.result()
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)

@@ -1,0 +1,92 @@
+"""Records on Kafka: an Avro Envelope around an encrypted, Avro-encoded body.
+
+Only routing metadata travels in the clear: an opaque aggregate key (a keyed hash, never
+an address), the record type, versions and ids. Event bodies are sealed with the data key
+of the identity they belong to (crypto-shredding destroys that key); commands and replies,
+which live on short-retention topics, are sealed with a system key derived from the
+master key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from backbone.security.logcrypto import open_sealed, seal
+from schemas import codec
+
+SYSTEM_KEY_ID = "system"
+
+
+def _derive(master: bytes, purpose: bytes) -> bytes:
+    return hashlib.blake2b(purpose, key=master, digest_size=32).digest()
+
+
+@dataclass(frozen=True)
+class Opened:
+    name: str  # short record name of the body, e.g. "IdentityCreated"
+    body: dict[str, Any]
+    envelope: dict[str, Any]
+
+
+class EnvelopeCodec:
+    def __init__(self, master_key_b64: str, data_key: Callable[[str], bytes]) -> None:
+        """`data_key(key_id)` returns the plain data key of an identity, or raises KeyError."""
+        master = base64.b64decode(master_key_b64)
+        self._system_key = _derive(master, b"backbone/system-log-key")
+        self._routing_key = _derive(master, b"backbone/routing-key")
+        self._data_key = data_key
+
+    def __repr__(self) -> str:
+        return "EnvelopeCodec(<keys redacted>)"
+
+    def aggregate_key(self, aggregate_type: str, aggregate_id: str) -> str:
+        """The Kafka record key: stable per aggregate, meaningless without the master key."""
+        mac = hmac.new(self._routing_key, f"{aggregate_type}:{aggregate_id}".encode(), "sha256")
+        return mac.hexdigest()[:32]
+
+    def _key(self, key_id: str) -> bytes:
+        return self._system_key if key_id == SYSTEM_KEY_ID else self._data_key(key_id)
+
+    def seal(
+        self,
+        name: str,
+        body: dict[str, Any],
+        *,
+        aggregate_key: str,
+        correlation_id: str,
+        data_key_id: str = SYSTEM_KEY_ID,
+        aggregate_version: int = 0,
+        causation_id: str | None = None,
+    ) -> bytes:
+        event_id = str(uuid.uuid4())
+        plain = codec.encode(name, body)
+        # The envelope's identity is bound into the AEAD: a body cannot be moved to another
+        # envelope (other aggregate, type or event id) without failing to open.
+        aad = f"{event_id}|{name}|{aggregate_key}".encode()
+        envelope = {
+            "event_id": event_id,
+            "type": name,
+            "aggregate_key": aggregate_key,
+            "aggregate_version": aggregate_version,
+            "occurred_at": datetime.now(UTC),
+            "causation_id": causation_id,
+            "correlation_id": correlation_id,
+            "data_key_id": data_key_id,
+            "body": seal(self._key(data_key_id), plain, aad),
+        }
+        return codec.encode("Envelope", envelope)
+
+    def open(self, raw: bytes) -> Opened:
+        _, envelope = codec.decode(raw)
+        name = envelope["type"]
+        aad = f"{envelope['event_id']}|{name}|{envelope['aggregate_key']}".encode()
+        plain = open_sealed(self._key(envelope["data_key_id"]), envelope["body"], aad)
+        _, body = codec.decode(plain)
+        return Opened(name, body, envelope)

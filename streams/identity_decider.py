@@ -1,0 +1,143 @@
+"""The identity aggregate's rules: given its state and a command, the events or a rejection.
+
+Pure functions, no I/O: the faust agent in streams/app.py feeds them from its table, so
+the rules are tested without Kafka and the agent stays a thin loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_DEVICES = 50
+
+
+@dataclass(frozen=True)
+class Rejection:
+    status: int
+    code: str
+    message: str
+
+
+@dataclass
+class IdentityState:
+    address: str = ""
+    data_key_id: str = ""
+    version: int = 0
+    devices: dict[str, str] = field(default_factory=dict)  # device id -> username
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "data_key_id": self.data_key_id,
+            "version": self.version,
+            "devices": dict(self.devices),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> IdentityState:
+        if not raw:
+            return cls()
+        return cls(raw["address"], raw["data_key_id"], raw["version"], dict(raw["devices"]))
+
+
+Event = tuple[str, dict[str, Any]]  # (record name, body)
+
+
+def decide(state: IdentityState, name: str, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if name == "CreateIdentity":
+        return _create(state, cmd)
+    if name == "AddDevice":
+        return _add_device(state, cmd)
+    if name == "DeleteDevice":
+        return _delete_device(state, cmd)
+    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+
+
+def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if state.exists:
+        return Rejection(
+            400,
+            "error.platform.validation.identity.addressAlreadyExists",
+            "an identity with this public key (and so this address) already exists",
+        )
+    return [
+        (
+            "IdentityCreated",
+            {
+                "address": cmd["address"],
+                "public_key": cmd["public_key"],
+                "client_id": cmd["client_id"],
+                "identity_version": cmd["identity_version"],
+                "created_at": cmd["requested_at"],
+            },
+        ),
+        _registered(cmd, created_by=None),
+    ]
+
+
+def _add_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if not state.exists:
+        return Rejection(404, "error.platform.recordNotFound", "identity not found")
+    if cmd["created_by_device"] not in state.devices:
+        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+    if len(state.devices) >= MAX_DEVICES:
+        return Rejection(
+            400,
+            "error.platform.quotaExhausted.devices",
+            f"an identity can have at most {MAX_DEVICES} devices",
+        )
+    return [_registered(cmd, created_by=cmd["created_by_device"])]
+
+
+def _delete_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if not state.exists or cmd["device_id"] not in state.devices:
+        return Rejection(404, "error.platform.recordNotFound", "device not found")
+    if cmd["device_id"] == cmd["deleted_by_device"]:
+        return Rejection(
+            400,
+            "error.platform.validation.device.deviceCannotDeleteItself",
+            "a device cannot delete itself; delete it from another device",
+        )
+    return [
+        (
+            "DeviceDeleted",
+            {
+                "address": cmd["address"],
+                "device_id": cmd["device_id"],
+                "username": state.devices[cmd["device_id"]],
+                "deleted_at": cmd["requested_at"],
+                "deleted_by_device": cmd["deleted_by_device"],
+            },
+        )
+    ]
+
+
+def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:
+    return (
+        "DeviceRegistered",
+        {
+            "address": cmd["address"],
+            "device_id": cmd["device_id"],
+            "username": cmd["username"],
+            "password_hash": cmd["password_hash"],
+            "created_at": cmd["requested_at"],
+            "created_by_device": created_by,
+        },
+    )
+
+
+def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentityState:
+    """Apply one event: the same function rebuilds state on replay."""
+    if name == "IdentityCreated":
+        state = IdentityState(event["address"], state.data_key_id, state.version, {})
+    elif name == "DeviceRegistered":
+        state.devices[event["device_id"]] = event["username"]
+    elif name == "DeviceDeleted":
+        state.devices.pop(event["device_id"], None)
+    state.version += 1
+    return state

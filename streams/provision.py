@@ -1,0 +1,21 @@
+"""Everything the workers and the API expect to exist: Kafka topics and Cassandra tables.
+
+Idempotent; `backbone up` and the test fixtures run it before starting any process.
+"""
+
+from __future__ import annotations
+
+from backbone.settings import BackboneSettings
+from streams.cassandra_io import connect
+from streams.readmodels import create_schema
+from streams.topics import TopicNames, ensure_topics
+
+
+async def provision(settings: BackboneSettings) -> None:
+    names = TopicNames(settings.cluster.topic_prefix)
+    await ensure_topics(settings.cluster.kafka_bootstrap, names.specs(settings.partitions))
+    cluster, session = connect(settings.cluster)
+    try:
+        create_schema(session, settings.cluster.keyspace)
+    finally:
+        cluster.shutdown()

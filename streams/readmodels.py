@@ -1,0 +1,105 @@
+"""Cassandra read models of identities and devices, and the projection that writes them.
+
+Every write carries `USING TIMESTAMP <aggregate version>`. The version is a logical clock
+per aggregate, so Cassandra's last-write-wins makes projection idempotent: an event
+delivered again after a crash writes the same cells at the same timestamp, and an old
+event can never overwrite or resurrect what a newer one wrote or deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cassandra.cluster import Session
+
+from streams.cassandra_io import execute
+from streams.envelopes import Opened
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS identities (
+        address text PRIMARY KEY,
+        public_key blob,
+        client_id text,
+        identity_version int,
+        created_at timestamp)""",
+    """CREATE TABLE IF NOT EXISTS devices (
+        address text,
+        id text,
+        username text,
+        created_at timestamp,
+        created_by_device text,
+        deleted_at timestamp,
+        PRIMARY KEY (address, id))""",
+    """CREATE TABLE IF NOT EXISTS devices_by_username (
+        username text PRIMARY KEY,
+        address text,
+        device_id text,
+        password_hash text)""",
+]
+
+
+def create_schema(session: Session, keyspace: str, replication_factor: int = 1) -> None:
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+    )
+    session.set_keyspace(keyspace)
+    for statement in SCHEMA:
+        session.execute(statement)
+
+
+class IdentityProjection:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._identity = session.prepare(
+            "INSERT INTO identities (address, public_key, client_id, identity_version, created_at)"
+            " VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._device = session.prepare(
+            "INSERT INTO devices (address, id, username, created_at, created_by_device)"
+            " VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._login = session.prepare(
+            "INSERT INTO devices_by_username (username, address, device_id, password_hash)"
+            " VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._device_deleted = session.prepare(
+            "UPDATE devices USING TIMESTAMP ? SET deleted_at = ? WHERE address = ? AND id = ?"
+        )
+        self._login_deleted = session.prepare(
+            "DELETE FROM devices_by_username USING TIMESTAMP ? WHERE username = ?"
+        )
+
+    async def apply(self, event: Opened) -> bool:
+        """Write one event; False when the event is not one this projection handles."""
+        b: dict[str, Any] = event.body
+        ts = int(event.envelope["aggregate_version"])
+        if event.name == "IdentityCreated":
+            await execute(
+                self.session,
+                self._identity,
+                (b["address"], b["public_key"], b["client_id"], b["identity_version"],
+                 b["created_at"], ts),
+            )  # fmt: skip
+        elif event.name == "DeviceRegistered":
+            await execute(
+                self.session,
+                self._device,
+                (b["address"], b["device_id"], b["username"], b["created_at"],
+                 b["created_by_device"], ts),
+            )  # fmt: skip
+            await execute(
+                self.session,
+                self._login,
+                (b["username"], b["address"], b["device_id"], b["password_hash"], ts),
+            )
+        elif event.name == "DeviceDeleted":
+            await execute(
+                self.session,
+                self._device_deleted,
+                (ts, b["deleted_at"], b["address"], b["device_id"]),
+            )
+            await execute(self.session, self._login_deleted, (ts, b["username"]))
+        else:
+            return False
+        return True

@@ -1,0 +1,90 @@
+"""The identity aggregate's rules, without Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.identity_decider import MAX_DEVICES, IdentityState, Rejection, decide, evolve
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _create(address: str = "did:e:x:dids:1") -> dict[str, Any]:
+    return {
+        "challenge_id": "CHL1", "challenge_expires_at": NOW, "address": address,
+        "public_key": b"k" * 32, "client_id": "c", "identity_version": 1,
+        "device_id": "DVC1", "username": "USR1", "password_hash": "h", "requested_at": NOW,
+    }  # fmt: skip
+
+
+def _apply(
+    state: IdentityState, events: list[tuple[str, dict[str, Any]]] | Rejection
+) -> IdentityState:
+    assert not isinstance(events, Rejection), events
+    for name, body in events:
+        state = evolve(state, name, body)
+    return state
+
+
+def _add(device: str, by: str = "DVC1") -> dict[str, Any]:
+    return {
+        "challenge_id": "CHL2", "challenge_expires_at": NOW, "address": "did:e:x:dids:1",
+        "device_id": device, "username": f"USR{device}", "password_hash": "h",
+        "created_by_device": by, "requested_at": NOW,
+    }  # fmt: skip
+
+
+def test_create_emits_identity_and_first_device() -> None:
+    events = decide(IdentityState(), "CreateIdentity", _create())
+    assert not isinstance(events, Rejection)
+    assert [name for name, _ in events] == ["IdentityCreated", "DeviceRegistered"]
+    state = _apply(IdentityState(), events)
+    assert state.exists and state.version == 2 and state.devices == {"DVC1": "USR1"}
+
+
+def test_duplicate_address_is_rejected() -> None:
+    state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create()))
+    again = decide(state, "CreateIdentity", _create())
+    assert isinstance(again, Rejection)
+    assert again.code == "error.platform.validation.identity.addressAlreadyExists"
+
+
+def test_add_and_delete_devices() -> None:
+    state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create()))
+    state = _apply(state, decide(state, "AddDevice", _add("DVC2")))
+    assert set(state.devices) == {"DVC1", "DVC2"}
+    delete = {"address": "did:e:x:dids:1", "device_id": "DVC2", "deleted_by_device": "DVC1",
+              "requested_at": NOW}  # fmt: skip
+    events = decide(state, "DeleteDevice", delete)
+    assert not isinstance(events, Rejection)
+    assert events[0][1]["username"] == "USRDVC2"  # the projection needs it to revoke logins
+    state = _apply(state, events)
+    assert set(state.devices) == {"DVC1"}
+    gone = decide(state, "DeleteDevice", delete)
+    assert isinstance(gone, Rejection) and gone.status == 404
+
+
+def test_device_cannot_delete_itself_and_deleted_device_cannot_add() -> None:
+    state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create()))
+    own = {"address": "a", "device_id": "DVC1", "deleted_by_device": "DVC1", "requested_at": NOW}
+    rej = decide(state, "DeleteDevice", own)
+    assert isinstance(rej, Rejection) and rej.status == 400
+    rej = decide(state, "AddDevice", _add("DVC3", by="DVC9"))
+    assert isinstance(rej, Rejection) and rej.status == 403
+
+
+def test_device_limit_is_enforced() -> None:
+    state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create()))
+    for i in range(2, MAX_DEVICES + 1):
+        state = _apply(state, decide(state, "AddDevice", _add(f"DVC{i}")))
+    assert len(state.devices) == MAX_DEVICES
+    rej = decide(state, "AddDevice", _add("DVCX"))
+    assert isinstance(rej, Rejection) and rej.code == "error.platform.quotaExhausted.devices"
+
+
+def test_state_survives_its_table_serialisation() -> None:
+    state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create()))
+    state.data_key_id = "dk"
+    assert IdentityState.from_dict(state.to_dict()) == state
+    assert IdentityState.from_dict(None) == IdentityState()
