@@ -1,10 +1,15 @@
-"""The `backbone` command: local infrastructure and (later) the backbone's processes."""
+"""The `backbone` command: local infrastructure, provisioning, the workers and the API."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 
+from backbone import logs
+from backbone.settings import LOCAL_CLIENT_ID, BackboneSettings, InfraSettings
+from deploy import backbone as processes
 from deploy import infra
 from deploy.process import LaunchError
 
@@ -32,12 +37,58 @@ def cmd_infra(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    infra.up()
-    return 0 if _print_status() else 1
+    settings = BackboneSettings.from_env()
+    local = not settings.cluster.names_existing_cluster()
+    if local:
+        infra.up()
+    cmd_provision(args)
+    processes.up(InfraSettings.from_env(), settings)
+    ok = _print_status() if local else True
+    for name, pid in processes.status(InfraSettings.from_env(), settings):
+        print(f"{name:<10} {'':<8} {'':<16} {f'pid {pid}' if pid else 'no process':<12}")
+    print(f"\nAPI:     {processes.api_url(settings)}  (OpenAPI docs at /docs)")
+    if LOCAL_CLIENT_ID in settings.clients:
+        secret = InfraSettings.from_env().state_dir / "secrets" / "client.secret"
+        print(f"client:  id '{LOCAL_CLIENT_ID}', secret in {secret}")
+    return 0 if ok else 1
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    processes.down(InfraSettings.from_env(), BackboneSettings.from_env())
     infra.down()
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from streams.provision import provision
+
+    asyncio.run(provision(BackboneSettings.from_env()))
+    print("provisioned topics and tables")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one faust worker in this process (it replaces the CLI)."""
+    argv = [sys.executable, "-m", "faust", "-A", "streams.app", "-l", args.log_level]
+    if args.data_dir:
+        argv += ["--datadir", args.data_dir]
+    argv += ["worker", "--without-web"]
+    os.execv(sys.executable, argv)  # noqa: S606 (argv is ours, not user input)
+    return 0  # not reached
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = BackboneSettings.from_env()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_config=logs.config(),
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -55,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_up.set_defaults(func=cmd_up)
     p_down = sub.add_parser("down", help="stop everything `up` started")
     p_down.set_defaults(func=cmd_down)
+
+    p_prov = sub.add_parser("provision", help="create the Kafka topics and Cassandra tables")
+    p_prov.set_defaults(func=cmd_provision)
+
+    p_worker = sub.add_parser("worker", help="run a faust worker (deciders and projections)")
+    p_worker.add_argument("--data-dir", help="faust's local data directory")
+    p_worker.add_argument("-l", "--log-level", default="info", choices=["debug", "info", "warn"])
+    p_worker.set_defaults(func=cmd_worker)
+
+    p_api = sub.add_parser("api", help="run the REST API (uvicorn)")
+    p_api.add_argument("--host", help="default: BACKBONE_API_HOST or 127.0.0.1")
+    p_api.add_argument("--port", type=int, help="default: BACKBONE_API_PORT or 8080")
+    p_api.add_argument("--run-dir", help="marks the process as started by `backbone up`")
+    p_api.set_defaults(func=cmd_api)
     return parser
 
 

@@ -120,6 +120,13 @@ class BackboneSettings:
     challenge_ttl_s: int = 600
     token_ttl_s: int = 900
     app_id: str = "backbone"
+    # OAuth clients allowed to create identities and log in: client id -> client secret.
+    clients: dict[str, str] = field(default_factory=dict)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    worker_metrics_port: int = 9102  # 0 turns the worker's Prometheus endpoint off
+    failed_logins_max: int = 5  # wrong passwords per username ...
+    failed_logins_window_s: int = 300  # ... within this window lock the username for it
 
     @classmethod
     def from_env(cls, cluster: ClusterSettings | None = None) -> BackboneSettings:
@@ -134,7 +141,44 @@ class BackboneSettings:
             challenge_ttl_s=_env_int("BACKBONE_CHALLENGE_TTL", cls.challenge_ttl_s),
             token_ttl_s=_env_int("BACKBONE_TOKEN_TTL", cls.token_ttl_s),
             app_id=_env("BACKBONE_APP_ID", f"{cluster.topic_prefix}workers"),
+            clients=_clients(),
+            api_host=_env("BACKBONE_API_HOST", cls.api_host),
+            api_port=_env_int("BACKBONE_API_PORT", cls.api_port),
+            worker_metrics_port=_env_int("BACKBONE_WORKER_METRICS_PORT", cls.worker_metrics_port),
+            failed_logins_max=_env_int("BACKBONE_FAILED_LOGINS_MAX", cls.failed_logins_max),
+            failed_logins_window_s=_env_int(
+                "BACKBONE_FAILED_LOGINS_WINDOW", cls.failed_logins_window_s
+            ),
         )
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print the master key and the client secrets.
+        return (
+            f"BackboneSettings(cluster={self.cluster!r}, address_domain={self.address_domain!r}, "
+            f"partitions={self.partitions}, app_id={self.app_id!r}, "
+            f"clients={sorted(self.clients)}, secrets=<redacted>)"
+        )
+
+
+LOCAL_CLIENT_ID = "local"
+
+
+def _clients() -> dict[str, str]:
+    """`BACKBONE_CLIENTS="id1:secret1,id2:secret2"`; unset, one client `local` whose secret is
+    made once in the state directory (`secrets/client.secret`)."""
+    raw = os.environ.get("BACKBONE_CLIENTS", "").strip()
+    if not raw:
+        return {LOCAL_CLIENT_ID: _secret("BACKBONE_LOCAL_CLIENT_SECRET", "client.secret")}
+    clients = {}
+    for item in raw.split(","):
+        client_id, sep, secret = item.strip().partition(":")
+        if not sep or not client_id or len(secret) < 16:
+            raise ValueError(
+                "BACKBONE_CLIENTS must be id:secret pairs separated by commas, "
+                "each secret at least 16 characters"
+            )
+        clients[client_id] = secret
+    return clients
 
 
 def _secret(name: str, filename: str) -> str:

@@ -6,13 +6,20 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from cassandra import ProtocolVersion
 from cassandra.cluster import Cluster, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from backbone.settings import ClusterSettings
 
 
 def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Cluster, Session]:
-    cluster = Cluster(list(settings.cassandra_contact_points), port=settings.cassandra_port)
+    cluster = Cluster(
+        list(settings.cassandra_contact_points),
+        port=settings.cassandra_port,
+        protocol_version=ProtocolVersion.V5,
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+    )
     session = cluster.connect(keyspace)
     return cluster, session
 

@@ -7,9 +7,13 @@ the rules are tested without Kafka and the agent stays a thin loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 MAX_DEVICES = 50
+
+CHALLENGE_EXPIRED = "error.platform.validation.device.challengeHasExpired"
+CHALLENGE_USED = "error.platform.validation.device.challengeAlreadyUsed"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,10 @@ class IdentityState:
     data_key_id: str = ""
     version: int = 0
     devices: dict[str, str] = field(default_factory=dict)  # device id -> username
+    # Challenges this identity used, until they expire (epoch seconds): a challenge proves
+    # possession once. Kept here because the identity's decider is the single writer that
+    # sees every use; expired ones are dropped, so the set stays small.
+    used_challenges: dict[str, float] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -36,19 +44,36 @@ class IdentityState:
             "data_key_id": self.data_key_id,
             "version": self.version,
             "devices": dict(self.devices),
+            "used_challenges": dict(self.used_challenges),
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> IdentityState:
         if not raw:
             return cls()
-        return cls(raw["address"], raw["data_key_id"], raw["version"], dict(raw["devices"]))
+        return cls(
+            raw["address"],
+            raw["data_key_id"],
+            raw["version"],
+            dict(raw["devices"]),
+            dict(raw.get("used_challenges", {})),
+        )
 
+
+# A used challenge is forgotten this long after a newer one's expiry: by then it has expired
+# too (challenges live minutes), so forgetting it cannot let it be used again.
+_KEEP_S = 24 * 3600.0
 
 Event = tuple[str, dict[str, Any]]  # (record name, body)
 
 
-def decide(state: IdentityState, name: str, cmd: dict[str, Any]) -> list[Event] | Rejection:
+def decide(
+    state: IdentityState, name: str, cmd: dict[str, Any], now: datetime
+) -> list[Event] | Rejection:
+    if name in ("CreateIdentity", "AddDevice"):
+        rejected = _check_challenge(state, cmd, now)
+        if rejected:
+            return rejected
     if name == "CreateIdentity":
         return _create(state, cmd)
     if name == "AddDevice":
@@ -56,6 +81,16 @@ def decide(state: IdentityState, name: str, cmd: dict[str, Any]) -> list[Event] 
     if name == "DeleteDevice":
         return _delete_device(state, cmd)
     return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+
+
+def _check_challenge(state: IdentityState, cmd: dict[str, Any], now: datetime) -> Rejection | None:
+    # The API checked expiry on arrival; checked again here because a command may wait in
+    # the log (a worker was down) past its challenge's expiry.
+    if cmd["challenge_expires_at"] <= now:
+        return Rejection(400, CHALLENGE_EXPIRED, "the challenge has expired; get a new one")
+    if cmd["challenge_id"] in state.used_challenges:
+        return Rejection(400, CHALLENGE_USED, "the challenge was used before; get a new one")
+    return None
 
 
 def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
@@ -127,6 +162,8 @@ def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:
             "password_hash": cmd["password_hash"],
             "created_at": cmd["requested_at"],
             "created_by_device": created_by,
+            "challenge_id": cmd["challenge_id"],
+            "challenge_expires_at": cmd["challenge_expires_at"],
         },
     )
 
@@ -134,9 +171,14 @@ def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:
 def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentityState:
     """Apply one event: the same function rebuilds state on replay."""
     if name == "IdentityCreated":
-        state = IdentityState(event["address"], state.data_key_id, state.version, {})
+        state = IdentityState(event["address"], state.data_key_id, state.version)
     elif name == "DeviceRegistered":
         state.devices[event["device_id"]] = event["username"]
+        if event.get("challenge_id") and event.get("challenge_expires_at"):
+            expiry = event["challenge_expires_at"].timestamp()
+            used = {c: e for c, e in state.used_challenges.items() if e > expiry - _KEEP_S}
+            used[event["challenge_id"]] = expiry
+            state.used_challenges = used
     elif name == "DeviceDeleted":
         state.devices.pop(event["device_id"], None)
     state.version += 1

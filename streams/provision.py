@@ -13,7 +13,10 @@ from streams.topics import TopicNames, ensure_topics
 
 async def provision(settings: BackboneSettings) -> None:
     names = TopicNames(settings.cluster.topic_prefix)
-    await ensure_topics(settings.cluster.kafka_bootstrap, names.specs(settings.partitions))
+    specs = names.specs(settings.partitions) + names.changelog_specs(
+        settings.app_id, settings.partitions
+    )
+    await ensure_topics(settings.cluster.kafka_bootstrap, specs)
     cluster, session = connect(settings.cluster)
     try:
         create_schema(session, settings.cluster.keyspace)

@@ -51,10 +51,6 @@ class TopicNames:
     prefix: str
 
     @property
-    def challenge_commands(self) -> str:
-        return f"{self.prefix}challenge-commands"
-
-    @property
     def identity_commands(self) -> str:
         return f"{self.prefix}identity-commands"
 
@@ -71,8 +67,22 @@ class TopicNames:
         # source of truth and are kept forever.
         short = {"retention.ms": str(DAY_MS)}
         return [
-            TopicSpec(self.challenge_commands, partitions, short),
             TopicSpec(self.identity_commands, partitions, short),
             TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
         ]
+
+    @staticmethod
+    def changelog_specs(app_id: str, partitions: int) -> list[TopicSpec]:
+        """The workers' table changelogs (faust names them `<app id>-<table>-changelog`).
+
+        Made here rather than by faust at start, so that they exist before the first worker
+        joins (faust's assignor skips a topic that is missing at that moment, and a global
+        table then never loads) and so that their compaction is explicit.
+        """
+        compact = {"cleanup.policy": "compact"}
+        return [TopicSpec(f"{app_id}-{table}-changelog", partitions, compact) for table in TABLES]
+
+
+# The faust tables of streams/app.py; their changelogs are the workers' durable state.
+TABLES = ("identities", "data-keys")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -38,7 +38,7 @@ def _events(codec: EnvelopeCodec) -> list[bytes]:
             "requested_at": NOW}),
     ]  # fmt: skip
     for name, cmd in commands:
-        events = decide(state, name, cmd)
+        events = decide(state, name, cmd, NOW - timedelta(minutes=1))
         assert not isinstance(events, Rejection)
         for event_name, body in events:
             state = evolve(state, event_name, body)

@@ -1,0 +1,143 @@
+"""Commands to Kafka, outcomes back: request-reply bounded by a timeout.
+
+Each API process reads every partition of the replies topic (no consumer group) from the
+end it saw at start-up, and hands each reply to the request waiting for its correlation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from api import metrics
+from api.errors import ApiError, unavailable
+from streams.envelopes import EnvelopeCodec
+
+log = logging.getLogger("backbone.api.bus")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    resource: dict[str, Any] | None
+
+
+class CommandBus:
+    def __init__(
+        self, bootstrap: str, replies_topic: str, envelopes: EnvelopeCodec, timeout_s: float
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.replies_topic = replies_topic
+        self.envelopes = envelopes
+        self.timeout_s = timeout_s
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+        )
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.replies_topic)
+        if not partitions:
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self.replies_topic) or set()
+        if not partitions:
+            raise RuntimeError(f"topic {self.replies_topic} does not exist: run provisioning")
+        tps = [TopicPartition(self.replies_topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the end offsets now, before any command is sent
+            await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read_replies())
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._consumer:
+            await self._consumer.stop()
+        if self._producer:
+            await self._producer.stop()
+
+    async def _read_replies(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=500)
+            except KafkaError as exc:  # the broker is away: waiting requests time out (503)
+                log.warning("reading replies failed: %s", type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+            for records in batch.values():
+                for record in records:
+                    fut = self._waiting.get(record.key.decode()) if record.key else None
+                    if fut is None or fut.done():
+                        continue  # another API process's request
+                    try:
+                        fut.set_result(self.envelopes.open(record.value).body)
+                    except Exception as exc:  # a reply we cannot read is a failed request
+                        fut.set_exception(exc)
+
+    async def send(
+        self, topic: str, aggregate_key: str, name: str, body: dict[str, Any]
+    ) -> Outcome:
+        """Append the command and wait for its outcome; 4xx outcomes raise ApiError."""
+        assert self._producer is not None, "bus not started"
+        started = time.monotonic()
+        try:
+            outcome = await self._send(topic, aggregate_key, name, body)
+        except ApiError as exc:
+            metrics.COMMANDS.labels(name, "unavailable" if exc.status == 503 else "rejected").inc()
+            raise
+        metrics.COMMANDS.labels(name, "ok").inc()
+        metrics.COMMAND_SECONDS.labels(name).observe(time.monotonic() - started)
+        return outcome
+
+    async def _send(
+        self, topic: str, aggregate_key: str, name: str, body: dict[str, Any]
+    ) -> Outcome:
+        assert self._producer is not None
+        corr = str(uuid.uuid4())
+        value = self.envelopes.seal(name, body, aggregate_key=aggregate_key, correlation_id=corr)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[corr] = fut
+        try:
+            try:
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(topic, value, key=aggregate_key.encode()),
+                    timeout=self.timeout_s,
+                )
+            except (KafkaError, TimeoutError) as exc:
+                log.warning("command %s not appended: %s", name, type(exc).__name__)
+                raise unavailable("the event log is not reachable; try again") from exc
+            try:
+                reply = await asyncio.wait_for(fut, timeout=self.timeout_s)
+            except TimeoutError as exc:
+                # The command is on the log and may still succeed: say so, do not guess.
+                raise unavailable(
+                    "the command was accepted but its outcome is not known yet; "
+                    "read the resource before retrying"
+                ) from exc
+        finally:
+            self._waiting.pop(corr, None)
+        if not reply["ok"]:
+            raise ApiError(reply["status"], reply["error_code"], reply["error_message"])
+        resource = json.loads(reply["resource_json"]) if reply["resource_json"] else None
+        return Outcome(reply["status"], resource)

@@ -1,0 +1,91 @@
+"""`POST /connect/token`: the OAuth2 password grant that turns device credentials into a
+short-lived bearer token, as the Enmeshed Backbone's token endpoint does."""
+
+from __future__ import annotations
+
+import functools
+import math
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from fastapi.responses import JSONResponse
+
+from api import metrics
+from api.clients import check_client
+from api.deps import State
+from api.errors import ApiError
+from api.state import ApiState
+from backbone.security.passwords import hash_password
+from streams.cassandra_io import execute
+
+router = APIRouter(tags=["authentication"])
+
+MAX_FIELD = 200
+INVALID_GRANT = "invalid_grant"
+TOO_MANY_FAILED_LOGINS = "too_many_failed_logins"
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    # An unknown username still costs one Argon2id check, so response time does not tell
+    # which usernames exist.
+    return hash_password("decoy password, never a real one")
+
+
+@router.post("/connect/token", response_model=None)
+async def token(
+    state: State,
+    grant_type: Annotated[str, Form(max_length=MAX_FIELD)],
+    username: Annotated[str, Form(max_length=MAX_FIELD)],
+    password: Annotated[str, Form(max_length=MAX_FIELD)],
+    client_id: Annotated[str, Form(max_length=MAX_FIELD)],
+    client_secret: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+) -> dict[str, object] | JSONResponse:
+    """OAuth2 errors keep OAuth's own shape (`{"error", "error_description"}`, RFC 6749
+    section 5.2), which token clients such as the Enmeshed runtime's parse."""
+    try:
+        return await _token(state, grant_type, username, password, client_id, client_secret)
+    except ApiError as exc:
+        body = {"error": exc.code, "error_description": exc.message}
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+async def _token(
+    state: ApiState,
+    grant_type: str,
+    username: str,
+    password: str,
+    client_id: str,
+    client_secret: str,
+) -> dict[str, object]:
+    if grant_type != "password":
+        raise ApiError(400, "unsupported_grant_type", "only the password grant is supported")
+    check_client(state.settings, client_id, client_secret)
+    wait = state.failed_logins.locked_for(username)
+    if wait > 0:
+        metrics.LOGINS.labels("locked").inc()
+        raise ApiError(
+            429,
+            TOO_MANY_FAILED_LOGINS,
+            "too many failed logins for this username; try again later",
+            {"Retry-After": str(math.ceil(wait))},
+        )
+    row = (
+        await execute(
+            state.session,
+            "SELECT address, device_id, password_hash FROM devices_by_username WHERE username = %s",
+            (username,),
+        )
+    ).one()
+    stored = row.password_hash if row is not None else _decoy_hash()
+    good = await state.verify_password(stored, password)
+    # The same answer for an unknown user and a wrong password: no username probing.
+    if row is None or not good:
+        state.failed_logins.failed(username)
+        metrics.LOGINS.labels("failed").inc()
+        raise ApiError(400, INVALID_GRANT, "the username or password is wrong")
+    state.failed_logins.succeeded(username)
+    metrics.LOGINS.labels("ok").inc()
+    access, expires_in = state.tokens.issue(row.address, row.device_id, datetime.now(UTC))
+    return {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}

@@ -1,0 +1,96 @@
+"""`POST /api/v1/Identities` (anonymous, proven by a signed challenge) and the own identity."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.clients import check_client
+from api.deps import Authenticated, State
+from api.errors import ApiError
+from api.signed_challenges import SignedChallenge, check_signed_challenge
+from api.timestamps import iso
+from backbone.security.addresses import address_from_public_key
+from backbone.security.ids import new_id
+from backbone.security.signatures import parse_public_key, serialize_public_key
+from streams.cassandra_io import execute
+
+router = APIRouter(prefix="/api/v1/Identities", tags=["identities"])
+
+MAX_PASSWORD = 200
+
+
+class CreateIdentityRequest(BaseModel):
+    clientId: str = Field(min_length=1, max_length=200)
+    clientSecret: str = Field(min_length=1, max_length=200)
+    identityPublicKey: str = Field(min_length=1, max_length=1000)
+    identityVersion: int = Field(ge=1, le=100)
+    devicePassword: str = Field(min_length=8, max_length=MAX_PASSWORD)
+    signedChallenge: SignedChallenge
+
+
+@router.post("", status_code=201)
+async def create_identity(body: CreateIdentityRequest, state: State) -> dict[str, Any]:
+    check_client(state.settings, body.clientId, body.clientSecret)
+    try:
+        public_key = parse_public_key(body.identityPublicKey)
+    except ValueError as exc:
+        raise ApiError(
+            400, "error.platform.validation.identity.invalidPublicKey", str(exc)
+        ) from exc
+    challenge = check_signed_challenge(state, body.signedChallenge, public_key)
+    address = address_from_public_key(public_key, state.settings.address_domain)
+    now = datetime.now(UTC)
+    device_id, username = new_id("DVC"), new_id("USR")
+    command = {
+        "challenge_id": challenge.id,
+        "challenge_expires_at": challenge.expires_at,
+        "address": address,
+        "public_key": public_key,
+        "client_id": body.clientId,
+        "identity_version": body.identityVersion,
+        "device_id": device_id,
+        "username": username,
+        "password_hash": await state.hash_password(body.devicePassword),
+        "requested_at": now,
+    }
+    await state.bus.send(
+        state.topics.identity_commands,
+        state.envelopes.aggregate_key("identity", address),
+        "CreateIdentity",
+        command,
+    )
+    created = iso(now)
+    return {
+        "result": {
+            "address": address,
+            "createdAt": created,
+            "device": {"id": device_id, "username": username, "createdAt": created},
+        }
+    }
+
+
+@router.get("/Self")
+async def get_self(caller: Authenticated, state: State) -> dict[str, Any]:
+    row = (
+        await execute(
+            state.session,
+            "SELECT address, public_key, client_id, identity_version, created_at "
+            "FROM identities WHERE address = %s",
+            (caller.address,),
+        )
+    ).one()
+    if row is None:
+        raise ApiError(404, "error.platform.recordNotFound", "identity not found")
+    return {
+        "result": {
+            "address": row.address,
+            "clientId": row.client_id,
+            "publicKey": serialize_public_key(row.public_key),
+            "identityVersion": row.identity_version,
+            "createdAt": iso(row.created_at),
+        }
+    }

@@ -1,0 +1,77 @@
+"""What the API process holds for its lifetime, built once in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+
+import nacl.signing
+from cassandra.cluster import Cluster, Session
+
+from api.bus import CommandBus
+from api.ratelimit import FailedLogins
+from backbone.security.challenges import ChallengeIssuer
+from backbone.security.passwords import hash_password, verify_password
+from backbone.security.tokens import TokenIssuer
+from backbone.settings import BackboneSettings
+from streams.envelopes import EnvelopeCodec
+from streams.topics import TopicNames
+
+# Each Argon2id hash or check holds 64 MiB for ~0.1 s: bound how many run at once.
+CONCURRENT_PASSWORD_HASHES = 4
+
+
+def _no_data_keys(key_id: str) -> bytes:
+    # The API seals commands and opens replies, both under the system key. It never holds
+    # an identity's data key, so it cannot read the event log.
+    raise KeyError(key_id)
+
+
+@dataclass
+class ApiState:
+    settings: BackboneSettings
+    topics: TopicNames
+    envelopes: EnvelopeCodec
+    bus: CommandBus
+    challenges: ChallengeIssuer
+    tokens: TokenIssuer
+    failed_logins: FailedLogins
+    cluster: Cluster
+    session: Session
+    password_slots: asyncio.Semaphore
+
+    @classmethod
+    def build(cls, settings: BackboneSettings, cluster: Cluster, session: Session) -> ApiState:
+        topics = TopicNames(settings.cluster.topic_prefix)
+        envelopes = EnvelopeCodec(settings.master_key_b64, _no_data_keys)
+        seed = base64.b64decode(settings.signing_seed_b64)
+        return cls(
+            settings=settings,
+            topics=topics,
+            envelopes=envelopes,
+            bus=CommandBus(
+                settings.cluster.kafka_bootstrap,
+                topics.replies,
+                envelopes,
+                settings.command_timeout_s,
+            ),
+            challenges=ChallengeIssuer(
+                nacl.signing.SigningKey(seed), ttl_seconds=settings.challenge_ttl_s
+            ),
+            tokens=TokenIssuer(seed, ttl_seconds=settings.token_ttl_s),
+            failed_logins=FailedLogins(
+                settings.failed_logins_max, float(settings.failed_logins_window_s)
+            ),
+            cluster=cluster,
+            session=session,
+            password_slots=asyncio.Semaphore(CONCURRENT_PASSWORD_HASHES),
+        )
+
+    async def hash_password(self, password: str) -> str:
+        async with self.password_slots:
+            return await asyncio.to_thread(hash_password, password)
+
+    async def verify_password(self, stored: str, password: str) -> bool:
+        async with self.password_slots:
+            return await asyncio.to_thread(verify_password, stored, password)

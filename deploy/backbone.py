@@ -1,0 +1,127 @@
+"""The backbone's own processes on this machine: one faust worker and one API.
+
+Started by `backbone up` after the infrastructure and provisioning, stopped by `backbone
+down`. Production runs the same two commands (`backbone worker`, `backbone api`) under its
+own supervisor, as many of each as it likes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from backbone.settings import BackboneSettings, InfraSettings
+from deploy.process import LaunchError, ManagedProcess, require_free_ports
+
+READY_TIMEOUT_S = 90.0
+WORKER_READY = b"[^Worker]: Ready"
+
+
+@dataclass(frozen=True)
+class Part:
+    process: ManagedProcess
+    argv: list[str]
+
+
+def parts(infra: InfraSettings, settings: BackboneSettings) -> list[Part]:
+    worker_dir = infra.state_dir / "worker"
+    api_dir = infra.state_dir / "api"
+    return [
+        Part(
+            ManagedProcess("worker", worker_dir, marker=str(worker_dir)),
+            [
+                sys.executable,
+                "-m",
+                "backbone.cli",
+                "worker",
+                "--data-dir",
+                str(worker_dir / "data"),
+            ],
+        ),
+        Part(
+            ManagedProcess("api", api_dir, marker=str(api_dir)),
+            [sys.executable, "-m", "backbone.cli", "api", "--run-dir", str(api_dir)],
+        ),
+    ]
+
+
+def api_url(settings: BackboneSettings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def up(infra: InfraSettings, settings: BackboneSettings, echo: bool = True) -> None:
+    """Start the worker and the API unless they run; wait until both are ready."""
+    worker_log_offset: int | None = None
+    for part in parts(infra, settings):
+        if part.process.pid() is not None:
+            continue
+        if part.process.name == "api":
+            require_free_ports("api", {"http port": settings.api_port})
+        else:
+            worker_log_offset = _size(part.process.log_file)
+        part.process.start(part.argv)
+        if echo:
+            print(f"started {part.process.name} (log: {part.process.log_file})")
+    _wait_ready(infra, settings, worker_log_offset)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _worker_ready(log_file: Path, offset: int) -> bool:
+    # faust logs this once the worker has joined its group and recovered its tables; until
+    # then commands would wait, and the first request of a newcomer could time out.
+    with log_file.open("rb") as fh:
+        fh.seek(offset)
+        return WORKER_READY in fh.read()
+
+
+def _wait_ready(
+    infra: InfraSettings, settings: BackboneSettings, worker_log_offset: int | None
+) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for part in parts(infra, settings):
+            if part.process.exited():
+                raise LaunchError(
+                    f"{part.process.name} exited during start-up. Last lines of "
+                    f"{part.process.log_file}:\n{part.process.log_tail()}"
+                )
+        worker = parts(infra, settings)[0].process
+        if worker_log_offset is not None and not _worker_ready(worker.log_file, worker_log_offset):
+            time.sleep(0.5)
+            continue
+        try:
+            with urllib.request.urlopen(f"{api_url(settings)}/ready", timeout=3) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise LaunchError(
+        f"the worker or the API did not become ready within {READY_TIMEOUT_S:.0f}s; "
+        f"see the logs in {infra.state_dir}/worker and {infra.state_dir}/api"
+    )
+
+
+def down(infra: InfraSettings, settings: BackboneSettings, echo: bool = True) -> None:
+    for part in reversed(parts(infra, settings)):
+        stopped = part.process.stop()
+        if echo:
+            print(
+                f"stopped {part.process.name}"
+                if stopped
+                else f"{part.process.name} was not running"
+            )
+
+
+def status(infra: InfraSettings, settings: BackboneSettings) -> list[tuple[str, int | None]]:
+    return [(p.process.name, p.process.pid()) for p in parts(infra, settings)]
