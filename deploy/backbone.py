@@ -76,7 +76,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _worker_ready(log_file: Path, offset: int) -> bool:
+def worker_ready(log_file: Path, offset: int) -> bool:
     # faust logs this once the worker has joined its group and recovered its tables; until
     # then commands would wait, and the first request of a newcomer could time out.
     with log_file.open("rb") as fh:
@@ -96,7 +96,7 @@ def _wait_ready(
                     f"{part.process.log_file}:\n{part.process.log_tail()}"
                 )
         worker = parts(infra, settings)[0].process
-        if worker_log_offset is not None and not _worker_ready(worker.log_file, worker_log_offset):
+        if worker_log_offset is not None and not worker_ready(worker.log_file, worker_log_offset):
             time.sleep(0.5)
             continue
         try:

@@ -24,6 +24,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from backbone import logs
 from backbone.security.logcrypto import MasterKey, new_data_key
 from backbone.settings import BackboneSettings
+from streams import table_codec
 from streams.cassandra_io import connect
 from streams.envelopes import EnvelopeCodec, Opened
 from streams.identity_decider import IdentityState, Rejection, decide, evolve
@@ -82,7 +83,25 @@ events = _raw_topic(names.events)
 replies = _raw_topic(names.replies)
 
 # Decider state per identity, keyed like identity-commands (one partition, one writer).
-identities = app.Table("identities", default=None, partitions=settings.partitions)
+# Its changelog holds addresses and usernames, so its values are sealed like events. faust
+# takes a table's serializer from its value type only, so the changelog topic (which
+# recovery decodes with) and the table's own writes are both given the codec here.
+_sealed = table_codec.register(settings.master_key_b64)
+identities = app.Table(
+    "identities",
+    default=None,
+    partitions=settings.partitions,
+    changelog_topic=app.topic(
+        f"{settings.app_id}-identities-changelog",
+        key_serializer="json",
+        value_serializer=_sealed,
+        partitions=settings.partitions,
+        compacting=True,
+        acks=False,
+        internal=True,
+    ),
+)
+identities.value_serializer = _sealed  # type: ignore[attr-defined]
 # Wrapped data keys, readable by every worker (a projection may run anywhere). The changelog
 # is compacted and is where a replay finds the keys; deleting a key is crypto-shredding.
 data_keys = app.GlobalTable("data-keys", default=None, partitions=settings.partitions)

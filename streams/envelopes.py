@@ -10,7 +10,6 @@ master key.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import uuid
 from collections.abc import Callable
@@ -18,14 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backbone.security.logcrypto import open_sealed, seal
+from backbone.security.logcrypto import derive_key, open_sealed, seal
 from schemas import codec
 
 SYSTEM_KEY_ID = "system"
-
-
-def _derive(master: bytes, purpose: bytes) -> bytes:
-    return hashlib.blake2b(purpose, key=master, digest_size=32).digest()
 
 
 @dataclass(frozen=True)
@@ -39,8 +34,8 @@ class EnvelopeCodec:
     def __init__(self, master_key_b64: str, data_key: Callable[[str], bytes]) -> None:
         """`data_key(key_id)` returns the plain data key of an identity, or raises KeyError."""
         master = base64.b64decode(master_key_b64)
-        self._system_key = _derive(master, b"backbone/system-log-key")
-        self._routing_key = _derive(master, b"backbone/routing-key")
+        self._system_key = derive_key(master, b"backbone/system-log-key")
+        self._routing_key = derive_key(master, b"backbone/routing-key")
         self._data_key = data_key
 
     def __repr__(self) -> str:

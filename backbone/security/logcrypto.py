@@ -8,6 +8,7 @@ while the log itself stays immutable (crypto-shredding).
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 
 from nacl.bindings import (
@@ -24,6 +25,11 @@ NONCE_BYTES: int = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 
 class DecryptionError(Exception):
     """Wrong key, wrong associated data, or tampered ciphertext."""
+
+
+def derive_key(master: bytes, purpose: bytes) -> bytes:
+    """A 32-byte subkey of `master` for one purpose (keyed BLAKE2b)."""
+    return hashlib.blake2b(purpose, key=master, digest_size=32).digest()
 
 
 def new_data_key() -> bytes:

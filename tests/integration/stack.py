@@ -1,0 +1,142 @@
+"""The backbone's own processes for a test run: provisioning, a faust worker and the API,
+started with the same commands production uses (`backbone worker`, `backbone api`)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from backbone.settings import ClusterSettings
+from deploy.backbone import worker_ready
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-client-secret-0123456789"
+START_TIMEOUT_S = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_file = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_offset = 0
+
+    def start(self) -> None:
+        self.log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Stack:
+    def __init__(self, cluster: ClusterSettings, workdir: Path, **overrides: str) -> None:
+        self.cluster = cluster
+        self.master_key_b64 = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.signing_seed = secrets.token_bytes(32)
+        self.api_port = _free_port()
+        self.env = {
+            **os.environ,
+            "BACKBONE_STATE_DIR": str(workdir / "state"),
+            "BACKBONE_KAFKA_BOOTSTRAP": cluster.kafka_bootstrap,
+            "BACKBONE_CASSANDRA_CONTACT_POINTS": ",".join(cluster.cassandra_contact_points),
+            "BACKBONE_CASSANDRA_PORT": str(cluster.cassandra_port),
+            "BACKBONE_CASSANDRA_KEYSPACE": cluster.keyspace,
+            "BACKBONE_TOPIC_PREFIX": cluster.topic_prefix,
+            "BACKBONE_MASTER_KEY": self.master_key_b64,
+            "BACKBONE_SIGNING_SEED": base64.b64encode(self.signing_seed).decode(),
+            "BACKBONE_CLIENTS": f"{CLIENT_ID}:{CLIENT_SECRET}",
+            "BACKBONE_API_PORT": str(self.api_port),
+            "BACKBONE_WORKER_METRICS_PORT": "0",
+            "BACKBONE_PARTITIONS": "4",
+            "BACKBONE_COMMAND_TIMEOUT": "5",
+            **overrides,
+        }
+        cli = [sys.executable, "-m", "backbone.cli"]
+        self.worker = Process(
+            "worker",
+            [*cli, "worker", "--data-dir", str(workdir / "worker-data")],
+            self.env,
+            workdir,
+        )
+        self.api = Process("api", [*cli, "api"], self.env, workdir)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def provision(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "backbone.cli", "provision"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self.provision()
+        self.start_worker()
+        self.api.start()
+        self.wait_api_ready()
+
+    def start_worker(self) -> None:
+        self.worker.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not worker_ready(self.worker.log_file, self.worker.log_offset):
+            self.worker.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker not ready:\n{self.worker.log_tail()}")
+            time.sleep(0.2)
+
+    def wait_api_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            self.api.check_alive()
+            try:
+                if httpx.get(f"{self.base_url}/ready", timeout=3).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"api not ready:\n{self.api.log_tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.worker.stop()
