@@ -73,13 +73,18 @@ class BackboneClient:
 
     async def create_identity(self, password: str, key: SigningKey | None = None) -> Identity:
         key = key or SigningKey.generate()
+        return await self.create_identity_signed(password, key, await self.signed_challenge(key))
+
+    async def create_identity_signed(
+        self, password: str, key: SigningKey, signed_challenge: dict[str, str]
+    ) -> Identity:
         body = {
             "clientId": self.client_id,
             "clientSecret": self.client_secret,
             "identityPublicKey": serialize_public_key(bytes(key.verify_key)),
             "identityVersion": 1,
             "devicePassword": password,
-            "signedChallenge": await self.signed_challenge(key),
+            "signedChallenge": signed_challenge,
         }
         created = _result(await self.http.post("/api/v1/Identities", json=body))
         device = Device(created["device"]["id"], created["device"]["username"], password)

@@ -50,10 +50,17 @@ def _events(codec: EnvelopeCodec) -> list[bytes]:
 
 
 def _snapshot(session: Any) -> dict[str, Any]:
+    # Only this test's identity: the keyspace is shared with the other integration tests.
+    def rows(query: str, *params: Any) -> list[tuple[Any, ...]]:
+        return sorted(tuple(r) for r in session.execute(query, params))
+
     return {
-        "identities": sorted(tuple(r) for r in session.execute("SELECT * FROM identities")),
-        "devices": sorted(tuple(r) for r in session.execute("SELECT * FROM devices")),
-        "logins": sorted(tuple(r) for r in session.execute("SELECT * FROM devices_by_username")),
+        "identities": rows("SELECT * FROM identities WHERE address = %s", ADDRESS),
+        "devices": rows("SELECT * FROM devices WHERE address = %s", ADDRESS),
+        "logins": [
+            *rows("SELECT * FROM devices_by_username WHERE username = %s", "USR1"),
+            *rows("SELECT * FROM devices_by_username WHERE username = %s", "USR2"),
+        ],
     }
 
 
