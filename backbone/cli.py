@@ -69,7 +69,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one faust worker in this process (it replaces the CLI)."""
-    argv = [sys.executable, "-m", "faust", "-A", "streams.app", "-l", args.log_level]
+    # --quiet drops the start-up banner on stdout; logs still go to stderr as JSON.
+    argv = [sys.executable, "-m", "faust", "-A", "streams.app", "-l", args.log_level, "--quiet"]
     if args.data_dir:
         argv += ["--datadir", args.data_dir]
     argv += ["worker", "--without-web"]

@@ -263,6 +263,23 @@ async def test_no_plaintext_on_the_log(client: BackboneClient, stack: Stack) -> 
             assert secret not in raw
 
 
+async def test_logs_are_json_lines_without_secrets(client: BackboneClient, stack: Stack) -> None:
+    identity = await client.create_identity(PASSWORD)
+    token = await client.token(identity.device.username, PASSWORD)
+    await client.me(token)
+    secrets = [PASSWORD, token, CLIENT_SECRET, stack.master_key_b64, "argon2id"]
+    for process in (stack.api, stack.worker):
+        lines = process.log_file.read_text().splitlines()
+        assert lines, process.name
+        for line in lines:
+            entry = json.loads(line)  # every line is one JSON object
+            assert {"time", "level", "logger", "message"} <= entry.keys()
+            for secret in secrets:
+                assert secret not in line, (process.name, line)
+    requests = [json.loads(x) for x in stack.api.log_file.read_text().splitlines()]
+    assert any(r.get("route") == "/api/v1/Identities" and r.get("status") == 201 for r in requests)
+
+
 async def test_a_worker_restart_keeps_decider_state_and_answers_503_meanwhile(
     client: BackboneClient, http: httpx.AsyncClient, stack: Stack
 ) -> None:
