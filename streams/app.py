@@ -1,34 +1,44 @@
-"""The faust-streaming app: the identity decider and the projection.
+"""The faust-streaming app: one decider agent per aggregate type, and the projection.
 
-    identity-commands --identity_decider--> events --projector--> Cassandra, then replies
+    identity-commands     --identity_decider-->     events
+    template-commands     --template_decider-->     events (+ OpenRelationship)
+    token-commands        --token_decider-->        events
+    relationship-commands --relationship_decider--> events (+ ReleaseAllocation)
+    events --projector--> Cassandra, then replies and mailbox-entries
 
-Each agent is a small loop; the rules live in streams/identity_decider.py and the read
-models in streams/readmodels.py. Run with `backbone worker` (`faust -A streams.app worker`).
-Provisioning (`backbone provision`) must have created the topics first: a faust worker
-ignores a source topic that does not exist when it starts.
+The rules live in the pure `*_decider.py` modules, the loop around them in
+`streams/deciding.py`, the read models in `streams/readmodels.py`. Run with `backbone
+worker`. Provisioning must have created the topics first: a faust worker ignores a source
+topic that does not exist when it starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
-import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import start_http_server
 
 from backbone import logs
-from backbone.security.logcrypto import MasterKey, new_data_key
+from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
-from streams import table_codec
+from streams import (
+    identity_decider,
+    relationship_decider,
+    table_codec,
+    template_decider,
+    token_decider,
+)
 from streams.cassandra_io import connect
+from streams.deciding import Decider, Runtime, open_waiting_for_key, wait_for_key
 from streams.envelopes import EnvelopeCodec, Opened
-from streams.identity_decider import IdentityState, Rejection, decide, evolve
-from streams.readmodels import IdentityProjection
+from streams.mailbox_router import entries_for
+from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
+from streams.readmodels import Projection
 from streams.topics import TopicNames
 
 log = logging.getLogger("backbone.streams")
@@ -49,28 +59,6 @@ app = faust.App(
     logging_config=logs.config(),
 )
 
-DECISIONS = Counter(
-    "backbone_decider_commands_total",
-    "Commands decided, by command and outcome",
-    ["command", "outcome"],
-)
-DECIDER_LAG = Histogram(
-    "backbone_decider_lag_seconds", "From a command's append to its decision", ["command"]
-)
-PROJECTION_LAG = Histogram(
-    "backbone_projection_lag_seconds", "From an event's append to its read-model write", ["event"]
-)
-PROJECTION_RETRIES = Counter(
-    "backbone_projection_retries_total", "Read-model writes retried after a Cassandra error"
-)
-
-# How long an event waits for its identity's data key to reach this worker's copy of the
-# key table (written by the decider on another worker) before it is reported and skipped.
-DATA_KEY_WAIT_S = 30.0
-# How many recent command ids an identity remembers, to answer a redelivered command with
-# its first outcome instead of deciding it again.
-REMEMBERED_COMMANDS = 32
-
 
 def _raw_topic(name: str) -> faust.TopicT:
     return app.topic(
@@ -79,33 +67,42 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 
 identity_commands = _raw_topic(names.identity_commands)
+template_commands = _raw_topic(names.template_commands)
+token_commands = _raw_topic(names.token_commands)
+relationship_commands = _raw_topic(names.relationship_commands)
 events = _raw_topic(names.events)
 replies = _raw_topic(names.replies)
+mailbox_entries = _raw_topic(names.mailbox_entries)
 
-# Decider state per identity, keyed like identity-commands (one partition, one writer).
-# Its changelog holds addresses and usernames, so its values are sealed like events. faust
+# Decider state, one table per aggregate type, keyed like its command topic (one partition,
+# one writer). Changelogs hold addresses, so their values are sealed like events. faust
 # takes a table's serializer from its value type only, so the changelog topic (which
 # recovery decodes with) and the table's own writes are both given the codec here.
 _sealed = table_codec.register(settings.master_key_b64)
-identities = app.Table(
-    "identities",
-    default=None,
-    partitions=settings.partitions,
-    changelog_topic=app.topic(
-        f"{settings.app_id}-identities-changelog",
-        key_serializer="json",
-        value_serializer=_sealed,
+
+
+def _state_table(name: str) -> Any:
+    table: Any = app.Table(
+        name,
+        default=None,
         partitions=settings.partitions,
-        compacting=True,
-        acks=False,
-        internal=True,
-    ),
-)
-identities.value_serializer = _sealed  # type: ignore[attr-defined]
+        changelog_topic=app.topic(
+            f"{settings.app_id}-{name}-changelog",
+            key_serializer="json",
+            value_serializer=_sealed,
+            partitions=settings.partitions,
+            compacting=True,
+            acks=False,
+            internal=True,
+        ),
+    )
+    table.value_serializer = _sealed
+    return table
+
+
 # Wrapped data keys, readable by every worker (a projection may run anywhere). The changelog
 # is compacted and is where a replay finds the keys; deleting a key is crypto-shredding.
 data_keys = app.GlobalTable("data-keys", default=None, partitions=settings.partitions)
-
 _plain_keys: dict[str, bytes] = {}
 
 
@@ -118,119 +115,149 @@ def data_key(key_id: str) -> bytes:
     return _plain_keys[key_id]
 
 
+def remember_data_key(key_id: str, key: bytes) -> None:
+    data_keys[key_id] = base64.b64encode(master.wrap(key, key_id)).decode()
+    _plain_keys[key_id] = key
+
+
 envelopes = EnvelopeCodec(settings.master_key_b64, data_key)
+runtime = Runtime(envelopes, events, replies, remember_data_key)
 
-
-async def _open_waiting_for_key(raw: bytes) -> Opened | None:
-    deadline = time.monotonic() + DATA_KEY_WAIT_S
-    while True:
-        try:
-            return envelopes.open(raw)
-        except KeyError as missing:
-            if time.monotonic() > deadline:
-                log.error("no data key for a record; skipped", extra={"key_id": str(missing)})
-                return None
-            await asyncio.sleep(0.05)
-
-
-def _reply(correlation_id: str, status: int, rejection: Rejection | None = None) -> bytes:
-    return envelopes.seal(
-        "Reply",
-        {
-            "correlation_id": correlation_id,
-            "ok": rejection is None,
-            "status": rejection.status if rejection else status,
-            "error_code": rejection.code if rejection else None,
-            "error_message": rejection.message if rejection else None,
-            "resource_json": None,
-        },
-        aggregate_key=correlation_id,
-        correlation_id=correlation_id,
-    )
-
-
-async def _send_acked(topic: faust.TopicT, key: str, value: bytes) -> None:
-    # Waiting for the broker's ack before the table write below makes the order on a crash
-    # "events without state" (the command is decided again and re-emits the same events, which
-    # the projection absorbs), never "state without events" (events lost).
-    pending = await topic.send(key=key.encode(), value=value)
-    await pending
+IDENTITIES = Decider(
+    "identity", _state_table("identities"), identity_decider.IdentityState.from_dict,
+    identity_decider.decide, identity_decider.evolve,
+    sealed_for=lambda state, cmd: cmd.body["address"],
+    created_by={"CreateIdentity", "AddDevice"},
+)  # fmt: skip
+TEMPLATES = Decider(
+    "template", _state_table("templates"), template_decider.TemplateState.from_dict,
+    template_decider.decide, template_decider.evolve,
+    sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
+    created_by={"CreateTemplate"},
+)  # fmt: skip
+TOKENS = Decider(
+    "token", _state_table("tokens"), token_decider.TokenState.from_dict,
+    token_decider.decide, token_decider.evolve,
+    sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
+    created_by={"CreateToken"},
+)  # fmt: skip
+PAIRS = Decider(
+    "pair", _state_table("pairs"), relationship_decider.PairState.from_dict,
+    relationship_decider.decide, relationship_decider.evolve,
+    sealed_for=lambda state, cmd: cmd.body.get("actor") or cmd.body["from_address"],
+    created_by={"OpenRelationship"},
+    ok_status=200,
+)  # fmt: skip
 
 
 @app.agent(identity_commands)
-async def identity_decider(stream: faust.StreamT[bytes]) -> None:
+async def identity_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, raw in stream.items():
-        command = await _open_waiting_for_key(raw)
+        command = await open_waiting_for_key(envelopes, raw)
         if command is not None:
-            await decide_identity(key.decode(), command)
+            await runtime.decide(IDENTITIES, key.decode(), command)
 
 
-async def decide_identity(agg: str, cmd: Opened) -> None:
-    corr = cmd.envelope["correlation_id"]
-    stored: dict[str, Any] = identities.get(agg) or {}
-    handled: dict[str, int] = dict(stored.get("handled", {}))
-    status = 201 if cmd.name in ("CreateIdentity", "AddDevice") else 204
-    DECIDER_LAG.labels(cmd.name).observe(_age(cmd))
-    if corr in handled:  # redelivered after a crash: its events are on the log already
-        await _send_acked(events, agg, _reply(corr, handled[corr]))
-        DECISIONS.labels(cmd.name, "redelivered").inc()
-        return
-    state = IdentityState.from_dict(stored or None)
-    try:
-        outcome = decide(state, cmd.name, cmd.body, datetime.now(UTC))
-    except Exception:
-        log.exception("decider failed", extra={"command": cmd.name})
-        outcome = Rejection(500, "error.platform.unexpected", "the command could not be decided")
-    if isinstance(outcome, Rejection):
-        DECISIONS.labels(cmd.name, "rejected").inc()
-        await replies.send(key=corr.encode(), value=_reply(corr, outcome.status, outcome))
-        return
-    if not state.data_key_id:
-        key_id = str(uuid.uuid4())
-        fresh = new_data_key()
-        data_keys[key_id] = base64.b64encode(master.wrap(fresh, key_id)).decode()
-        _plain_keys[key_id] = fresh
-        state.data_key_id = key_id
-    for name, body in outcome:
-        state = evolve(state, name, body)
-        sealed = envelopes.seal(
-            name, body, aggregate_key=agg, correlation_id=corr,
-            data_key_id=state.data_key_id, aggregate_version=state.version,
-            causation_id=cmd.envelope["event_id"],
-        )  # fmt: skip
-        await _send_acked(events, agg, sealed)
-    handled[corr] = status
-    identities[agg] = {
-        **state.to_dict(),
-        "handled": dict(list(handled.items())[-REMEMBERED_COMMANDS:]),
-    }
-    # The reply follows the events on the same partition, so the projector forwards it only
-    # after it has written them: a client that got 2xx reads its own write.
-    await events.send(key=agg.encode(), value=_reply(corr, status))
-    DECISIONS.labels(cmd.name, "accepted").inc()
+@app.agent(token_commands)
+async def token_agent(stream: faust.StreamT[bytes]) -> None:
+    async for key, raw in stream.items():
+        command = await open_waiting_for_key(envelopes, raw)
+        if command is not None:
+            await runtime.decide(TOKENS, key.decode(), command)
 
 
-def _age(record: Opened) -> float:
-    occurred: datetime = record.envelope["occurred_at"]
-    return max(0.0, (datetime.now(UTC) - occurred).total_seconds())
+@app.agent(template_commands)
+async def template_agent(stream: faust.StreamT[bytes]) -> None:
+    """A relationship request is allocated here first, then opened by the pair's decider,
+    which answers the API; a refused opening gives the allocation back."""
+    async for key, raw in stream.items():
+        command = await open_waiting_for_key(envelopes, raw)
+        if command is None:
+            continue
+        forward = command.name == "RequestRelationship"
+        outcome = await runtime.decide(TEMPLATES, key.decode(), command, reply=not forward)
+        if forward and outcome is not None:
+            body = command.body
+            state = TEMPLATES.load(TEMPLATES.table.get(key.decode()))
+            opening = {
+                "template_id": body["template_id"],
+                "relationship_id": body["relationship_id"],
+                "from_address": body["requester"],
+                "from_device": body["requester_device"],
+                "to_address": state.owner,
+                "creation_content": body["creation_content"],
+                "requested_at": body["requested_at"],
+            }
+            pair = relationship_decider.pair_id(body["requester"], state.owner)
+            await runtime.forward(
+                relationship_commands, envelopes.aggregate_key("pair", pair),
+                "OpenRelationship", opening, command,
+            )  # fmt: skip
+
+
+@app.agent(relationship_commands)
+async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
+    async for key, raw in stream.items():
+        command = await open_waiting_for_key(envelopes, raw)
+        if command is None:
+            continue
+        outcome = await runtime.decide(PAIRS, key.decode(), command)
+        if command.name == "OpenRelationship" and outcome is None:
+            body = command.body
+            release = {
+                "template_id": body["template_id"],
+                "requester": body["from_address"],
+                "relationship_id": body["relationship_id"],
+                "requested_at": body["requested_at"],
+            }
+            await runtime.forward(
+                template_commands, envelopes.aggregate_key("template", body["template_id"]),
+                "ReleaseAllocation", release, command,
+            )  # fmt: skip
 
 
 @app.agent(events)
 async def projector(stream: faust.StreamT[bytes]) -> None:
     _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
-    projection = IdentityProjection(session)
+    projection = Projection(session)
     async for _key, raw in stream.items():
-        event = await _open_waiting_for_key(raw)
+        event = await open_waiting_for_key(envelopes, raw)
         if event is None:
             continue
         if event.name == "Reply":
             await replies.send(key=event.envelope["correlation_id"].encode(), value=raw)
             continue
         await _apply_until_written(projection, event)
-        PROJECTION_LAG.labels(event.name).observe(_age(event))
+        await _route_to_mailboxes(event)
+        PROJECTION_LAG.labels(event.name).observe(age(event))
 
 
-async def _apply_until_written(projection: IdentityProjection, event: Opened) -> None:
+async def _route_to_mailboxes(event: Opened) -> None:
+    for recipient, event_type, payload in entries_for(event.name, event.body):
+        key = envelopes.aggregate_key("identity", recipient)
+        key_id = envelopes.identity_key_id(recipient)
+        try:
+            await wait_for_key(envelopes, key_id)
+        except KeyError:
+            log.error("no data key for a mailbox recipient; entry skipped")
+            continue
+        entry = {
+            "recipient": recipient,
+            "event_type": event_type,
+            "payload_json": json.dumps(payload, separators=(",", ":")),
+            "source_event_id": event.envelope["event_id"],
+            "occurred_at": event.envelope["occurred_at"],
+        }
+        sealed = envelopes.seal(
+            "MailboxEntry", entry, aggregate_key=key,
+            correlation_id=event.envelope["correlation_id"],
+            data_key_id=key_id,
+            causation_id=event.envelope["event_id"],
+        )  # fmt: skip
+        await mailbox_entries.send(key=key.encode(), value=sealed)
+
+
+async def _apply_until_written(projection: Projection, event: Opened) -> None:
     # A read model that skipped an event would be wrong forever; Cassandra being away for a
     # while only delays it. Writes are idempotent, so retrying is safe.
     delay = 0.1

@@ -46,6 +46,18 @@ class EnvelopeCodec:
         mac = hmac.new(self._routing_key, f"{aggregate_type}:{aggregate_id}".encode(), "sha256")
         return mac.hexdigest()[:32]
 
+    def identity_key_id(self, address: str) -> str:
+        """The id of an identity's data key: derived from the address, so every decider can
+        find the key of the identity whose events it seals without asking another one."""
+        return "dk-" + self.aggregate_key("identity-data-key", address)
+
+    def has_key(self, key_id: str) -> bool:
+        try:
+            self._key(key_id)
+        except KeyError:
+            return False
+        return True
+
     def _key(self, key_id: str) -> bytes:
         return self._system_key if key_id == SYSTEM_KEY_ID else self._data_key(key_id)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from streams import sharing_readmodels as sharing
 from streams.cassandra_io import execute
 from streams.envelopes import Opened
 
@@ -35,6 +36,7 @@ SCHEMA = [
         address text,
         device_id text,
         password_hash text)""",
+    *sharing.SCHEMA,
 ]
 
 
@@ -48,7 +50,7 @@ def create_schema(session: Session, keyspace: str, replication_factor: int = 1) 
         session.execute(statement)
 
 
-class IdentityProjection:
+class Projection:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._identity = session.prepare(
@@ -69,6 +71,7 @@ class IdentityProjection:
         self._login_deleted = session.prepare(
             "DELETE FROM devices_by_username USING TIMESTAMP ? WHERE username = ?"
         )
+        self._others = sharing.SharingProjection(session).handlers()
 
     async def apply(self, event: Opened) -> bool:
         """Write one event; False when the event is not one this projection handles."""
@@ -93,6 +96,9 @@ class IdentityProjection:
                 self._login,
                 (b["username"], b["address"], b["device_id"], b["password_hash"], ts),
             )
+        elif event.name in self._others:
+            await self._others[event.name](b, ts)
+            return True
         elif event.name == "DeviceDeleted":
             await execute(
                 self.session,

@@ -55,6 +55,23 @@ class TopicNames:
         return f"{self.prefix}identity-commands"
 
     @property
+    def template_commands(self) -> str:
+        return f"{self.prefix}template-commands"
+
+    @property
+    def token_commands(self) -> str:
+        return f"{self.prefix}token-commands"
+
+    @property
+    def relationship_commands(self) -> str:
+        return f"{self.prefix}relationship-commands"
+
+    @property
+    def mailbox_entries(self) -> str:
+        """External events per identity, keyed by identity, before the sequencer numbers them."""
+        return f"{self.prefix}mailbox-entries"
+
+    @property
     def events(self) -> str:
         return f"{self.prefix}events"
 
@@ -68,6 +85,10 @@ class TopicNames:
         short = {"retention.ms": str(DAY_MS)}
         return [
             TopicSpec(self.identity_commands, partitions, short),
+            TopicSpec(self.template_commands, partitions, short),
+            TopicSpec(self.token_commands, partitions, short),
+            TopicSpec(self.relationship_commands, partitions, short),
+            TopicSpec(self.mailbox_entries, partitions, {"retention.ms": str(7 * DAY_MS)}),
             TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
         ]
@@ -85,4 +106,4 @@ class TopicNames:
 
 
 # The faust tables of streams/app.py; their changelogs are the workers' durable state.
-TABLES = ("identities", "data-keys")
+TABLES = ("identities", "templates", "tokens", "pairs", "data-keys")

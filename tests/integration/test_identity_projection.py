@@ -12,7 +12,7 @@ import pytest
 from backbone.security.logcrypto import new_data_key
 from streams.envelopes import EnvelopeCodec, Opened
 from streams.identity_decider import IdentityState, Rejection, decide, evolve
-from streams.readmodels import IdentityProjection, create_schema
+from streams.readmodels import Projection, create_schema
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ async def test_projection_is_idempotent_under_redelivery(cassandra_session: Any)
     keys = {"dk": new_data_key()}
     codec = EnvelopeCodec(base64.b64encode(os.urandom(32)).decode(), lambda k: keys[k])
     log = _events(codec)
-    projection = IdentityProjection(cassandra_session)
+    projection = Projection(cassandra_session)
 
     opened: list[Opened] = [codec.open(raw) for raw in log]
     for event in opened:

@@ -1,0 +1,164 @@
+"""The loop around every pure decider: load state, decide, append events, keep state, answer.
+
+The same steps for every aggregate type, so each agent in streams/app.py is a few lines and
+each rule module stays free of Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import faust
+
+from backbone.security.logcrypto import new_data_key
+from streams.envelopes import EnvelopeCodec, Opened
+from streams.identity_decider import Event, Rejection
+from streams.metrics import DECIDER_LAG, DECISIONS, age
+
+log = logging.getLogger("backbone.streams")
+
+# How long a record waits for its data key to reach this worker's copy of the key table
+# (written on another worker) before it is reported and skipped.
+DATA_KEY_WAIT_S = 30.0
+# How many recent command ids an aggregate remembers, to answer a redelivered command with
+# its first outcome instead of deciding it again.
+REMEMBERED_COMMANDS = 32
+
+
+class State(Protocol):
+    version: int
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Decider:
+    name: str
+    table: Any  # the faust table of this aggregate type's state
+    load: Callable[[dict[str, Any] | None], Any]
+    decide: Callable[[Any, str, dict[str, Any], datetime], list[Event] | Rejection]
+    evolve: Callable[[Any, str, dict[str, Any]], Any]
+    sealed_for: Callable[[Any, Opened], str]  # whose data key seals the events
+    created_by: set[str] = field(default_factory=set)  # commands answered with 201
+    ok_status: int = 204  # the answer to the other accepted commands
+
+
+async def open_waiting_for_key(envelopes: EnvelopeCodec, raw: bytes) -> Opened | None:
+    deadline = time.monotonic() + DATA_KEY_WAIT_S
+    while True:
+        try:
+            return envelopes.open(raw)
+        except KeyError as missing:
+            if time.monotonic() > deadline:
+                log.error("no data key for a record; skipped", extra={"key_id": str(missing)})
+                return None
+            await asyncio.sleep(0.05)
+
+
+async def wait_for_key(envelopes: EnvelopeCodec, key_id: str) -> None:
+    deadline = time.monotonic() + DATA_KEY_WAIT_S
+    while not envelopes.has_key(key_id):
+        if time.monotonic() > deadline:
+            raise KeyError(key_id)
+        await asyncio.sleep(0.05)
+
+
+async def _send_acked(topic: faust.TopicT, key: str, value: bytes) -> None:
+    # Waiting for the broker's ack before the table write makes the order on a crash
+    # "events without state" (the command is decided again and re-emits the same events, which
+    # the projection absorbs), never "state without events" (events lost).
+    pending = await topic.send(key=key.encode(), value=value)
+    await pending
+
+
+@dataclass
+class Runtime:
+    envelopes: EnvelopeCodec
+    events: faust.TopicT
+    replies: faust.TopicT
+    remember_data_key: Callable[[str, bytes], None]
+
+    def reply(self, correlation_id: str, status: int, rejection: Rejection | None = None) -> bytes:
+        return self.envelopes.seal(
+            "Reply",
+            {
+                "correlation_id": correlation_id,
+                "ok": rejection is None,
+                "status": rejection.status if rejection else status,
+                "error_code": rejection.code if rejection else None,
+                "error_message": rejection.message if rejection else None,
+                "resource_json": None,
+            },
+            aggregate_key=correlation_id,
+            correlation_id=correlation_id,
+        )
+
+    async def decide(
+        self, spec: Decider, agg: str, cmd: Opened, *, reply: bool = True
+    ) -> list[Event] | None:
+        """Decide one command. Returns the events (maybe none), or None when it was rejected
+        (the rejection is answered here, whatever `reply` says)."""
+        corr = cmd.envelope["correlation_id"]
+        stored: dict[str, Any] = spec.table.get(agg) or {}
+        handled: dict[str, int] = dict(stored.get("handled", {}))
+        status = 201 if cmd.name in spec.created_by else spec.ok_status
+        DECIDER_LAG.labels(cmd.name).observe(age(cmd))
+        if corr in handled:  # redelivered after a crash: its events are on the log already
+            if reply:
+                await _send_acked(self.events, agg, self.reply(corr, handled[corr]))
+            DECISIONS.labels(spec.name, cmd.name, "redelivered").inc()
+            return []
+        state = spec.load(stored or None)
+        try:
+            outcome = spec.decide(state, cmd.name, cmd.body, datetime.now(UTC))
+        except Exception:
+            log.exception("decider failed", extra={"command": cmd.name})
+            outcome = Rejection(
+                500, "error.platform.unexpected", "the command could not be decided"
+            )
+        if isinstance(outcome, Rejection):
+            DECISIONS.labels(spec.name, cmd.name, "rejected").inc()
+            await self.replies.send(
+                key=corr.encode(), value=self.reply(corr, outcome.status, outcome)
+            )
+            return None
+        key_id = await self._data_key_for(spec.sealed_for(state, cmd), cmd.name)
+        for name, body in outcome:
+            state = spec.evolve(state, name, body)
+            sealed = self.envelopes.seal(
+                name, body, aggregate_key=agg, correlation_id=corr, data_key_id=key_id,
+                aggregate_version=state.version, causation_id=cmd.envelope["event_id"],
+            )  # fmt: skip
+            await _send_acked(self.events, agg, sealed)
+        handled[corr] = status
+        remembered = dict(list(handled.items())[-REMEMBERED_COMMANDS:])
+        spec.table[agg] = {**state.to_dict(), "handled": remembered}
+        if reply:
+            # The reply follows the events on the same partition, so the projector forwards it
+            # only after it has written them: a client that got 2xx reads its own write.
+            await self.events.send(key=agg.encode(), value=self.reply(corr, status))
+        DECISIONS.labels(spec.name, cmd.name, "accepted").inc()
+        return outcome
+
+    async def _data_key_for(self, address: str, command: str) -> str:
+        key_id = self.envelopes.identity_key_id(address)
+        if command == "CreateIdentity" and not self.envelopes.has_key(key_id):
+            self.remember_data_key(key_id, new_data_key())
+        await wait_for_key(self.envelopes, key_id)
+        return key_id
+
+    async def forward(
+        self, topic: faust.TopicT, key: str, name: str, body: dict[str, Any], cause: Opened
+    ) -> None:
+        """A command to another aggregate, as the next step of the same request."""
+        sealed = self.envelopes.seal(
+            name, body, aggregate_key=key, correlation_id=cause.envelope["correlation_id"],
+            causation_id=cause.envelope["event_id"],
+        )  # fmt: skip
+        await _send_acked(topic, key, sealed)

@@ -1,0 +1,221 @@
+"""The rules of relationships between two identities, as a state machine.
+
+One aggregate per *pair* of identities (their addresses, sorted): its decider is the single
+writer for everything between the two, which is what makes "no second open relationship
+between the same pair" hold without a race. Pure functions, no I/O.
+
+Statuses and actions follow the Enmeshed Backbone. `RULES` is the whole machine:
+for each action, the statuses it may start from, who may take it, and the status after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from streams.identity_decider import Event, Rejection
+
+Status = Literal[
+    "Pending", "Active", "Rejected", "Revoked", "Terminated", "DeletionProposed", "ReadyForDeletion"
+]
+Party = Literal["to", "from", "either", "reactivation_peer", "reactivation_requester"]
+
+PENDING, ACTIVE, REJECTED, REVOKED = "Pending", "Active", "Rejected", "Revoked"
+TERMINATED, DELETION_PROPOSED, READY_FOR_DELETION = (
+    "Terminated",
+    "DeletionProposed",
+    "ReadyForDeletion",
+)
+
+# While one of these exists between two identities, neither can request another.
+OPEN_STATUSES = frozenset({PENDING, ACTIVE, TERMINATED, DELETION_PROPOSED})
+
+WRONG_STATUS = "error.platform.validation.relationship.relationshipIsNotInCorrectStatus"
+NOT_YOURS_TO_DO = "error.platform.validation.relationship.actionNotAllowedForThisParty"
+ALREADY_EXISTS = "error.platform.validation.relationshipRequest.relationshipToTargetAlreadyExists"
+OPEN_REACTIVATION = (
+    "error.platform.validation.relationship.cannotRequestReactivationWhenThereIsAnOpenRequest"
+)
+NO_REACTIVATION = "error.platform.validation.relationship.noOpenReactivationRequest"
+ALREADY_DECOMPOSED = "error.platform.validation.relationship.relationshipAlreadyDecomposed"
+NOT_FOUND = "error.platform.recordNotFound"
+
+
+@dataclass(frozen=True)
+class Rule:
+    from_statuses: frozenset[str]
+    party: Party
+    to_status: str | None  # None: decided by the action's own logic (decomposition)
+
+
+RULES: dict[str, Rule] = {
+    "Accept": Rule(frozenset({PENDING}), "to", ACTIVE),
+    "Reject": Rule(frozenset({PENDING}), "to", REJECTED),
+    "Revoke": Rule(frozenset({PENDING}), "from", REVOKED),
+    "Terminate": Rule(frozenset({ACTIVE}), "either", TERMINATED),
+    "RequestReactivation": Rule(frozenset({TERMINATED}), "either", TERMINATED),
+    "AcceptReactivation": Rule(frozenset({TERMINATED}), "reactivation_peer", ACTIVE),
+    "RejectReactivation": Rule(frozenset({TERMINATED}), "reactivation_peer", TERMINATED),
+    "RevokeReactivation": Rule(frozenset({TERMINATED}), "reactivation_requester", TERMINATED),
+    # The first party to decompose proposes deletion, the second makes it final.
+    "Decompose": Rule(
+        frozenset({TERMINATED, REJECTED, REVOKED, DELETION_PROPOSED}), "either", None
+    ),
+}
+ACTIONS = frozenset(RULES)
+
+
+@dataclass
+class Relationship:
+    id: str
+    template_id: str
+    from_address: str
+    to_address: str
+    status: str
+    reactivation_requested_by: str | None = None
+    decomposed_by: list[str] = field(default_factory=list)
+
+    def party(self, address: str) -> bool:
+        return address in (self.from_address, self.to_address)
+
+
+@dataclass
+class PairState:
+    version: int = 0
+    relationships: dict[str, Relationship] = field(default_factory=dict)
+
+    def open_one(self) -> Relationship | None:
+        return next((r for r in self.relationships.values() if r.status in OPEN_STATUSES), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "relationships": {k: vars(r) for k, r in self.relationships.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> PairState:
+        if not raw:
+            return cls()
+        rels = {k: Relationship(**v) for k, v in raw["relationships"].items()}
+        return cls(raw["version"], rels)
+
+
+def pair_id(a: str, b: str) -> str:
+    return "|".join(sorted((a, b)))
+
+
+def decide(
+    state: PairState, name: str, cmd: dict[str, Any], now: datetime
+) -> list[Event] | Rejection:
+    if name == "OpenRelationship":
+        return _open(state, cmd)
+    if name == "ChangeRelationship":
+        return _change(state, cmd)
+    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+
+
+def _open(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if cmd["relationship_id"] in state.relationships:
+        return []  # the same request again (a redelivery): it succeeded before
+    existing = state.open_one()
+    if existing is not None:
+        return Rejection(
+            400,
+            ALREADY_EXISTS,
+            f"there is already a relationship ({existing.status}) between these identities",
+        )
+    return [
+        (
+            "RelationshipCreated",
+            {
+                "relationship_id": cmd["relationship_id"],
+                "template_id": cmd["template_id"],
+                "from_address": cmd["from_address"],
+                "from_device": cmd["from_device"],
+                "to_address": cmd["to_address"],
+                "creation_content": cmd["creation_content"],
+                "created_at": cmd["requested_at"],
+            },
+        )
+    ]
+
+
+def _change(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    rel = state.relationships.get(cmd["relationship_id"])
+    actor, action = cmd["actor"], cmd["action"]
+    if rel is None or not rel.party(actor):
+        return Rejection(404, NOT_FOUND, "relationship not found")
+    rule = RULES.get(action)
+    if rule is None:
+        return Rejection(400, "error.platform.validation.invalidPropertyValue", "unknown action")
+    if rel.status not in rule.from_statuses:
+        return Rejection(400, WRONG_STATUS, f"cannot {action} a relationship that is {rel.status}")
+    rejected = _check_party(rel, rule.party, actor, action)
+    if rejected:
+        return rejected
+    status, requested_by = rule.to_status, rel.reactivation_requested_by
+    if action == "RequestReactivation":
+        requested_by = actor
+    elif action in ("AcceptReactivation", "RejectReactivation", "RevokeReactivation"):
+        requested_by = None
+    elif action == "Decompose":
+        if actor in rel.decomposed_by:
+            return Rejection(400, ALREADY_DECOMPOSED, "you have decomposed this relationship")
+        status = READY_FOR_DELETION if rel.decomposed_by else DELETION_PROPOSED
+    return [
+        (
+            "RelationshipChanged",
+            {
+                "relationship_id": rel.id,
+                "from_address": rel.from_address,
+                "to_address": rel.to_address,
+                "action": action,
+                "actor": actor,
+                "actor_device": cmd["actor_device"],
+                "status": status,
+                "old_status": rel.status,
+                "content": cmd.get("content"),
+                "reactivation_requested_by": requested_by,
+                "occurred_at": cmd["requested_at"],
+            },
+        )
+    ]
+
+
+def _check_party(rel: Relationship, party: Party, actor: str, action: str) -> Rejection | None:
+    pending_by = rel.reactivation_requested_by
+    if party == "to" and actor != rel.to_address:
+        return Rejection(400, NOT_YOURS_TO_DO, f"only the template owner can {action} a request")
+    if party == "from" and actor != rel.from_address:
+        return Rejection(400, NOT_YOURS_TO_DO, f"only the requester can {action} a request")
+    if action == "RequestReactivation" and pending_by is not None:
+        return Rejection(400, OPEN_REACTIVATION, "a reactivation request is open already")
+    if party == "reactivation_peer":
+        if pending_by is None:
+            return Rejection(400, NO_REACTIVATION, "there is no reactivation request to answer")
+        if pending_by == actor:
+            return Rejection(400, NOT_YOURS_TO_DO, "the peer answers a reactivation request")
+    if party == "reactivation_requester" and pending_by != actor:
+        return Rejection(400, NO_REACTIVATION, "you have no reactivation request to revoke")
+    return None
+
+
+def evolve(state: PairState, name: str, event: dict[str, Any]) -> PairState:
+    if name == "RelationshipCreated":
+        state.relationships[event["relationship_id"]] = Relationship(
+            event["relationship_id"],
+            event["template_id"],
+            event["from_address"],
+            event["to_address"],
+            PENDING,
+        )
+    elif name == "RelationshipChanged":
+        rel = state.relationships[event["relationship_id"]]
+        rel.status = event["status"]
+        rel.reactivation_requested_by = event["reactivation_requested_by"]
+        if event["action"] == "Decompose":
+            rel.decomposed_by.append(event["actor"])
+    state.version += 1
+    return state

@@ -1,0 +1,90 @@
+"""Template allocations and token ownership, without Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams import template_decider as t
+from streams import token_decider as k
+from streams.identity_decider import Rejection
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+OWNER = "did:e:x:dids:owner"
+
+
+def _template(**extra: Any) -> t.TemplateState:
+    cmd = {"template_id": "RLT1", "owner": OWNER, "owner_device": "DVC1", "content": b"c",
+           "expires_at": None, "max_allocations": None, "for_identity": None,
+           "password_hash": None, "requested_at": NOW, **extra}  # fmt: skip
+    state: t.TemplateState = _apply(
+        t.TemplateState(), t.decide(t.TemplateState(), "CreateTemplate", cmd, NOW)
+    )
+    return state
+
+
+def _apply(state: Any, outcome: Any) -> Any:
+    assert not isinstance(outcome, Rejection), outcome
+    for name, body in outcome:
+        state = (t.evolve if name.startswith("Template") else k.evolve)(state, name, body)
+    return state
+
+
+def _request(requester: str, rid: str = "REL") -> dict[str, Any]:
+    return {"template_id": "RLT1", "relationship_id": rid, "requester": requester,
+            "requester_device": "DVC", "creation_content": b"x", "requested_at": NOW}  # fmt: skip
+
+
+def test_exactly_max_allocations_are_granted() -> None:
+    state = _template(max_allocations=3)
+    granted = 0
+    for i in range(10):
+        outcome = t.decide(state, "RequestRelationship", _request(f"peer{i}", f"REL{i}"), NOW)
+        if isinstance(outcome, Rejection):
+            assert outcome.code == t.EXHAUSTED
+        else:
+            state = _apply(state, outcome)
+            granted += 1
+    assert granted == 3 and len(state.allocations) == 3
+
+
+def test_a_peer_counts_once_and_a_released_allocation_is_free_again() -> None:
+    state = _template(max_allocations=1)
+    state = _apply(state, t.decide(state, "RequestRelationship", _request("p", "REL1"), NOW))
+    assert t.decide(state, "RequestRelationship", _request("p", "REL2"), NOW) == []
+    release = {**_request("p", "REL1"), "requested_at": NOW}
+    state = _apply(state, t.decide(state, "ReleaseAllocation", release, NOW))
+    assert state.allocations == {}
+    assert t.decide(state, "ReleaseAllocation", release, NOW) == []  # again: nothing to do
+
+
+def test_expired_own_foreign_and_deleted_templates_refuse_requests() -> None:
+    expired = _template(expires_at=NOW - timedelta(seconds=1))
+    rej = t.decide(expired, "RequestRelationship", _request("p"), NOW)
+    assert isinstance(rej, Rejection) and rej.code == t.EXPIRED
+    rej = t.decide(_template(), "RequestRelationship", _request(OWNER), NOW)
+    assert isinstance(rej, Rejection) and rej.code == t.TO_YOURSELF
+    rej = t.decide(_template(for_identity="someone"), "RequestRelationship", _request("p"), NOW)
+    assert isinstance(rej, Rejection) and rej.status == 404
+    state = _template()
+    rej = t.decide(state, "DeleteTemplate", {"template_id": "RLT1", "actor": "p",
+                                             "requested_at": NOW}, NOW)  # fmt: skip
+    assert isinstance(rej, Rejection) and rej.status == 404
+    delete = {"template_id": "RLT1", "actor": OWNER, "requested_at": NOW}
+    state = _apply(state, t.decide(state, "DeleteTemplate", delete, NOW))
+    rej = t.decide(state, "RequestRelationship", _request("p"), NOW)
+    assert isinstance(rej, Rejection) and rej.status == 404
+
+
+def test_only_the_owner_deletes_a_token() -> None:
+    create = {"token_id": "TOK1", "owner": OWNER, "owner_device": "DVC1", "content": b"c",
+              "expires_at": NOW, "for_identity": None, "password_hash": None,
+              "requested_at": NOW}  # fmt: skip
+    state = _apply(k.TokenState(), k.decide(k.TokenState(), "CreateToken", create, NOW))
+    rej = k.decide(state, "DeleteToken", {"token_id": "TOK1", "actor": "p", "requested_at": NOW},
+                   NOW)  # fmt: skip
+    assert isinstance(rej, Rejection) and rej.status == 404
+    delete = {"token_id": "TOK1", "actor": OWNER, "requested_at": NOW}
+    state = _apply(state, k.decide(state, "DeleteToken", delete, NOW))
+    assert state.deleted
+    assert isinstance(k.decide(state, "DeleteToken", delete, NOW), Rejection)
