@@ -11,7 +11,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import errors, metrics
-from api.routers import auth, challenges, devices, health, identities
+from api.routers import (
+    auth,
+    challenges,
+    devices,
+    health,
+    identities,
+    relationships,
+    templates,
+    tokens,
+)
 from api.state import ApiState
 from backbone.settings import BackboneSettings
 from streams.cassandra_io import connect
@@ -47,7 +56,7 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, challenges, identities, devices, auth):
+    for module in (health, challenges, identities, devices, auth, tokens, templates, relationships):
         app.include_router(module.router)
 
     @app.middleware("http")

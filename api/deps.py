@@ -53,3 +53,13 @@ async def get_caller(request: Request, state: State) -> Caller:
 
 
 Authenticated = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_optional_caller(request: Request, state: State) -> Caller | None:
+    """The calling device if a token is sent (a bad one is an error), else None."""
+    if not request.headers.get("authorization"):
+        return None
+    return await get_caller(request, state)
+
+
+MaybeAuthenticated = Annotated[Caller | None, Depends(get_optional_caller)]

@@ -1,0 +1,54 @@
+"""Encrypted payloads on the wire: base64 in JSON, opaque to the backbone, size-limited."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+
+from api.errors import ApiError
+
+INVALID = "error.platform.validation.invalidPropertyValue"
+# Content is ciphertext made by the client; the backbone only bounds its size. The request
+# body limit (api/app.py) leaves room for this much after base64.
+MAX_CONTENT_BYTES = 32 * 1024
+MAX_PASSWORD_BYTES = 200
+MAX_LIFETIME = timedelta(days=5 * 365)
+
+
+def decode_content(value: str, field: str, limit: int = MAX_CONTENT_BYTES) -> bytes:
+    alt = b"-_" if ("-" in value or "_" in value) else None  # URL-safe base64 too
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=alt, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, INVALID, f"{field}: not base64") from exc
+    if not raw:
+        raise ApiError(400, INVALID, f"{field}: must not be empty")
+    if len(raw) > limit:
+        raise ApiError(400, INVALID, f"{field}: at most {limit} bytes")
+    return raw
+
+
+def encode_content(raw: bytes | None) -> str | None:
+    return base64.b64encode(raw).decode() if raw is not None else None
+
+
+def check_expiry(expires_at: datetime | None, field: str = "expiresAt") -> datetime | None:
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        raise ApiError(400, INVALID, f"{field}: needs a time zone (e.g. Z)")
+    now = datetime.now(UTC)
+    if expires_at <= now:
+        raise ApiError(400, INVALID, f"{field}: must be in the future")
+    if expires_at > now + MAX_LIFETIME:
+        raise ApiError(400, INVALID, f"{field}: at most {MAX_LIFETIME.days} days ahead")
+    return expires_at.astimezone(UTC)
+
+
+def expired(expires_at: datetime | None) -> bool:
+    if expires_at is None:
+        return False
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return expires_at <= datetime.now(UTC)

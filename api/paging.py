@@ -1,0 +1,40 @@
+"""Enmeshed-style paging: `pageNumber` (from 1) and `pageSize`, answered with `pagination`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    size: int
+
+    def envelope(self, items: list[Any]) -> dict[str, Any]:
+        start = (self.number - 1) * self.size
+        return {
+            "result": items[start : start + self.size],
+            "pagination": {
+                "pageNumber": self.number,
+                "pageSize": self.size,
+                "totalPages": max(1, math.ceil(len(items) / self.size)),
+                "totalRecords": len(items),
+            },
+        }
+
+
+def _page(
+    page_number: Annotated[int, Query(alias="pageNumber", ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = 100,
+) -> Page:
+    return Page(page_number, page_size)
+
+
+Paging = Annotated[Page, Depends(_page)]
+Ids = Annotated[list[str] | None, Query(alias="ids", max_length=MAX_PAGE_SIZE)]

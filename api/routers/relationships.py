@@ -1,0 +1,170 @@
+"""`/api/v1/Relationships`: requests against a template, and every later step of the pair.
+
+Only the two parties see a relationship or act on it; to anyone else it does not exist.
+The rules of which step is allowed when live in streams/relationship_decider.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from api.content import decode_content, encode_content
+from api.deps import Authenticated, Caller, State
+from api.errors import ApiError
+from api.paging import Ids, Paging
+from api.state import ApiState
+from api.timestamps import iso
+from backbone.security.ids import new_id
+from streams.cassandra_io import execute
+from streams.relationship_decider import pair_id
+
+router = APIRouter(prefix="/api/v1/Relationships", tags=["relationships"])
+
+NOT_FOUND = "error.platform.recordNotFound"
+RelationshipId = Annotated[str, Path(pattern=r"^REL[A-Za-z0-9]{17}$")]
+
+
+class CreateRelationshipRequest(BaseModel):
+    relationshipTemplateId: str = Field(pattern=r"^RLT[A-Za-z0-9]{17}$")
+    creationContent: str = Field(min_length=1, max_length=48_000)
+
+
+class AcceptRequest(BaseModel):
+    creationResponseContent: str | None = Field(default=None, min_length=1, max_length=48_000)
+
+
+@router.post("", status_code=201)
+async def request_relationship(
+    body: CreateRelationshipRequest, caller: Authenticated, state: State
+) -> Any:
+    content = decode_content(body.creationContent, "creationContent")
+    relationship_id = new_id("REL")
+    # The template's decider allocates, then the pair's decider opens the relationship and
+    # answers; a 201 means it is readable now.
+    await state.bus.send(
+        state.topics.template_commands,
+        state.envelopes.aggregate_key("template", body.relationshipTemplateId),
+        "RequestRelationship",
+        {"template_id": body.relationshipTemplateId, "relationship_id": relationship_id,
+         "requester": caller.address, "requester_device": caller.device_id,
+         "creation_content": content, "requested_at": datetime.now(UTC)},
+    )  # fmt: skip
+    return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+
+
+@router.get("/{relationship_id}")
+async def get_relationship(
+    relationship_id: RelationshipId, caller: Authenticated, state: State
+) -> Any:
+    return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+
+
+@router.get("")
+async def list_relationships(
+    caller: Authenticated, state: State, page: Paging, ids: Ids = None
+) -> Any:
+    rows = await execute(
+        state.session,
+        "SELECT id FROM relationships_by_identity WHERE address = %s",
+        (caller.address,),
+    )
+    wanted = set(ids) if ids else None
+    found = [
+        await _dto(state, await _own(state, r.id, caller))
+        for r in rows
+        if wanted is None or r.id in wanted
+    ]
+    return page.envelope(found)
+
+
+async def _act(
+    state: ApiState, caller: Caller, relationship_id: str, action: str, content: bytes | None
+) -> Any:
+    row = await _own(state, relationship_id, caller)
+    await state.bus.send(
+        state.topics.relationship_commands,
+        state.envelopes.aggregate_key("pair", pair_id(row.from_address, row.to_address)),
+        "ChangeRelationship",
+        {"relationship_id": relationship_id, "action": action, "actor": caller.address,
+         "actor_device": caller.device_id, "content": content,
+         "requested_at": datetime.now(UTC)},
+    )  # fmt: skip
+    return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+
+
+@router.put("/{relationship_id}/Accept")
+async def accept(
+    relationship_id: RelationshipId,
+    caller: Authenticated,
+    state: State,
+    body: AcceptRequest | None = None,
+) -> Any:
+    raw = body.creationResponseContent if body else None
+    content = decode_content(raw, "creationResponseContent") if raw else None
+    return await _act(state, caller, relationship_id, "Accept", content)
+
+
+def _simple_action(path: str, action: str) -> None:
+    async def handler(relationship_id: RelationshipId, caller: Authenticated, state: State) -> Any:
+        return await _act(state, caller, relationship_id, action, None)
+
+    handler.__name__ = f"relationship_{action}"
+    router.put(f"/{{relationship_id}}/{path}", name=action)(handler)
+
+
+for _path, _action in (
+    ("Reject", "Reject"),
+    ("Revoke", "Revoke"),
+    ("Terminate", "Terminate"),
+    ("Reactivate", "RequestReactivation"),
+    ("Reactivate/Accept", "AcceptReactivation"),
+    ("Reactivate/Reject", "RejectReactivation"),
+    ("Reactivate/Revoke", "RevokeReactivation"),
+    ("Decompose", "Decompose"),
+):
+    _simple_action(_path, _action)
+
+
+async def _own(state: ApiState, relationship_id: str, caller: Caller) -> Any:
+    row = (
+        await execute(
+            state.session, "SELECT * FROM relationships WHERE id = %s", (relationship_id,)
+        )
+    ).one()
+    if row is None or caller.address not in (row.from_address, row.to_address):
+        raise ApiError(404, NOT_FOUND, "relationship not found")
+    return row
+
+
+async def _dto(state: ApiState, row: Any) -> dict[str, Any]:
+    audit = await execute(
+        state.session,
+        "SELECT * FROM relationship_audit WHERE relationship_id = %s",
+        (row.id,),
+    )
+    return {
+        "id": row.id,
+        "relationshipTemplateId": row.template_id,
+        "from": row.from_address,
+        "to": row.to_address,
+        "status": row.status,
+        "creationContent": encode_content(row.creation_content),
+        "creationResponseContent": encode_content(row.creation_response_content),
+        "reactivationRequestedBy": row.reactivation_requested_by,
+        "createdAt": iso(row.created_at),
+        "auditLog": [
+            {
+                "reason": a.reason,
+                "oldStatus": a.old_status,
+                "newStatus": a.new_status,
+                "createdBy": a.created_by,
+                "createdByDevice": a.created_by_device,
+                "createdAt": iso(a.created_at),
+            }
+            for a in audit
+        ],
+    }

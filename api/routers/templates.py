@@ -1,0 +1,107 @@
+"""`/api/v1/RelationshipTemplates`: what a peer needs to request a relationship."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from api.access import check_readable
+from api.content import check_expiry, decode_content, encode_content, expired
+from api.deps import Authenticated, State
+from api.paging import Ids, Paging
+from api.state import ApiState
+from api.timestamps import iso
+from backbone.security.ids import new_id
+from streams.cassandra_io import execute
+
+router = APIRouter(prefix="/api/v1/RelationshipTemplates", tags=["relationship templates"])
+
+TemplateId = Annotated[str, Path(pattern=r"^RLT[A-Za-z0-9]{17}$")]
+MAX_ALLOCATIONS = 1_000_000
+
+
+class CreateTemplateRequest(BaseModel):
+    content: str = Field(min_length=1, max_length=48_000)
+    expiresAt: datetime | None = None
+    maxNumberOfAllocations: int | None = Field(default=None, ge=1, le=MAX_ALLOCATIONS)
+    forIdentity: str | None = Field(default=None, max_length=80)
+    password: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+@router.post("", status_code=201)
+async def create_template(body: CreateTemplateRequest, caller: Authenticated, state: State) -> Any:
+    content = decode_content(body.content, "content")
+    expires_at = check_expiry(body.expiresAt)
+    template_id, now = new_id("RLT"), datetime.now(UTC)
+    password_hash = await state.hash_password(body.password) if body.password else None
+    await state.bus.send(
+        state.topics.template_commands,
+        state.envelopes.aggregate_key("template", template_id),
+        "CreateTemplate",
+        {"template_id": template_id, "owner": caller.address, "owner_device": caller.device_id,
+         "content": content, "expires_at": expires_at,
+         "max_allocations": body.maxNumberOfAllocations, "for_identity": body.forIdentity,
+         "password_hash": password_hash, "requested_at": now},
+    )  # fmt: skip
+    return {"result": {"id": template_id, "createdAt": iso(now)}}
+
+
+@router.get("/{template_id}")
+async def get_template(
+    template_id: TemplateId,
+    caller: Authenticated,
+    state: State,
+    password: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    row = await _row(state, template_id)
+    await check_readable(state, row, caller, password, "relationship template")
+    return {"result": _dto(row)}
+
+
+@router.get("")
+async def list_templates(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
+    rows = await execute(
+        state.session, "SELECT id FROM templates_by_owner WHERE owner = %s", (caller.address,)
+    )
+    wanted = set(ids) if ids else None
+    found = []
+    for r in rows:
+        if wanted is None or r.id in wanted:
+            template = await _row(state, r.id)
+            if template is not None:
+                found.append(_dto(template))
+    return page.envelope(found)
+
+
+@router.delete("/{template_id}", status_code=204)
+async def delete_template(template_id: TemplateId, caller: Authenticated, state: State) -> Response:
+    await state.bus.send(
+        state.topics.template_commands,
+        state.envelopes.aggregate_key("template", template_id),
+        "DeleteTemplate",
+        {"template_id": template_id, "actor": caller.address, "requested_at": datetime.now(UTC)},
+    )
+    return Response(status_code=204)
+
+
+async def _row(state: ApiState, template_id: str) -> Any:
+    query = "SELECT * FROM templates WHERE id = %s"
+    row = (await execute(state.session, query, (template_id,))).one()
+    return None if row is None or expired(row.expires_at) else row
+
+
+def _dto(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "createdBy": row.owner,
+        "createdByDevice": row.owner_device,
+        "maxNumberOfAllocations": row.max_allocations,
+        "expiresAt": iso(row.expires_at) if row.expires_at else None,
+        "forIdentity": row.for_identity,
+        "content": encode_content(row.content),
+        "createdAt": iso(row.created_at),
+        "passwordProtected": row.password_hash is not None,
+    }

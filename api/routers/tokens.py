@@ -1,0 +1,107 @@
+"""`/api/v1/Tokens`: encrypted content shared by id (a QR code), until it expires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from api.access import check_readable
+from api.content import check_expiry, decode_content, encode_content, expired
+from api.deps import Authenticated, MaybeAuthenticated, State
+from api.paging import Ids, Paging
+from api.state import ApiState
+from api.timestamps import iso
+from backbone.security.ids import new_id
+from streams.cassandra_io import execute
+
+router = APIRouter(prefix="/api/v1/Tokens", tags=["tokens"])
+
+TokenId = Annotated[str, Path(pattern=r"^TOK[A-Za-z0-9]{17}$")]
+
+
+class CreateTokenRequest(BaseModel):
+    content: str = Field(min_length=1, max_length=48_000)
+    expiresAt: datetime
+    forIdentity: str | None = Field(default=None, max_length=80)
+    password: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+@router.post("", status_code=201)
+async def create_token(body: CreateTokenRequest, caller: Authenticated, state: State) -> Any:
+    content = decode_content(body.content, "content")
+    expires_at = check_expiry(body.expiresAt)
+    token_id, now = new_id("TOK"), datetime.now(UTC)
+    password_hash = await state.hash_password(body.password) if body.password else None
+    await state.bus.send(
+        state.topics.token_commands,
+        state.envelopes.aggregate_key("token", token_id),
+        "CreateToken",
+        {"token_id": token_id, "owner": caller.address, "owner_device": caller.device_id,
+         "content": content, "expires_at": expires_at, "for_identity": body.forIdentity,
+         "password_hash": password_hash, "requested_at": now},
+    )  # fmt: skip
+    return {"result": {"id": token_id, "createdAt": iso(now)}}
+
+
+@router.get("/{token_id}")
+async def get_token(
+    token_id: TokenId,
+    caller: MaybeAuthenticated,
+    state: State,
+    password: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    """Anonymous reads are allowed: whoever holds the id (the QR code) may read the token,
+    unless it is for one identity or needs a password."""
+    row = await _row(state, token_id)
+    await check_readable(state, row, caller, password, "token")
+    return {"result": _dto(row)}
+
+
+@router.get("")
+async def list_tokens(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
+    rows = await execute(
+        state.session, "SELECT id FROM tokens_by_owner WHERE owner = %s", (caller.address,)
+    )
+    wanted = set(ids) if ids else None
+    found = []
+    for r in rows:
+        if wanted is not None and r.id not in wanted:
+            continue
+        token = await _row(state, r.id)
+        if token is not None:
+            found.append(_dto(token))
+    return page.envelope(found)
+
+
+@router.delete("/{token_id}", status_code=204)
+async def delete_token(token_id: TokenId, caller: Authenticated, state: State) -> Response:
+    await state.bus.send(
+        state.topics.token_commands,
+        state.envelopes.aggregate_key("token", token_id),
+        "DeleteToken",
+        {"token_id": token_id, "actor": caller.address, "requested_at": datetime.now(UTC)},
+    )
+    return Response(status_code=204)
+
+
+async def _row(state: ApiState, token_id: str) -> Any:
+    row = (await execute(state.session, "SELECT * FROM tokens WHERE id = %s", (token_id,))).one()
+    if row is None or expired(row.expires_at):
+        return None
+    return row
+
+
+def _dto(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "createdBy": row.owner,
+        "createdByDevice": row.owner_device,
+        "content": encode_content(row.content),
+        "createdAt": iso(row.created_at),
+        "expiresAt": iso(row.expires_at),
+        "forIdentity": row.for_identity,
+        "passwordProtected": row.password_hash is not None,
+    }
