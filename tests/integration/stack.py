@@ -96,6 +96,9 @@ class Stack:
             workdir,
         )
         self.api = Process("api", [*cli, "api"], self.env, workdir)
+        # A second API replica, started on demand: commands from both meet in one decider.
+        self.api2_port = _free_port()
+        self.api2 = Process("api2", [*cli, "api", "--port", str(self.api2_port)], self.env, workdir)
 
     @property
     def base_url(self) -> str:
@@ -124,19 +127,29 @@ class Stack:
                 raise TimeoutError(f"worker not ready:\n{self.worker.log_tail()}")
             time.sleep(0.2)
 
-    def wait_api_ready(self) -> None:
+    def second_api(self) -> str:
+        """Start (once) a second API process; returns its base URL."""
+        url = f"http://127.0.0.1:{self.api2_port}"
+        if self.api2.proc is None:
+            self.api2.start()
+            self.wait_api_ready(self.api2, url)
+        return url
+
+    def wait_api_ready(self, api: Process | None = None, url: str | None = None) -> None:
+        api, url = api or self.api, url or self.base_url
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            self.api.check_alive()
+            api.check_alive()
             try:
-                if httpx.get(f"{self.base_url}/ready", timeout=3).status_code == 200:
+                if httpx.get(f"{url}/ready", timeout=3).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"api not ready:\n{self.api.log_tail()}")
+                raise TimeoutError(f"api not ready:\n{api.log_tail()}")
             time.sleep(0.2)
 
     def stop(self) -> None:
+        self.api2.stop()
         self.api.stop()
         self.worker.stop()

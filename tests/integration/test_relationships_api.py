@@ -1,0 +1,371 @@
+"""Templates, tokens and relationships through the real API, workers, Kafka and Cassandra."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from backbone.security.logcrypto import MasterKey
+from connector.backbone_client import BackboneClient
+from streams.envelopes import EnvelopeCodec
+from streams.topics import TopicNames
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+from tests.unit.test_relationship_decider import ACTIONS, ALLOWED
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
+
+# The API path of each action of the state machine.
+PATHS = {
+    "Accept": "Accept", "Reject": "Reject", "Revoke": "Revoke", "Terminate": "Terminate",
+    "RequestReactivation": "Reactivate", "AcceptReactivation": "Reactivate/Accept",
+    "RejectReactivation": "Reactivate/Reject", "RevokeReactivation": "Reactivate/Revoke",
+    "Decompose": "Decompose",
+}  # fmt: skip
+
+
+@dataclass
+class Party:
+    address: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        yield client
+
+
+async def _party(http: httpx.AsyncClient) -> Party:
+    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+    identity = await client.create_identity(PASSWORD)
+    token = await client.token(identity.device.username, PASSWORD)
+    return Party(identity.address, {"Authorization": f"Bearer {token}"})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _code(answer: httpx.Response) -> tuple[int, str]:
+    return answer.status_code, answer.json()["error"]["code"]
+
+
+async def _template(http: httpx.AsyncClient, owner: Party, **fields: Any) -> str:
+    body = {"content": _b64(b"template content"), **fields}
+    answer = await http.post("/api/v1/RelationshipTemplates", json=body, headers=owner.headers)
+    assert answer.status_code == 201, answer.text
+    template_id: str = answer.json()["result"]["id"]
+    return template_id
+
+
+async def _request(http: httpx.AsyncClient, peer: Party, template_id: str) -> httpx.Response:
+    body = {"relationshipTemplateId": template_id, "creationContent": _b64(b"hello")}
+    return await http.post("/api/v1/Relationships", json=body, headers=peer.headers)
+
+
+async def _act(http: httpx.AsyncClient, who: Party, rid: str, action: str) -> httpx.Response:
+    return await http.put(f"/api/v1/Relationships/{rid}/{PATHS[action]}", headers=who.headers)
+
+
+async def test_the_whole_lifecycle_with_its_audit_log(http: httpx.AsyncClient) -> None:
+    owner, peer = await _party(http), await _party(http)
+    template_id = await _template(http, owner, maxNumberOfAllocations=5)
+    requested = await _request(http, peer, template_id)
+    assert requested.status_code == 201, requested.text
+    rel = requested.json()["result"]
+    assert (rel["from"], rel["to"], rel["status"]) == (peer.address, owner.address, "Pending")
+    rid = rel["id"]
+    # The owner reads the request at once (read-your-writes across parties is not promised,
+    # but the projection ran before the requester's 201).
+    seen = await http.get(f"/api/v1/Relationships/{rid}", headers=owner.headers)
+    assert seen.json()["result"]["creationContent"] == _b64(b"hello")
+
+    accept = await http.put(
+        f"/api/v1/Relationships/{rid}/Accept",
+        json={"creationResponseContent": _b64(b"welcome")},
+        headers=owner.headers,
+    )
+    assert accept.json()["result"]["status"] == "Active"
+    assert accept.json()["result"]["creationResponseContent"] == _b64(b"welcome")
+    steps = [
+        (peer, "Terminate", "Terminated"),
+        (owner, "RequestReactivation", "Terminated"),
+        (peer, "AcceptReactivation", "Active"),
+        (owner, "Terminate", "Terminated"),
+        (peer, "Decompose", "DeletionProposed"),
+        (owner, "Decompose", "ReadyForDeletion"),
+    ]
+    for who, action, status in steps:
+        answer = await _act(http, who, rid, action)
+        assert answer.status_code == 200, (action, answer.text)
+        assert answer.json()["result"]["status"] == status, action
+    audit = answer.json()["result"]["auditLog"]
+    assert [a["reason"] for a in audit] == [
+        "Creation", "AcceptanceOfCreation", "Termination", "ReactivationRequested",
+        "AcceptanceOfReactivation", "Termination", "Decomposition", "Decomposition",
+    ]  # fmt: skip
+    assert audit[2]["createdBy"] == peer.address and audit[2]["oldStatus"] == "Active"
+
+    # Rejected and revoked requests end there; a new request between the pair is allowed.
+    again = await _request(http, peer, template_id)
+    rid2 = again.json()["result"]["id"]
+    assert (await _act(http, owner, rid2, "Reject")).json()["result"]["status"] == "Rejected"
+    third = await _request(http, peer, template_id)
+    rid3 = third.json()["result"]["id"]
+    assert (await _act(http, peer, rid3, "Revoke")).json()["result"]["status"] == "Revoked"
+    listed = await http.get("/api/v1/Relationships", headers=peer.headers)
+    assert {r["id"] for r in listed.json()["result"]} == {rid, rid2, rid3}
+
+
+async def _in_state(http: httpx.AsyncClient, start: str) -> tuple[Party, Party, str]:
+    """A fresh pair whose relationship is in `start` (A requested, B owns the template)."""
+    from tests.unit.test_relationship_decider import PATHS as STATE_PATHS
+    from tests.unit.test_relationship_decider import A
+
+    a, b = await asyncio.gather(_party(http), _party(http))
+    rid = (await _request(http, a, await _template(http, b))).json()["result"]["id"]
+    for action, actor in STATE_PATHS[start]:
+        assert (await _act(http, a if actor == A else b, rid, action)).status_code == 200
+    return a, b, rid
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["Pending", "Active", "Rejected", "Revoked", "Terminated", "Terminated+reactivation by A",
+     "DeletionProposed by A", "ReadyForDeletion"],
+)  # fmt: skip
+async def test_every_forbidden_transition_is_refused(http: httpx.AsyncClient, start: str) -> None:
+    from tests.unit.test_relationship_decider import WRONG_STATUS, A, B
+
+    a, b, rid = await _in_state(http, start)
+    before = (await http.get(f"/api/v1/Relationships/{rid}", headers=a.headers)).json()["result"]
+    refused = 0
+    for action in ACTIONS:
+        for name, party in ((A, a), (B, b)):
+            expected = ALLOWED.get((start, action, name), WRONG_STATUS)
+            if not expected.startswith("error."):
+                continue  # allowed: the lifecycle test takes those steps
+            answer = await _act(http, party, rid, action)
+            assert _code(answer) == (400, expected), (start, action, name)
+            refused += 1
+    after = (await http.get(f"/api/v1/Relationships/{rid}", headers=a.headers)).json()["result"]
+    assert after == before  # nothing refused left a trace
+    assert refused > 0
+
+
+async def test_no_second_open_relationship_between_a_pair(http: httpx.AsyncClient) -> None:
+    owner, peer = await _party(http), await _party(http)
+    first = await _request(http, peer, await _template(http, owner))
+    assert first.status_code == 201
+    second = await _request(http, peer, await _template(http, owner))
+    assert _code(second) == (
+        400, "error.platform.validation.relationshipRequest.relationshipToTargetAlreadyExists"
+    )  # fmt: skip
+    # Nor the other way round: the owner asking the peer.
+    reverse = await _request(http, owner, await _template(http, peer))
+    assert reverse.status_code == 400
+    own = await _request(http, owner, await _template(http, owner))
+    assert _code(own)[1].endswith("cannotSendRelationshipRequestToYourself")
+
+
+async def test_allocations_are_exact_under_concurrency_across_two_api_processes(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    limit, peers_count = 10, 50
+    owner = await _party(http)
+    template_id = await _template(http, owner, maxNumberOfAllocations=limit)
+    slots = asyncio.Semaphore(6)
+
+    async def make_peer() -> Party:
+        async with slots:
+            return await _party(http)
+
+    peers = await asyncio.gather(*(make_peer() for _ in range(peers_count)))
+    async with httpx.AsyncClient(base_url=stack.second_api(), timeout=60) as other:
+        clients = [http, other]
+        answers = await asyncio.gather(
+            *(_request(clients[i % 2], p, template_id) for i, p in enumerate(peers))
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(201) == limit, [a.text for a in answers if a.status_code != 400][:3]
+    exhausted = [a for a in answers if a.status_code != 201]
+    assert {_code(a) for a in exhausted} == {
+        (400, "error.platform.validation.relationshipTemplate.maxNumberOfAllocationsExhausted")
+    }
+    listed = await http.get("/api/v1/Relationships", headers=owner.headers)
+    assert listed.json()["pagination"]["totalRecords"] == limit
+
+
+async def test_templates_and_tokens_expire_everywhere(
+    http: httpx.AsyncClient, cassandra_session: Any
+) -> None:
+    owner, peer = await _party(http), await _party(http)
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    template_id = await _template(http, owner, expiresAt=soon)
+    token = await http.post(
+        "/api/v1/Tokens", json={"content": _b64(b"qr"), "expiresAt": soon}, headers=owner.headers
+    )
+    token_id = token.json()["result"]["id"]
+    assert (await http.get(f"/api/v1/Tokens/{token_id}")).status_code == 200
+    got = await http.get(f"/api/v1/RelationshipTemplates/{template_id}", headers=peer.headers)
+    assert got.status_code == 200
+    await asyncio.sleep(4)
+    assert _code(await http.get(f"/api/v1/Tokens/{token_id}"))[0] == 404
+    got = await http.get(f"/api/v1/RelationshipTemplates/{template_id}", headers=peer.headers)
+    assert got.status_code == 404
+    own = await http.get("/api/v1/Tokens", headers=owner.headers)
+    assert own.json()["result"] == []
+    assert _code(await _request(http, peer, template_id)) == (
+        400, "error.platform.validation.relationshipTemplate.expired"
+    )  # fmt: skip
+    # Gone from Cassandra itself (TTL), not only hidden by the API.
+    assert (
+        cassandra_session.execute("SELECT id FROM tokens WHERE id = %s", (token_id,)).one() is None
+    )
+    rows = cassandra_session.execute("SELECT id FROM templates WHERE id = %s", (template_id,))
+    assert rows.one() is None
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    answer = await http.post(
+        "/api/v1/Tokens", json={"content": _b64(b"x"), "expiresAt": past}, headers=owner.headers
+    )
+    assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue")
+
+
+async def test_a_third_identity_can_neither_read_nor_act(http: httpx.AsyncClient) -> None:
+    owner, peer, stranger = await _party(http), await _party(http), await _party(http)
+    private = await _template(http, owner, forIdentity=peer.address)
+    rid = (await _request(http, peer, private)).json()["result"]["id"]
+    not_found = (404, "error.platform.recordNotFound")
+    assert _code(await http.get(f"/api/v1/Relationships/{rid}", headers=stranger.headers)) == (
+        not_found
+    )
+    for action in ACTIONS:
+        assert _code(await _act(http, stranger, rid, action)) == not_found, action
+    listed = await http.get("/api/v1/Relationships", headers=stranger.headers)
+    assert listed.json()["result"] == []
+    # The template is for the peer only; the stranger can neither read nor use it.
+    answer = await http.get(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
+    assert _code(answer) == not_found
+    assert _code(await _request(http, stranger, private)) == not_found
+    assert _code(
+        await http.delete(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
+    ) == not_found  # fmt: skip
+    # Tokens: for one identity, or behind a password.
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = {"content": _b64(b"t"), "expiresAt": soon, "forIdentity": peer.address}
+    tok = (await http.post("/api/v1/Tokens", json=body, headers=owner.headers)).json()["result"]
+    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}")) == not_found
+    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}", headers=stranger.headers)) == (
+        not_found
+    )
+    assert (await http.get(f"/api/v1/Tokens/{tok['id']}", headers=peer.headers)).status_code == 200
+    assert _code(await http.delete(f"/api/v1/Tokens/{tok['id']}", headers=stranger.headers)) == (
+        not_found
+    )
+    body = {"content": _b64(b"t"), "expiresAt": soon, "password": "1234"}
+    tok = (await http.post("/api/v1/Tokens", json=body, headers=owner.headers)).json()["result"]
+    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}"))[0] == 403
+    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}?password=4321"))[0] == 403
+    assert (await http.get(f"/api/v1/Tokens/{tok['id']}?password=1234")).status_code == 200
+    deleted = await http.delete(f"/api/v1/Tokens/{tok['id']}", headers=owner.headers)
+    assert deleted.status_code == 204
+    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}?password=1234"))[0] == 404
+
+
+async def test_limits_and_bad_input_are_refused(http: httpx.AsyncClient) -> None:
+    owner = await _party(http)
+    too_big = {"content": _b64(b"x" * (32 * 1024 + 1))}
+    answer = await http.post("/api/v1/RelationshipTemplates", json=too_big, headers=owner.headers)
+    assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue")
+    for bad in ({"content": "not base64!"}, {"content": _b64(b"x"), "maxNumberOfAllocations": 0}):
+        answer = await http.post("/api/v1/RelationshipTemplates", json=bad, headers=owner.headers)
+        assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue"), bad
+    answer = await http.get("/api/v1/Relationships?pageSize=1001", headers=owner.headers)
+    assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue")
+    answer = await _request(http, owner, "RLTnoSuchTemplate000")
+    assert _code(answer) == (404, "error.platform.recordNotFound")
+    answer = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="})
+    assert _code(answer) == (401, "error.platform.unauthorized")
+
+
+async def test_every_change_reaches_both_mailboxes(http: httpx.AsyncClient, stack: Stack) -> None:
+    owner, peer = await _party(http), await _party(http)
+    rid = (await _request(http, peer, await _template(http, owner))).json()["result"]["id"]
+    await _act(http, owner, rid, "Accept")
+    await _act(http, peer, rid, "Terminate")
+    await _act(http, peer, rid, "RequestReactivation")
+    for _ in range(20):  # entries are sent right after the projection; give them a moment
+        entries = await _mailbox_entries(stack, {owner.address, peer.address})
+        by = {
+            who: [(e["event_type"], json.loads(e["payload_json"])["status"]) for e in entries
+                  if e["recipient"] == who
+                  and json.loads(e["payload_json"])["relationshipId"] == rid]
+            for who in (owner.address, peer.address)
+        }  # fmt: skip
+        if all(len(v) >= 4 for v in by.values()):
+            break
+        await asyncio.sleep(0.5)
+    assert by[owner.address] == [
+        ("RelationshipStatusChanged", "Pending"),
+        ("RelationshipStatusChanged", "Active"),
+        ("RelationshipStatusChanged", "Terminated"),
+        ("RelationshipReactivationRequested", "Terminated"),
+    ]
+    assert by[peer.address] == [
+        ("RelationshipStatusChanged", "Pending"),
+        ("RelationshipStatusChanged", "Active"),
+        ("RelationshipStatusChanged", "Terminated"),
+        ("RelationshipStatusChanged", "Terminated"),
+    ]
+
+
+async def _mailbox_entries(stack: Stack, recipients: set[str]) -> list[dict[str, Any]]:
+    """Every mailbox entry for `recipients`, opened with the keys from the data-key table."""
+    master = MasterKey.from_base64(stack.master_key_b64)
+    prefix = stack.cluster.topic_prefix
+    wrapped = {
+        json.loads(k): json.loads(v)
+        for k, v in await _read_topic(stack, f"{prefix}workers-data-keys-changelog")
+        if v is not None
+    }
+    keys = {kid: master.unwrap(base64.b64decode(w), kid) for kid, w in wrapped.items()}
+    codec = EnvelopeCodec(stack.master_key_b64, lambda kid: keys[kid])
+    mine = {codec.identity_key_id(r) for r in recipients}
+    out = []
+    for _, raw in await _read_topic(stack, TopicNames(prefix).mailbox_entries):
+        try:
+            opened = codec.open(raw)
+        except KeyError:  # another test's identity, whose key was not read: not ours
+            continue
+        if opened.envelope["data_key_id"] in mine:
+            out.append(opened.body)
+    return sorted(out, key=lambda e: e["occurred_at"])
+
+
+async def _read_topic(stack: Stack, topic: str) -> list[tuple[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.cluster.kafka_bootstrap)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[tuple[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        await consumer.stop()
