@@ -17,9 +17,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from backbone.security.logcrypto import MasterKey
 from connector.backbone_client import BackboneClient
 from streams.envelopes import EnvelopeCodec
+from streams.relationship_decider import WRONG_STATUS
 from streams.topics import TopicNames
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
-from tests.unit.test_relationship_decider import ACTIONS, ALLOWED
+from tests.unit.test_relationship_decider import ACTIONS, ALLOWED, A, B
+from tests.unit.test_relationship_decider import PATHS as STATE_PATHS
 
 pytestmark = pytest.mark.integration
 
@@ -130,9 +132,6 @@ async def test_the_whole_lifecycle_with_its_audit_log(http: httpx.AsyncClient) -
 
 async def _in_state(http: httpx.AsyncClient, start: str) -> tuple[Party, Party, str]:
     """A fresh pair whose relationship is in `start` (A requested, B owns the template)."""
-    from tests.unit.test_relationship_decider import PATHS as STATE_PATHS
-    from tests.unit.test_relationship_decider import A
-
     a, b = await asyncio.gather(_party(http), _party(http))
     rid = (await _request(http, a, await _template(http, b))).json()["result"]["id"]
     for action, actor in STATE_PATHS[start]:
@@ -146,8 +145,6 @@ async def _in_state(http: httpx.AsyncClient, start: str) -> tuple[Party, Party, 
      "DeletionProposed by A", "ReadyForDeletion"],
 )  # fmt: skip
 async def test_every_forbidden_transition_is_refused(http: httpx.AsyncClient, start: str) -> None:
-    from tests.unit.test_relationship_decider import WRONG_STATUS, A, B
-
     a, b, rid = await _in_state(http, start)
     before = (await http.get(f"/api/v1/Relationships/{rid}", headers=a.headers)).json()["result"]
     refused = 0
