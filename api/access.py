@@ -4,11 +4,16 @@ set, is asked of everyone but the owner."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from api.content import expired
 from api.deps import Caller
 from api.errors import ApiError
+from api.paging import Page
 from api.state import ApiState
+from streams.cassandra_io import execute
 
 NOT_FOUND = "error.platform.recordNotFound"
 PASSWORD_CODE = "error.platform.validation.wrongPassword"  # noqa: S105 (an error code)
@@ -25,3 +30,36 @@ async def check_readable(
         return
     if password is None or not await state.verify_password(row.password_hash, password):
         raise ApiError(403, PASSWORD_CODE, f"this {what} needs its password")
+
+
+@dataclass(frozen=True)
+class SharedKind:
+    """Where one kind of shared object lives in Cassandra: its table and its by-owner index.
+    Both names are constants of the read models, never request input."""
+
+    table: str
+    by_owner: str
+
+    async def row(self, state: ApiState, object_id: str) -> Any:
+        """The object, or None when it does not exist or has expired (TTLs are coarse)."""
+        query = f"SELECT * FROM {self.table} WHERE id = %s"  # noqa: S608 (constant names)
+        row = (await execute(state.session, query, (object_id,))).one()
+        return None if row is None or expired(row.expires_at) else row
+
+    async def page_of_own(
+        self,
+        state: ApiState,
+        owner: str,
+        ids: list[str] | None,
+        page: Page,
+        dto: Callable[[Any], dict[str, Any]],
+    ) -> dict[str, Any]:
+        query = f"SELECT id FROM {self.by_owner} WHERE owner = %s"  # noqa: S608 (constant)
+        wanted = set(ids) if ids else None
+        found = []
+        for ref in await execute(state.session, query, (owner,)):
+            if wanted is None or ref.id in wanted:
+                row = await self.row(state, ref.id)
+                if row is not None:
+                    found.append(dto(row))
+        return page.envelope(found)

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -150,35 +151,35 @@ PAIRS = Decider(
 )  # fmt: skip
 
 
-@app.agent(identity_commands)
-async def identity_agent(stream: faust.StreamT[bytes]) -> None:
+async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Opened]]:
     async for key, raw in stream.items():
         command = await open_waiting_for_key(envelopes, raw)
         if command is not None:
-            await runtime.decide(IDENTITIES, key.decode(), command)
+            yield key.decode(), command
+
+
+@app.agent(identity_commands)
+async def identity_agent(stream: faust.StreamT[bytes]) -> None:
+    async for key, command in _commands(stream):
+        await runtime.decide(IDENTITIES, key, command)
 
 
 @app.agent(token_commands)
 async def token_agent(stream: faust.StreamT[bytes]) -> None:
-    async for key, raw in stream.items():
-        command = await open_waiting_for_key(envelopes, raw)
-        if command is not None:
-            await runtime.decide(TOKENS, key.decode(), command)
+    async for key, command in _commands(stream):
+        await runtime.decide(TOKENS, key, command)
 
 
 @app.agent(template_commands)
 async def template_agent(stream: faust.StreamT[bytes]) -> None:
     """A relationship request is allocated here first, then opened by the pair's decider,
     which answers the API; a refused opening gives the allocation back."""
-    async for key, raw in stream.items():
-        command = await open_waiting_for_key(envelopes, raw)
-        if command is None:
-            continue
+    async for key, command in _commands(stream):
         forward = command.name == "RequestRelationship"
-        outcome = await runtime.decide(TEMPLATES, key.decode(), command, reply=not forward)
+        outcome = await runtime.decide(TEMPLATES, key, command, reply=not forward)
         if forward and outcome is not None:
             body = command.body
-            state = TEMPLATES.load(TEMPLATES.table.get(key.decode()))
+            state = TEMPLATES.load(TEMPLATES.table.get(key))
             opening = {
                 "template_id": body["template_id"],
                 "relationship_id": body["relationship_id"],
@@ -197,11 +198,8 @@ async def template_agent(stream: faust.StreamT[bytes]) -> None:
 
 @app.agent(relationship_commands)
 async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
-    async for key, raw in stream.items():
-        command = await open_waiting_for_key(envelopes, raw)
-        if command is None:
-            continue
-        outcome = await runtime.decide(PAIRS, key.decode(), command)
+    async for key, command in _commands(stream):
+        outcome = await runtime.decide(PAIRS, key, command)
         if command.name == "OpenRelationship" and outcome is None:
             body = command.body
             release = {

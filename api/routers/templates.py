@@ -8,19 +8,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import check_readable
-from api.content import check_expiry, decode_content, encode_content, expired
+from api.access import SharedKind, check_readable
+from api.content import check_expiry, decode_content, encode_content
 from api.deps import Authenticated, State
 from api.paging import Ids, Paging
-from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
 
 router = APIRouter(prefix="/api/v1/RelationshipTemplates", tags=["relationship templates"])
 
 TemplateId = Annotated[str, Path(pattern=r"^RLT[A-Za-z0-9]{17}$")]
 MAX_ALLOCATIONS = 1_000_000
+
+TEMPLATES = SharedKind("templates", "templates_by_owner")
 
 
 class CreateTemplateRequest(BaseModel):
@@ -56,24 +56,14 @@ async def get_template(
     state: State,
     password: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
-    row = await _row(state, template_id)
+    row = await TEMPLATES.row(state, template_id)
     await check_readable(state, row, caller, password, "relationship template")
     return {"result": _dto(row)}
 
 
 @router.get("")
 async def list_templates(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
-    rows = await execute(
-        state.session, "SELECT id FROM templates_by_owner WHERE owner = %s", (caller.address,)
-    )
-    wanted = set(ids) if ids else None
-    found = []
-    for r in rows:
-        if wanted is None or r.id in wanted:
-            template = await _row(state, r.id)
-            if template is not None:
-                found.append(_dto(template))
-    return page.envelope(found)
+    return await TEMPLATES.page_of_own(state, caller.address, ids, page, _dto)
 
 
 @router.delete("/{template_id}", status_code=204)
@@ -85,12 +75,6 @@ async def delete_template(template_id: TemplateId, caller: Authenticated, state:
         {"template_id": template_id, "actor": caller.address, "requested_at": datetime.now(UTC)},
     )
     return Response(status_code=204)
-
-
-async def _row(state: ApiState, template_id: str) -> Any:
-    query = "SELECT * FROM templates WHERE id = %s"
-    row = (await execute(state.session, query, (template_id,))).one()
-    return None if row is None or expired(row.expires_at) else row
 
 
 def _dto(row: Any) -> dict[str, Any]:

@@ -8,18 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import check_readable
-from api.content import check_expiry, decode_content, encode_content, expired
+from api.access import SharedKind, check_readable
+from api.content import check_expiry, decode_content, encode_content
 from api.deps import Authenticated, MaybeAuthenticated, State
 from api.paging import Ids, Paging
-from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
 
 router = APIRouter(prefix="/api/v1/Tokens", tags=["tokens"])
 
 TokenId = Annotated[str, Path(pattern=r"^TOK[A-Za-z0-9]{17}$")]
+
+TOKENS = SharedKind("tokens", "tokens_by_owner")
 
 
 class CreateTokenRequest(BaseModel):
@@ -55,25 +55,14 @@ async def get_token(
 ) -> Any:
     """Anonymous reads are allowed: whoever holds the id (the QR code) may read the token,
     unless it is for one identity or needs a password."""
-    row = await _row(state, token_id)
+    row = await TOKENS.row(state, token_id)
     await check_readable(state, row, caller, password, "token")
     return {"result": _dto(row)}
 
 
 @router.get("")
 async def list_tokens(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
-    rows = await execute(
-        state.session, "SELECT id FROM tokens_by_owner WHERE owner = %s", (caller.address,)
-    )
-    wanted = set(ids) if ids else None
-    found = []
-    for r in rows:
-        if wanted is not None and r.id not in wanted:
-            continue
-        token = await _row(state, r.id)
-        if token is not None:
-            found.append(_dto(token))
-    return page.envelope(found)
+    return await TOKENS.page_of_own(state, caller.address, ids, page, _dto)
 
 
 @router.delete("/{token_id}", status_code=204)
@@ -85,13 +74,6 @@ async def delete_token(token_id: TokenId, caller: Authenticated, state: State) -
         {"token_id": token_id, "actor": caller.address, "requested_at": datetime.now(UTC)},
     )
     return Response(status_code=204)
-
-
-async def _row(state: ApiState, token_id: str) -> Any:
-    row = (await execute(state.session, "SELECT * FROM tokens WHERE id = %s", (token_id,))).one()
-    if row is None or expired(row.expires_at):
-        return None
-    return row
 
 
 def _dto(row: Any) -> dict[str, Any]:
