@@ -17,6 +17,8 @@ from api.routers import (
     devices,
     health,
     identities,
+    mailbox,
+    messages,
     relationships,
     templates,
     tokens,
@@ -41,11 +43,13 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         )
         state = ApiState.build(settings, cluster, session)
         await state.bus.start()
+        await state.mailbox.start()
         app.state.backbone = state
         log.info("api ready", extra={"kafka": settings.cluster.kafka_bootstrap})
         try:
             yield
         finally:
+            await state.mailbox.stop()
             await state.bus.stop()
             await asyncio.to_thread(cluster.shutdown)
 
@@ -56,7 +60,9 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, challenges, identities, devices, auth, tokens, templates, relationships):
+    routers = (health, challenges, identities, devices, auth, tokens, templates, relationships,
+               messages, mailbox)  # fmt: skip
+    for module in routers:
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -10,6 +10,7 @@ import nacl.signing
 from cassandra.cluster import Cluster, Session
 
 from api.bus import CommandBus
+from api.mailbox_notifier import MailboxNotifier
 from api.ratelimit import FailedLogins
 from backbone.security.challenges import ChallengeIssuer
 from backbone.security.passwords import hash_password, verify_password
@@ -40,6 +41,7 @@ class ApiState:
     cluster: Cluster
     session: Session
     password_slots: asyncio.Semaphore
+    mailbox: MailboxNotifier
 
     @classmethod
     def build(cls, settings: BackboneSettings, cluster: Cluster, session: Session) -> ApiState:
@@ -66,6 +68,7 @@ class ApiState:
             cluster=cluster,
             session=session,
             password_slots=asyncio.Semaphore(CONCURRENT_PASSWORD_HASHES),
+            mailbox=MailboxNotifier(settings.cluster.kafka_bootstrap, topics.mailbox_sequenced),
         )
 
     async def hash_password(self, password: str) -> str:

@@ -127,6 +127,10 @@ class BackboneSettings:
     worker_metrics_port: int = 9102  # 0 turns the worker's Prometheus endpoint off
     failed_logins_max: int = 5  # wrong passwords per username ...
     failed_logins_window_s: int = 300  # ... within this window lock the username for it
+    retention_days: int = 365  # messages and mailbox entries leave the read models after this
+    max_recipients: int = 50
+    messages_need_relationship: bool = True  # only to identities with an active relationship
+    worker_session_timeout_s: float = 30.0  # a dead worker's partitions move after this
 
     @classmethod
     def from_env(cls, cluster: ClusterSettings | None = None) -> BackboneSettings:
@@ -149,7 +153,18 @@ class BackboneSettings:
             failed_logins_window_s=_env_int(
                 "BACKBONE_FAILED_LOGINS_WINDOW", cls.failed_logins_window_s
             ),
+            retention_days=_env_int("BACKBONE_RETENTION_DAYS", cls.retention_days),
+            max_recipients=_env_int("BACKBONE_MAX_RECIPIENTS", cls.max_recipients),
+            messages_need_relationship=_env("BACKBONE_MESSAGES_NEED_RELATIONSHIP", "true").lower()
+            not in ("0", "false", "no"),
+            worker_session_timeout_s=float(
+                _env("BACKBONE_WORKER_SESSION_TIMEOUT", str(cls.worker_session_timeout_s))
+            ),
         )
+
+    @property
+    def retention_s(self) -> int:
+        return self.retention_days * 24 * 3600
 
     def __repr__(self) -> str:
         # The dataclass repr would print the master key and the client secrets.

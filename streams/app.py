@@ -29,6 +29,7 @@ from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
 from streams import (
     identity_decider,
+    message_decider,
     relationship_decider,
     table_codec,
     template_decider,
@@ -38,6 +39,7 @@ from streams.cassandra_io import connect
 from streams.deciding import Decider, Runtime, open_waiting_for_key, wait_for_key
 from streams.envelopes import EnvelopeCodec, Opened
 from streams.mailbox_router import entries_for
+from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
 from streams.topics import TopicNames
@@ -58,6 +60,8 @@ app = faust.App(
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
     logging_config=logs.config(),
+    broker_session_timeout=settings.worker_session_timeout_s,
+    broker_heartbeat_interval=max(1.0, settings.worker_session_timeout_s / 10),
 )
 
 
@@ -74,6 +78,8 @@ relationship_commands = _raw_topic(names.relationship_commands)
 events = _raw_topic(names.events)
 replies = _raw_topic(names.replies)
 mailbox_entries = _raw_topic(names.mailbox_entries)
+mailbox_sequenced = _raw_topic(names.mailbox_sequenced)
+message_commands = _raw_topic(names.message_commands)
 
 # Decider state, one table per aggregate type, keyed like its command topic (one partition,
 # one writer). Changelogs hold addresses, so their values are sealed like events. faust
@@ -142,6 +148,12 @@ TOKENS = Decider(
     sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
     created_by={"CreateToken"},
 )  # fmt: skip
+MESSAGES = Decider(
+    "message", _state_table("messages"), message_decider.MessageState.from_dict,
+    message_decider.decide, message_decider.evolve,
+    sealed_for=lambda state, cmd: cmd.body.get("sender") or cmd.body["recipient"],
+    created_by={"SendMessage"},
+)  # fmt: skip
 PAIRS = Decider(
     "pair", _state_table("pairs"), relationship_decider.PairState.from_dict,
     relationship_decider.decide, relationship_decider.evolve,
@@ -162,6 +174,12 @@ async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Op
 async def identity_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         await runtime.decide(IDENTITIES, key, command)
+
+
+@app.agent(message_commands)
+async def message_agent(stream: faust.StreamT[bytes]) -> None:
+    async for key, command in _commands(stream):
+        await runtime.decide(MESSAGES, key, command)
 
 
 @app.agent(token_commands)
@@ -217,7 +235,7 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
 @app.agent(events)
 async def projector(stream: faust.StreamT[bytes]) -> None:
     _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
-    projection = Projection(session)
+    projection = Projection(session, settings.retention_s)
     async for _key, raw in stream.items():
         event = await open_waiting_for_key(envelopes, raw)
         if event is None:
@@ -271,6 +289,49 @@ async def _apply_until_written(projection: Projection, event: Opened) -> None:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+_sequencer: list[Sequencer] = []  # made by the agent once Cassandra is connected
+
+
+@app.agent(mailbox_entries)
+async def mailbox_sequencer(stream: faust.StreamT[bytes]) -> None:
+    """Numbers each identity's entries 1, 2, 3 … (streams/mailbox_sequencer.py), then tells
+    the API processes, whose open mailbox streams wait for exactly this."""
+    _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
+    sequencer = Sequencer(session, settings.retention_s)
+    _sequencer.append(sequencer)
+    async for batch in stream.take_events(2000, within=0.005):  # type: ignore[attr-defined]
+        entries = []
+        for event in batch:
+            opened = await open_waiting_for_key(envelopes, event.value)
+            if opened is not None:
+                b = opened.body
+                entries.append(
+                    Entry(event.message.offset, b["recipient"], b["event_type"],
+                          b["payload_json"], b["source_event_id"], b["occurred_at"])
+                )  # fmt: skip
+        for done in await _sequence_until_written(sequencer, entries):
+            key = envelopes.aggregate_key("identity", done.address).encode()
+            await mailbox_sequenced.send(key=key, value=str(done.last).encode())
+
+
+async def _sequence_until_written(sequencer: Sequencer, entries: list[Entry]) -> list[Sequenced]:
+    delay = 0.1
+    while True:
+        try:
+            return await sequencer.sequence(entries)
+        except Exception as exc:  # Cassandra away: retrying the same batch is safe
+            log.warning("sequencing failed; retrying", extra={"error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+def _forget_heads(sender: Any, *args: Any, **kwargs: Any) -> None:
+    # Another worker may move these identities' mailboxes on; re-read them next time.
+    for sequencer in _sequencer:
+        sequencer.forget()
 
 
 @app.task  # type: ignore[untyped-decorator]

@@ -33,6 +33,7 @@ class IdentityState:
     # possession once. Kept here because the identity's decider is the single writer that
     # sees every use; expired ones are dropped, so the set stays small.
     used_challenges: dict[str, float] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)  # device id -> acknowledged index
 
     @property
     def exists(self) -> bool:
@@ -45,6 +46,7 @@ class IdentityState:
             "version": self.version,
             "devices": dict(self.devices),
             "used_challenges": dict(self.used_challenges),
+            "cursors": dict(self.cursors),
         }
 
     @classmethod
@@ -57,6 +59,7 @@ class IdentityState:
             raw["version"],
             dict(raw["devices"]),
             dict(raw.get("used_challenges", {})),
+            dict(raw.get("cursors", {})),
         )
 
 
@@ -80,6 +83,8 @@ def decide(
         return _add_device(state, cmd)
     if name == "DeleteDevice":
         return _delete_device(state, cmd)
+    if name == "AcknowledgeMailbox":
+        return _acknowledge(state, cmd)
     return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
@@ -152,6 +157,26 @@ def _delete_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | R
     ]
 
 
+def _acknowledge(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if cmd["device_id"] not in state.devices:
+        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+    if cmd["index"] < 0:
+        return Rejection(400, "error.platform.validation.invalidPropertyValue", "index < 0")
+    if cmd["index"] <= state.cursors.get(cmd["device_id"], 0):
+        return []  # a cursor only moves forward; an older acknowledgement changes nothing
+    return [
+        (
+            "MailboxAcknowledged",
+            {
+                "address": cmd["address"],
+                "device_id": cmd["device_id"],
+                "index": cmd["index"],
+                "acknowledged_at": cmd["requested_at"],
+            },
+        )
+    ]
+
+
 def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:
     return (
         "DeviceRegistered",
@@ -181,5 +206,8 @@ def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentitySt
             state.used_challenges = used
     elif name == "DeviceDeleted":
         state.devices.pop(event["device_id"], None)
+        state.cursors.pop(event["device_id"], None)
+    elif name == "MailboxAcknowledged":
+        state.cursors[event["device_id"]] = event["index"]
     state.version += 1
     return state

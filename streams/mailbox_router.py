@@ -8,6 +8,7 @@ its other devices do.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 Entry = tuple[str, str, dict[str, Any]]  # (recipient address, external event type, payload)
@@ -21,7 +22,22 @@ _BY_ACTION = {
 }
 
 
+# A received message's ciphertext rides in its mailbox entry up to this size, so a client
+# can act without another round trip; larger bodies are fetched by id.
+INLINE_BODY_BYTES = 4096
+
+
 def entries_for(event_name: str, body: dict[str, Any]) -> list[Entry]:
+    if event_name == "MessageSent":
+        return _message_sent(body)
+    if event_name == "MessageReceived":
+        receipt = {"messageId": body["message_id"], "recipient": body["recipient"]}
+        return [(body["sender"], "MessageDelivered", receipt)]
+    if event_name in ("DeviceRegistered", "DeviceDeleted"):
+        return [(body["address"], event_name, {"deviceId": body["device_id"]})]
+    if event_name == "TemplateAllocated":
+        allocation = {"templateId": body["template_id"], "relationshipId": body["relationship_id"]}
+        return [(body["owner"], "RelationshipTemplateAllocated", allocation)]
     if event_name == "RelationshipCreated":
         payload = {"relationshipId": body["relationship_id"], "status": "Pending"}
         return [
@@ -35,3 +51,23 @@ def entries_for(event_name: str, body: dict[str, Any]) -> list[Entry]:
         for_peer = _BY_ACTION.get(body["action"], "RelationshipStatusChanged")
         return [(peer, for_peer, payload), (actor, "RelationshipStatusChanged", payload)]
     return []
+
+
+def _message_sent(body: dict[str, Any]) -> list[Entry]:
+    common = {
+        "messageId": body["message_id"],
+        "createdBy": body["sender"],
+        "createdByDevice": body["sender_device"],
+        "createdAt": body["created_at"].isoformat(),
+        "attachments": list(body["attachments"]),
+    }
+    inline = len(body["body"]) <= INLINE_BODY_BYTES
+    if inline:
+        common["body"] = base64.b64encode(body["body"]).decode()
+    entries: list[Entry] = [
+        (r["address"], "MessageReceived",
+         {**common, "encryptedKey": base64.b64encode(r["encrypted_key"]).decode()})
+        for r in body["recipients"]
+    ]  # fmt: skip
+    entries.append((body["sender"], "MessageSent", {"messageId": body["message_id"]}))
+    return entries

@@ -12,6 +12,8 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from streams import mailbox_sequencer as sequencer
+from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
 from streams.cassandra_io import execute
 from streams.envelopes import Opened
@@ -37,6 +39,8 @@ SCHEMA = [
         device_id text,
         password_hash text)""",
     *sharing.SCHEMA,
+    *messages.SCHEMA,
+    *sequencer.SCHEMA,
 ]
 
 
@@ -51,7 +55,7 @@ def create_schema(session: Session, keyspace: str, replication_factor: int = 1) 
 
 
 class Projection:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, retention_s: int = 365 * 24 * 3600) -> None:
         self.session = session
         self._identity = session.prepare(
             "INSERT INTO identities (address, public_key, client_id, identity_version, created_at)"
@@ -71,7 +75,10 @@ class Projection:
         self._login_deleted = session.prepare(
             "DELETE FROM devices_by_username USING TIMESTAMP ? WHERE username = ?"
         )
-        self._others = sharing.SharingProjection(session).handlers()
+        self._others = {
+            **sharing.SharingProjection(session).handlers(),
+            **messages.MessageProjection(session, retention_s).handlers(),
+        }
 
     async def apply(self, event: Opened) -> bool:
         """Write one event; False when the event is not one this projection handles."""

@@ -67,6 +67,15 @@ class TopicNames:
         return f"{self.prefix}relationship-commands"
 
     @property
+    def message_commands(self) -> str:
+        return f"{self.prefix}message-commands"
+
+    @property
+    def mailbox_sequenced(self) -> str:
+        """Which identity's mailbox grew to which index: wakes the API's open streams."""
+        return f"{self.prefix}mailbox-sequenced"
+
+    @property
     def mailbox_entries(self) -> str:
         """External events per identity, keyed by identity, before the sequencer numbers them."""
         return f"{self.prefix}mailbox-entries"
@@ -88,6 +97,8 @@ class TopicNames:
             TopicSpec(self.template_commands, partitions, short),
             TopicSpec(self.token_commands, partitions, short),
             TopicSpec(self.relationship_commands, partitions, short),
+            TopicSpec(self.message_commands, partitions, short),
+            TopicSpec(self.mailbox_sequenced, partitions, {"retention.ms": str(3600 * 1000)}),
             TopicSpec(self.mailbox_entries, partitions, {"retention.ms": str(7 * DAY_MS)}),
             TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
@@ -106,4 +117,4 @@ class TopicNames:
 
 
 # The faust tables of streams/app.py; their changelogs are the workers' durable state.
-TABLES = ("identities", "templates", "tokens", "pairs", "data-keys")
+TABLES = ("identities", "templates", "tokens", "pairs", "messages", "data-keys")

@@ -1,0 +1,168 @@
+"""`/api/v1/Messages`: one encrypted body to 1..N recipients, each with its own wrapped key.
+
+The ciphertext is stored once. Only the sender and the recipients can read a message; a
+recipient's first read is recorded (`receivedAt`) and the sender's mailbox learns of it.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from api.content import decode_content, encode_content
+from api.deps import Authenticated, Caller, State
+from api.errors import ApiError
+from api.paging import Ids, Paging
+from api.state import ApiState
+from api.timestamps import iso
+from backbone.security.addresses import is_valid_address
+from backbone.security.ids import new_id
+from streams.cassandra_io import execute
+
+router = APIRouter(prefix="/api/v1/Messages", tags=["messages"])
+
+NOT_FOUND = "error.platform.recordNotFound"
+INVALID = "error.platform.validation.invalidPropertyValue"
+NO_RELATIONSHIP = "error.platform.validation.message.noActiveRelationshipWithRecipient"
+MAX_BODY_BYTES = 32 * 1024
+MAX_KEY_BYTES = 1024
+MAX_ATTACHMENTS = 20
+MessageId = Annotated[str, Path(pattern=r"^MSG[A-Za-z0-9]{17}$")]
+
+
+class RecipientIn(BaseModel):
+    address: str = Field(min_length=1, max_length=80)
+    encryptedKey: str = Field(min_length=1, max_length=2000)
+
+
+class SendMessageRequest(BaseModel):
+    recipients: list[RecipientIn] = Field(min_length=1)
+    body: str = Field(min_length=1, max_length=48_000)
+    attachments: list[Annotated[str, Field(pattern=r"^FIL[A-Za-z0-9]{17}$")]] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS
+    )
+
+
+@router.post("", status_code=201)
+async def send_message(body: SendMessageRequest, caller: Authenticated, state: State) -> Any:
+    limit = state.settings.max_recipients
+    if len(body.recipients) > limit:
+        raise ApiError(400, INVALID, f"recipients: at most {limit}")
+    addresses = [r.address for r in body.recipients]
+    if len(set(addresses)) != len(addresses):
+        raise ApiError(400, INVALID, "recipients: each address once")
+    bad = [a for a in addresses if not is_valid_address(a) or a == caller.address]
+    if bad:
+        raise ApiError(400, INVALID, f"recipients: not a valid peer address: {bad[0]}")
+    if state.settings.messages_need_relationship:
+        await _require_active_relationships(state, caller.address, addresses)
+    recipients = [
+        {"address": r.address,
+         "encrypted_key": decode_content(r.encryptedKey, "encryptedKey", MAX_KEY_BYTES)}
+        for r in body.recipients
+    ]  # fmt: skip
+    message_id, now = new_id("MSG"), datetime.now(UTC)
+    await state.bus.send(
+        state.topics.message_commands,
+        state.envelopes.aggregate_key("message", message_id),
+        "SendMessage",
+        {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
+         "body": decode_content(body.body, "body", MAX_BODY_BYTES),
+         "attachments": list(body.attachments), "recipients": recipients, "requested_at": now},
+    )  # fmt: skip
+    return {"result": {"id": message_id, "createdAt": iso(now)}}
+
+
+async def _require_active_relationships(
+    state: ApiState, sender: str, recipients: list[str]
+) -> None:
+    # Read from the read model: a relationship terminated a moment ago may still let one
+    # message through. The pair decider is the writer; this is a guard, not an invariant.
+    ids = await execute(
+        state.session, "SELECT id FROM relationships_by_identity WHERE address = %s", (sender,)
+    )
+    active: set[str] = set()
+    for ref in ids:
+        row = (
+            await execute(
+                state.session,
+                "SELECT from_address, to_address, status FROM relationships WHERE id = %s",
+                (ref.id,),
+            )
+        ).one()
+        if row is not None and row.status == "Active":
+            active.add(row.to_address if row.from_address == sender else row.from_address)
+    missing = [r for r in recipients if r not in active]
+    if missing:
+        raise ApiError(400, NO_RELATIONSHIP, f"no active relationship with {missing[0]}")
+
+
+@router.get("/{message_id}")
+async def get_message(message_id: MessageId, caller: Authenticated, state: State) -> Any:
+    message, recipients = await _readable(state, message_id, caller)
+    mine = next((r for r in recipients if r.address == caller.address), None)
+    if mine is not None and mine.received_at is None:
+        await state.bus.send(
+            state.topics.message_commands,
+            state.envelopes.aggregate_key("message", message_id),
+            "MarkMessageReceived",
+            {"message_id": message_id, "recipient": caller.address,
+             "recipient_device": caller.device_id, "requested_at": datetime.now(UTC)},
+        )  # fmt: skip
+        message, recipients = await _readable(state, message_id, caller)
+    return {"result": _dto(message, recipients)}
+
+
+@router.get("")
+async def list_messages(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
+    refs = await execute(
+        state.session, "SELECT id FROM messages_by_identity WHERE address = %s", (caller.address,)
+    )
+    wanted = set(ids) if ids else None
+    found = []
+    for ref in refs:
+        if wanted is None or ref.id in wanted:
+            try:
+                found.append(_dto(*await _readable(state, ref.id, caller)))
+            except ApiError:
+                continue  # expired between the index and the row
+    return page.envelope(found)
+
+
+async def _readable(state: ApiState, message_id: str, caller: Caller) -> tuple[Any, list[Any]]:
+    message = (
+        await execute(state.session, "SELECT * FROM messages WHERE id = %s", (message_id,))
+    ).one()
+    recipients = list(
+        await execute(
+            state.session, "SELECT * FROM message_recipients WHERE message_id = %s", (message_id,)
+        )
+    )
+    parties = {message.sender} | {r.address for r in recipients} if message else set()
+    if message is None or caller.address not in parties:
+        raise ApiError(404, NOT_FOUND, "message not found")
+    return message, recipients
+
+
+def _dto(message: Any, recipients: list[Any]) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "createdBy": message.sender,
+        "createdByDevice": message.sender_device,
+        "createdAt": iso(message.created_at),
+        "body": encode_content(message.body),
+        "attachments": list(message.attachments or []),
+        "recipients": [
+            {
+                "address": r.address,
+                "encryptedKey": base64.b64encode(r.encrypted_key).decode(),
+                "receivedAt": iso(r.received_at) if r.received_at else None,
+                "receivedByDevice": r.received_by_device,
+            }
+            for r in recipients
+        ],
+    }
