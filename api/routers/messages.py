@@ -58,20 +58,21 @@ async def send_message(body: SendMessageRequest, caller: Authenticated, state: S
     bad = [a for a in addresses if not is_valid_address(a) or a == caller.address]
     if bad:
         raise ApiError(400, INVALID, f"recipients: not a valid peer address: {bad[0]}")
-    if state.settings.messages_need_relationship:
-        await _require_active_relationships(state, caller.address, addresses)
     recipients = [
         {"address": r.address,
          "encrypted_key": decode_content(r.encryptedKey, "encryptedKey", MAX_KEY_BYTES)}
         for r in body.recipients
     ]  # fmt: skip
+    ciphertext = decode_content(body.body, "body", MAX_BODY_BYTES)
+    if state.settings.messages_need_relationship:  # last: the only check that reads
+        await _require_active_relationships(state, caller.address, addresses)
     message_id, now = new_id("MSG"), datetime.now(UTC)
     await state.bus.send(
         state.topics.message_commands,
         state.envelopes.aggregate_key("message", message_id),
         "SendMessage",
         {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
-         "body": decode_content(body.body, "body", MAX_BODY_BYTES),
+         "body": ciphertext,
          "attachments": list(body.attachments), "recipients": recipients, "requested_at": now},
     )  # fmt: skip
     return {"result": {"id": message_id, "createdAt": iso(now)}}

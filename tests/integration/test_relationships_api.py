@@ -12,13 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from backbone.security.logcrypto import MasterKey
 from connector.backbone_client import BackboneClient
-from streams.envelopes import EnvelopeCodec
 from streams.relationship_decider import WRONG_STATUS
 from streams.topics import TopicNames
+from tests.integration.log_access import operator_codec, read_topic
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 from tests.unit.test_relationship_decider import ACTIONS, ALLOWED, A, B
 from tests.unit.test_relationship_decider import PATHS as STATE_PATHS
@@ -329,18 +327,11 @@ async def test_every_change_reaches_both_mailboxes(http: httpx.AsyncClient, stac
 
 async def _mailbox_entries(stack: Stack, recipients: set[str]) -> list[dict[str, Any]]:
     """Every mailbox entry for `recipients`, opened with the keys from the data-key table."""
-    master = MasterKey.from_base64(stack.master_key_b64)
-    prefix = stack.cluster.topic_prefix
-    wrapped = {
-        json.loads(k): json.loads(v)
-        for k, v in await _read_topic(stack, f"{prefix}workers-data-keys-changelog")
-        if v is not None
-    }
-    keys = {kid: master.unwrap(base64.b64decode(w), kid) for kid, w in wrapped.items()}
-    codec = EnvelopeCodec(stack.master_key_b64, lambda kid: keys[kid])
+    codec = await operator_codec(stack)
     mine = {codec.identity_key_id(r) for r in recipients}
+    topic = TopicNames(stack.cluster.topic_prefix).mailbox_entries
     out = []
-    for _, raw in await _read_topic(stack, TopicNames(prefix).mailbox_entries):
+    for _, raw in await read_topic(stack.cluster.kafka_bootstrap, topic):
         try:
             opened = codec.open(raw)
         except KeyError:  # another test's identity, whose key was not read: not ours
@@ -348,21 +339,3 @@ async def _mailbox_entries(stack: Stack, recipients: set[str]) -> list[dict[str,
         if opened.envelope["data_key_id"] in mine:
             out.append(opened.body)
     return sorted(out, key=lambda e: e["occurred_at"])
-
-
-async def _read_topic(stack: Stack, topic: str) -> list[tuple[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.cluster.kafka_bootstrap)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[tuple[bytes, bytes]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out.extend((r.key, r.value) for r in records)
-        return out
-    finally:
-        await consumer.stop()

@@ -1,0 +1,308 @@
+"""Messages and the per-identity mailbox through the real API, workers, Kafka and Cassandra."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from nacl.signing import SigningKey
+
+from backbone.security.addresses import address_from_public_key
+from connector.backbone_client import BackboneClient
+from streams.envelopes import EnvelopeCodec
+from streams.topics import TopicNames
+from tests.integration.log_access import operator_codec
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
+NO_RELATIONSHIP = "error.platform.validation.message.noActiveRelationshipWithRecipient"
+
+
+@dataclass
+class Party:
+    address: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as client:
+        yield client
+
+
+async def _party(http: httpx.AsyncClient) -> Party:
+    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+    identity = await client.create_identity(PASSWORD)
+    token = await client.token(identity.device.username, PASSWORD)
+    return Party(identity.address, {"Authorization": f"Bearer {token}"})
+
+
+async def _related(http: httpx.AsyncClient, owner: Party, peer: Party) -> None:
+    template = await http.post(
+        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.headers
+    )
+    body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
+    rel = await http.post("/api/v1/Relationships", json=body, headers=peer.headers)
+    rid = rel.json()["result"]["id"]
+    accepted = await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.headers)
+    assert accepted.status_code == 200
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _code(answer: httpx.Response) -> tuple[int, str]:
+    return answer.status_code, answer.json()["error"]["code"]
+
+
+async def _mailbox(http: httpx.AsyncClient, who: Party, since: int = 0) -> list[dict[str, Any]]:
+    """Everything after `since`, page by page."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = await http.get(f"/api/v1/Mailbox?since={since}&limit=1000", headers=who.headers)
+        assert page.status_code == 200, page.text
+        entries = page.json()["result"]
+        if not entries:
+            return out
+        out += entries
+        since = entries[-1]["index"]
+
+
+async def _mailbox_until(
+    http: httpx.AsyncClient, who: Party, done: Any, timeout_s: float = 60
+) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        entries = await _mailbox(http, who)
+        if done(entries) or asyncio.get_running_loop().time() > deadline:
+            return entries
+        await asyncio.sleep(0.2)
+
+
+def _assert_gap_free(entries: list[dict[str, Any]]) -> None:
+    assert [e["index"] for e in entries] == list(range(1, len(entries) + 1))
+
+
+async def test_a_message_to_three_recipients_reaches_each_mailbox_once(
+    http: httpx.AsyncClient,
+) -> None:
+    sender = await _party(http)
+    recipients = [await _party(http) for _ in range(3)]
+    for r in recipients:
+        await _related(http, sender, r)
+    body = {
+        "recipients": [{"address": r.address, "encryptedKey": _b64(f"key {i}".encode())}
+                       for i, r in enumerate(recipients)],
+        "body": _b64(b"ciphertext"),
+    }  # fmt: skip
+    sent = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
+    assert sent.status_code == 201, sent.text
+    mid = sent.json()["result"]["id"]
+
+    def received(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in entries if e["type"] == "MessageReceived"
+                and e["payload"]["messageId"] == mid]  # fmt: skip
+
+    for i, r in enumerate(recipients):
+        entries = await _mailbox_until(http, r, lambda es: bool(received(es)))
+        await asyncio.sleep(0.3)  # a duplicate would arrive right behind
+        entries = await _mailbox(http, r)
+        _assert_gap_free(entries)
+        mine = received(entries)
+        assert len(mine) == 1
+        assert mine[0]["payload"]["body"] == _b64(b"ciphertext")  # small: rides along
+        assert mine[0]["payload"]["encryptedKey"] == _b64(f"key {i}".encode())
+        got = await http.get(f"/api/v1/Messages/{mid}", headers=r.headers)
+        assert got.json()["result"]["body"] == _b64(b"ciphertext")
+    # The sender's mailbox learns of the send and of each first read.
+    entries = await _mailbox_until(
+        http, sender, lambda es: sum(e["type"] == "MessageDelivered" for e in es) >= 3
+    )
+    _assert_gap_free(entries)
+    delivered = {e["payload"]["recipient"] for e in entries if e["type"] == "MessageDelivered"}
+    assert delivered == {r.address for r in recipients}
+    listed = await http.get(f"/api/v1/Messages?ids={mid}", headers=sender.headers)
+    receipts = listed.json()["result"][0]["recipients"]
+    assert all(r["receivedAt"] is not None for r in receipts)
+
+
+async def test_no_one_else_reads_a_message_or_a_mailbox(http: httpx.AsyncClient) -> None:
+    sender, recipient, stranger = await _party(http), await _party(http), await _party(http)
+    await _related(http, sender, recipient)
+    body = {"recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
+            "body": _b64(b"private")}  # fmt: skip
+    mid = (await http.post("/api/v1/Messages", json=body, headers=sender.headers)).json()
+    mid = mid["result"]["id"]
+    answer = await http.get(f"/api/v1/Messages/{mid}", headers=stranger.headers)
+    assert _code(answer) == (404, "error.platform.recordNotFound")
+    listed = await http.get("/api/v1/Messages", headers=stranger.headers)
+    assert listed.json()["result"] == []
+    # The mailbox has no "whose" parameter: each caller reads only its own.
+    theirs = await _mailbox_until(http, recipient, lambda es: len(es) >= 3)
+    mine = await _mailbox(http, stranger)
+    assert {e["type"] for e in mine} == {"DeviceRegistered"}
+    assert not {json.dumps(e["payload"]) for e in theirs} & {json.dumps(e["payload"]) for e in mine}
+    cursors = await http.get("/api/v1/Mailbox/Cursor", headers=stranger.headers)
+    assert cursors.json()["result"]["devices"] == []
+    assert (await http.get("/api/v1/Mailbox")).status_code == 401
+
+
+async def test_message_limits_give_clear_errors(http: httpx.AsyncClient) -> None:
+    sender, peer = await _party(http), await _party(http)
+    invalid = (400, "error.platform.validation.invalidPropertyValue")
+
+    def to(addresses: list[str], body: bytes = b"x") -> dict[str, Any]:
+        return {"recipients": [{"address": a, "encryptedKey": "a2V5"} for a in addresses],
+                "body": _b64(body)}  # fmt: skip
+
+    strangers = [address_from_public_key(bytes(SigningKey.generate().verify_key), "localhost")
+                 for _ in range(51)]  # fmt: skip
+    cases = [
+        (to(strangers), invalid),  # more than BACKBONE_MAX_RECIPIENTS (50)
+        (to([]), invalid),
+        (to([peer.address, peer.address]), invalid),
+        (to([sender.address]), invalid),
+        (to(["did:e:localhost:dids:0000000000000000000000"]), invalid),  # bad checksum
+        (to([peer.address], b"x" * (32 * 1024 + 1)), invalid),
+        (to([peer.address]), (400, NO_RELATIONSHIP)),
+    ]  # fmt: skip
+    for body, expected in cases:
+        answer = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
+        assert _code(answer) == expected, body["recipients"][:1]
+    cursor = await http.put("/api/v1/Mailbox/Cursor", json={"index": -1}, headers=sender.headers)
+    assert _code(cursor) == invalid
+    answer = await http.get("/api/v1/Mailbox?limit=1001", headers=sender.headers)
+    assert _code(answer) == invalid
+
+
+async def test_cursor_is_kept_per_device_and_only_moves_forward(http: httpx.AsyncClient) -> None:
+    me = await _party(http)
+    put = await http.put("/api/v1/Mailbox/Cursor", json={"index": 5}, headers=me.headers)
+    assert put.json()["result"]["index"] == 5
+    back = await http.put("/api/v1/Mailbox/Cursor", json={"index": 2}, headers=me.headers)
+    assert back.json()["result"]["index"] == 5
+
+
+async def _produce_entries(stack: Stack, codec: EnvelopeCodec, plan: list[str]) -> None:
+    """Mailbox entries straight onto the sequencer's input, as the projector writes them:
+    one per address in `plan`, in that order."""
+    topic = TopicNames(stack.cluster.topic_prefix).mailbox_entries
+    producer = AIOKafkaProducer(bootstrap_servers=stack.cluster.kafka_bootstrap, linger_ms=20,
+                                acks="all", enable_idempotence=True)  # fmt: skip
+    await producer.start()
+    try:
+        sends = []
+        for n, address in enumerate(plan):
+            key = codec.aggregate_key("identity", address)
+            entry = {"recipient": address, "event_type": "Synthetic",
+                     "payload_json": json.dumps({"n": n}), "source_event_id": str(uuid.uuid4()),
+                     "occurred_at": datetime.now(UTC)}  # fmt: skip
+            sealed = codec.seal("MailboxEntry", entry, aggregate_key=key, correlation_id="t",
+                                data_key_id=codec.identity_key_id(address))  # fmt: skip
+            sends.append(await producer.send(topic, sealed, key=key.encode()))
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+def _synthetic_in_order(entries: list[dict[str, Any]]) -> list[int]:
+    return [e["payload"]["n"] for e in entries if e["type"] == "Synthetic"]
+
+
+async def test_an_offline_recipient_catches_up_on_10000_entries_in_order(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    me = await _party(http)
+    codec = await operator_codec(stack)
+    before = len(await _mailbox_until(http, me, lambda es: len(es) >= 1))
+    await _produce_entries(stack, codec, [me.address] * 10_000)
+    entries = await _mailbox_until(http, me, lambda es: len(es) >= before + 10_000, 120)
+    _assert_gap_free(entries)
+    assert _synthetic_in_order(entries) == list(range(10_000))
+
+
+async def test_the_stream_resumes_from_last_event_id_without_loss(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    me = await _party(http)
+    codec = await operator_codec(stack)
+    await _mailbox_until(http, me, lambda es: len(es) >= 1)
+    headers = {**me.headers, "Accept": "text/event-stream"}
+    got: list[int] = []
+
+    async def read(n: int, last_id: int | None) -> None:
+        extra = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
+        async with http.stream("GET", "/api/v1/Mailbox", headers={**headers, **extra}) as sse:
+            assert sse.headers["content-type"].startswith("text/event-stream")
+            async for line in sse.aiter_lines():
+                if line.startswith("id: "):
+                    got.append(int(line[4:]))
+                    if len(got) >= n:
+                        return
+
+    first = asyncio.create_task(read(30, None))
+    await asyncio.sleep(0.3)
+    await _produce_entries(stack, codec, [me.address] * 100)
+    await asyncio.wait_for(first, 30)  # disconnects after 30 entries
+    await _produce_entries(stack, codec, [me.address] * 100)
+    await asyncio.wait_for(read(201, got[-1]), 30)  # everything after the last one seen
+    assert got == list(range(1, 202))
+
+
+async def test_long_poll_answers_as_soon_as_an_entry_is_sequenced(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    me = await _party(http)
+    codec = await operator_codec(stack)
+    last = (await _mailbox_until(http, me, lambda es: len(es) >= 1))[-1]["index"]
+    poll = asyncio.create_task(
+        http.get(f"/api/v1/Mailbox?since={last}&wait=30", headers=me.headers)
+    )
+    await asyncio.sleep(0.5)
+    assert not poll.done()  # nothing new yet: the request is held
+    started = asyncio.get_running_loop().time()
+    await _produce_entries(stack, codec, [me.address])
+    answer = await asyncio.wait_for(poll, 30)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert [e["index"] for e in answer.json()["result"]] == [last + 1]
+
+
+async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate_free(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    """20,000 entries over 10 identities; the worker is SIGKILLed while it sequences them
+    and a new one takes over. Runs last in this module: it replaces the shared worker."""
+    people = [await _party(http) for _ in range(10)]
+    codec = await operator_codec(stack)
+    before = {p.address: len(await _mailbox_until(http, p, lambda es: len(es) >= 1))
+              for p in people}  # fmt: skip
+    plan = [people[i % 10].address for i in range(20_000)]
+    producing = asyncio.create_task(_produce_entries(stack, codec, plan))
+    # Kill once the sequencer is well into the run.
+    first = people[0].address
+    await _mailbox_until(http, people[0], lambda es: len(es) >= before[first] + 300)
+    stack.worker.stop(signal.SIGKILL)
+    at_kill = len(await _mailbox(http, people[0])) - before[first]
+    assert at_kill < 2_000  # the kill did land in the middle of the run
+    await producing
+    stack.start_worker()
+    for p in people:
+        want = before[p.address] + 2_000
+        entries = await _mailbox_until(http, p, lambda es, w=want: len(es) >= w, 180)
+        _assert_gap_free(entries)
+        numbers = _synthetic_in_order(entries)
+        assert len(numbers) == 2_000, p.address  # no loss, no duplicate
+        assert numbers == sorted(numbers)  # in the order they were produced
