@@ -1,0 +1,116 @@
+"""End-to-end delivery: from a message send to the recipient's open mailbox stream.
+
+    python -m bench.delivery_latency [--url http://127.0.0.1:8080] [-n 300] [--concurrency 1]
+
+A sender and a recipient with an active relationship; the recipient holds a server-sent
+events stream open (`GET /api/v1/Mailbox`, `Accept: text/event-stream`); the sender sends
+`-n` messages (1 KiB ciphertext each). For each message it prints the time from the send's
+201 to the entry on the stream (median, p99), and from the start of the send. With
+`--concurrency` above 1, sends overlap and the delivery throughput is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+
+from backbone.settings import LOCAL_CLIENT_ID, InfraSettings
+from bench.identity_latency import _percentile
+from connector.backbone_client import BackboneClient
+
+BODY = base64.b64encode(os.urandom(1024)).decode()
+
+
+async def _login(client: BackboneClient, password: str) -> tuple[str, dict[str, str]]:
+    identity = await client.create_identity(password)
+    token = await client.token(identity.device.username, password)
+    return identity.address, {"Authorization": f"Bearer {token}"}
+
+
+async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        client = BackboneClient(http, client_id, secret)
+        _, sender = await _login(client, "bench sender password")
+        recipient_address, recipient = await _login(client, "bench recipient password")
+        template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
+                                   headers=recipient)  # fmt: skip
+        body = {
+            "relationshipTemplateId": template.json()["result"]["id"],
+            "creationContent": "eA==",
+        }
+        rid = (await http.post("/api/v1/Relationships", json=body, headers=sender)).json()
+        await http.put(f"/api/v1/Relationships/{rid['result']['id']}/Accept", headers=recipient)
+        since = (await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=recipient)).json()
+
+        arrived: dict[str, float] = {}
+        all_in = asyncio.Event()
+
+        async def listen() -> None:
+            headers = {**recipient, "Accept": "text/event-stream",
+                       "Last-Event-ID": str(since["last"])}  # fmt: skip
+            async with http.stream("GET", "/api/v1/Mailbox", headers=headers) as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("data: "):
+                        entry = json.loads(line[6:])
+                        if entry["type"] == "MessageReceived":
+                            arrived[entry["payload"]["messageId"]] = time.perf_counter()
+                            if len(arrived) >= n:
+                                all_in.set()
+                                return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.5)
+        started: dict[str, float] = {}
+        answered: dict[str, float] = {}
+        slots = asyncio.Semaphore(concurrency)
+        message = {"recipients": [{"address": recipient_address, "encryptedKey": "a2V5"}],
+                   "body": BODY}  # fmt: skip
+
+        async def send() -> None:
+            async with slots:
+                t0 = time.perf_counter()
+                answer = await http.post("/api/v1/Messages", json=message, headers=sender)
+                t1 = time.perf_counter()
+                mid = answer.json()["result"]["id"]
+                started[mid], answered[mid] = t0, t1
+
+        t_start = time.perf_counter()
+        await asyncio.gather(*(send() for _ in range(n)))
+        await asyncio.wait_for(all_in.wait(), 120)
+        wall = time.perf_counter() - t_start
+        listener.cancel()
+    after_201 = [(arrived[m] - answered[m]) * 1000 for m in answered]
+    after_send = [(arrived[m] - started[m]) * 1000 for m in started]
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
+          f"python {platform.python_version()}; api {url}; concurrency {concurrency}")  # fmt: skip
+    for name, ms in (("201 -> stream", after_201), ("send start -> stream", after_send)):
+        print(f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
+              f"p99 {_percentile(ms, 0.99):7.1f} ms   min {min(ms):7.1f} ms")  # fmt: skip
+    print(f"throughput             {n / wall:.1f} messages/s delivered over {wall:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("BACKBONE_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
+    parser.add_argument("--client-secret", help="default: the local client's secret file")
+    parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    secret = args.client_secret or (
+        Path(InfraSettings.from_env().state_dir, "secrets", "client.secret").read_text().strip()
+    )
+    asyncio.run(run(args.url, args.client_id, secret, args.n, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
