@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import faust
 
 from backbone.security.logcrypto import new_data_key
+from streams.decision import Event, Rejection
 from streams.envelopes import EnvelopeCodec, Opened
-from streams.identity_decider import Event, Rejection
 from streams.metrics import DECIDER_LAG, DECISIONS, age
 
 log = logging.getLogger("backbone.streams")

@@ -10,17 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from streams import sync_decider
+from streams.decision import Event, Rejection
+
 MAX_DEVICES = 50
 
 CHALLENGE_EXPIRED = "error.platform.validation.device.challengeHasExpired"
 CHALLENGE_USED = "error.platform.validation.device.challengeAlreadyUsed"
-
-
-@dataclass(frozen=True)
-class Rejection:
-    status: int
-    code: str
-    message: str
 
 
 @dataclass
@@ -34,6 +30,7 @@ class IdentityState:
     # sees every use; expired ones are dropped, so the set stays small.
     used_challenges: dict[str, float] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)  # device id -> acknowledged index
+    sync: dict[str, Any] = field(default_factory=sync_decider.empty)  # streams/sync_decider.py
 
     @property
     def exists(self) -> bool:
@@ -47,6 +44,7 @@ class IdentityState:
             "devices": dict(self.devices),
             "used_challenges": dict(self.used_challenges),
             "cursors": dict(self.cursors),
+            "sync": dict(self.sync),
         }
 
     @classmethod
@@ -60,6 +58,7 @@ class IdentityState:
             dict(raw["devices"]),
             dict(raw.get("used_challenges", {})),
             dict(raw.get("cursors", {})),
+            dict(raw.get("sync") or sync_decider.empty()),
         )
 
 
@@ -67,7 +66,15 @@ class IdentityState:
 # too (challenges live minutes), so forgetting it cannot let it be used again.
 _KEEP_S = 24 * 3600.0
 
-Event = tuple[str, dict[str, Any]]  # (record name, body)
+
+_SYNC_COMMANDS = {
+    "StartSyncRun": sync_decider.decide_start,
+    "FinalizeSyncRun": sync_decider.decide_finalize,
+    "AddDatawalletModifications": sync_decider.decide_modifications,
+}
+_SYNC_EVENTS = frozenset(
+    {"SyncRunStarted", "SyncRunExpired", "SyncRunFinalized", "DatawalletModificationsAdded"}
+)
 
 
 def decide(
@@ -85,6 +92,10 @@ def decide(
         return _delete_device(state, cmd)
     if name == "AcknowledgeMailbox":
         return _acknowledge(state, cmd)
+    if name in _SYNC_COMMANDS:
+        if cmd["device_id"] not in state.devices:
+            return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+        return _SYNC_COMMANDS[name](state.sync, cmd, now)
     return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
@@ -209,5 +220,7 @@ def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentitySt
         state.cursors.pop(event["device_id"], None)
     elif name == "MailboxAcknowledged":
         state.cursors[event["device_id"]] = event["index"]
+    elif name in _SYNC_EVENTS:
+        state.sync = sync_decider.evolve(state.sync, name, event)
     state.version += 1
     return state

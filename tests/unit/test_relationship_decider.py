@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.identity_decider import Rejection
+from streams.decision import Rejection
 from streams.relationship_decider import (
     ALREADY_DECOMPOSED,
     ALREADY_EXISTS,

@@ -7,7 +7,7 @@ from typing import Any
 
 from streams import template_decider as t
 from streams import token_decider as k
-from streams.identity_decider import Rejection
+from streams.decision import Rejection
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 OWNER = "did:e:x:dids:owner"
