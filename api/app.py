@@ -20,6 +20,7 @@ from api.routers import (
     mailbox,
     messages,
     relationships,
+    sync,
     templates,
     tokens,
 )
@@ -61,7 +62,7 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
     )
     errors.install(app)
     routers = (health, challenges, identities, devices, auth, tokens, templates, relationships,
-               messages, mailbox)  # fmt: skip
+               messages, mailbox, sync)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
 

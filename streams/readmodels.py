@@ -15,6 +15,7 @@ from cassandra.cluster import Session
 from streams import mailbox_sequencer as sequencer
 from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
+from streams import sync_readmodels as sync
 from streams.cassandra_io import execute
 from streams.envelopes import Opened
 
@@ -41,6 +42,7 @@ SCHEMA = [
     *sharing.SCHEMA,
     *messages.SCHEMA,
     *sequencer.SCHEMA,
+    *sync.SCHEMA,
 ]
 
 
@@ -78,6 +80,7 @@ class Projection:
         self._others = {
             **sharing.SharingProjection(session).handlers(),
             **messages.MessageProjection(session, retention_s).handlers(),
+            **sync.SyncProjection(session).handlers(),
         }
 
     async def apply(self, event: Opened) -> bool:

@@ -280,6 +280,92 @@ async def test_long_poll_answers_as_soon_as_an_entry_is_sequenced(
     assert [e["index"] for e in answer.json()["result"]] == [last + 1]
 
 
+async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
+    http: httpx.AsyncClient,
+) -> None:
+    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+    identity = await client.create_identity(PASSWORD)
+    token = await client.token(identity.device.username, PASSWORD)
+    me = Party(identity.address, {"Authorization": f"Bearer {token}"})
+    peer = await _party(http)
+    await _related(http, peer, me)
+    entries = await _mailbox_until(http, me, lambda es: len(es) >= 3)  # device + 2 statuses
+    head = entries[-1]["index"]
+
+    started = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
+    assert started.status_code == 201, started.text
+    run = started.json()["result"]["syncRun"]
+    assert started.json()["result"]["status"] == "Created" and run["eventCount"] == head
+    busy = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
+    assert _code(busy)[1].endswith("cannotStartSyncRunWhenAnotherSyncRunIsRunning")
+    events = (await http.get(f"/api/v1/SyncRuns/{run['id']}/ExternalEvents",
+                             headers=me.headers)).json()["result"]  # fmt: skip
+    assert [e["index"] for e in events] == list(range(1, head + 1))
+    assert events[0]["id"] == "EXT00000000000000001" and events[0]["syncErrorCount"] == 0
+
+    # Another device of the identity may not finalize it; a stranger does not see it.
+    second = await client.add_device(identity, token, "second device password")
+    other = {"Authorization": f"Bearer {await client.token(second.username, second.password)}"}
+    results = {"externalEventResults": [{"externalEventId": e["id"]} for e in events]}
+    results["externalEventResults"][1]["errorCode"] = "error.runtime.cannotProcess"
+    wrong = await http.put(f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync",
+                           json=results, headers=other)  # fmt: skip
+    assert _code(wrong)[1].endswith("cannotFinalizeSyncRunStartedByAnotherDevice")
+    assert _code(await http.get(f"/api/v1/SyncRuns/{run['id']}", headers=peer.headers)) == (
+        404, "error.platform.recordNotFound"
+    )  # fmt: skip
+    done = await http.put(f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync",
+                          json=results, headers=me.headers)  # fmt: skip
+    assert done.status_code == 200, done.text
+
+    # The failed event comes again (with its error count), and nothing else: the device
+    # registered meanwhile is new since the last run, so it comes too.
+    again = (await http.post("/api/v1/SyncRuns", json={}, headers=other)).json()["result"]
+    events = (await http.get(f"/api/v1/SyncRuns/{again['syncRun']['id']}/ExternalEvents",
+                             headers=other)).json()["result"]  # fmt: skip
+    assert events[0]["index"] == 2 and events[0]["syncErrorCount"] == 1
+    assert all(e["index"] > head for e in events[1:])
+    ok = {"externalEventResults": [{"externalEventId": e["id"]} for e in events]}
+    await http.put(f"/api/v1/SyncRuns/{again['syncRun']['id']}/FinalizeExternalEventSync",
+                   json=ok, headers=other)  # fmt: skip
+    nothing = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
+    assert nothing.json()["result"] == {"status": "NoNewEvents", "syncRun": None}
+
+
+async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
+    http: httpx.AsyncClient,
+) -> None:
+    me = await _party(http)
+    mods = {"modifications": [
+        {"objectIdentifier": f"OBJ{i}", "collection": "Relationships", "type": "Create",
+         "encryptedPayload": _b64(b"enc")} for i in range(3)]}  # fmt: skip
+    first = await http.post("/api/v1/Datawallet/Modifications", json=mods, headers=me.headers)
+    assert first.status_code == 201, first.text
+    assert [m["index"] for m in first.json()["result"]["modifications"]] == [1, 2, 3]
+    second = await http.post("/api/v1/Datawallet/Modifications", json=mods, headers=me.headers)
+    assert second.json()["result"]["newIndex"] == 6
+    listed = await http.get("/api/v1/Datawallet/Modifications?localIndex=4", headers=me.headers)
+    assert [m["index"] for m in listed.json()["result"]] == [5, 6]
+    assert listed.json()["result"][0]["encryptedPayload"] == _b64(b"enc")
+    # A version upgrade locks out devices that only know the older version.
+    run = await http.post("/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"},
+                          headers=me.headers)  # fmt: skip
+    run_id = run.json()["result"]["syncRun"]["id"]
+    upgraded = await http.put(f"/api/v1/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade",
+                              json={"newDatawalletVersion": 2}, headers=me.headers)  # fmt: skip
+    assert upgraded.status_code == 200, upgraded.text
+    assert (await http.get("/api/v1/Datawallet", headers=me.headers)).json()["result"] == {
+        "version": 2
+    }
+    path = "/api/v1/Datawallet/Modifications"
+    v1 = {**me.headers, "x-supported-datawallet-version": "1"}
+    old = await http.post(path, json=mods, headers=v1)
+    assert _code(old)[1].endswith("insufficientSupportedDatawalletVersion")
+    v2 = {**me.headers, "x-supported-datawallet-version": "2"}
+    new = await http.post(path, json=mods, headers=v2)
+    assert new.status_code == 201
+
+
 async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate_free(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:

@@ -1,0 +1,287 @@
+"""`/api/v1/SyncRuns` and `/api/v1/Datawallet`: Enmeshed's sync, over this backbone's mailbox.
+
+External events are the identity's mailbox entries: the same index, an id `EXT` + the index
+padded to 17 digits, and the same payload. The rules are in streams/sync_decider.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from api.content import decode_content, encode_content
+from api.deps import Authenticated, Caller, State
+from api.errors import ApiError
+from api.paging import Paging
+from api.state import ApiState
+from api.timestamps import iso
+from backbone.security.ids import new_id
+from streams.cassandra_io import execute
+
+router = APIRouter(tags=["sync"])
+
+NOT_FOUND = "error.platform.recordNotFound"
+INVALID = "error.platform.validation.invalidPropertyValue"
+SyncRunId = Annotated[str, Path(pattern=r"^SYN[A-Za-z0-9]{17}$")]
+DatawalletVersion = Annotated[
+    int, Header(alias="x-supported-datawallet-version", ge=0, le=1_000_000)
+]
+MAX_MODIFICATIONS = 500
+MAX_PAYLOAD_BYTES = 16 * 1024
+
+
+class StartSyncRunRequest(BaseModel):
+    type: Literal["ExternalEventSync", "DatawalletVersionUpgrade"] = "ExternalEventSync"
+    lockDuration: int | None = Field(default=None, ge=1, le=60, description="minutes")
+
+
+class ModificationIn(BaseModel):
+    objectIdentifier: str = Field(min_length=1, max_length=100)
+    payloadCategory: str | None = Field(default=None, max_length=50)
+    collection: str = Field(min_length=1, max_length=50)
+    type: Literal["Create", "Update", "Delete", "CacheChanged"]
+    encryptedPayload: str | None = Field(default=None, max_length=22_000)
+
+
+class ExternalEventResult(BaseModel):
+    externalEventId: str = Field(pattern=r"^EXT[0-9]{17}$")
+    errorCode: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class FinalizeExternalEventSyncRequest(BaseModel):
+    externalEventResults: list[ExternalEventResult] = Field(default_factory=list, max_length=1000)
+    datawalletModifications: list[ModificationIn] = Field(
+        default_factory=list, max_length=MAX_MODIFICATIONS
+    )
+
+
+class FinalizeVersionUpgradeRequest(BaseModel):
+    newDatawalletVersion: int = Field(ge=1, le=1_000_000)
+    datawalletModifications: list[ModificationIn] = Field(
+        default_factory=list, max_length=MAX_MODIFICATIONS
+    )
+
+
+class CreateModificationsRequest(BaseModel):
+    localIndex: int | None = None
+    modifications: list[ModificationIn] = Field(min_length=1, max_length=MAX_MODIFICATIONS)
+
+
+def external_event_id(index: int) -> str:
+    return f"EXT{index:017d}"
+
+
+def _modifications(items: list[ModificationIn]) -> list[dict[str, Any]]:
+    return [
+        {"id": new_id("DWM"), "object_identifier": m.objectIdentifier,
+         "payload_category": m.payloadCategory, "collection": m.collection, "type": m.type,
+         "encrypted_payload": decode_content(m.encryptedPayload, "encryptedPayload",
+                                             MAX_PAYLOAD_BYTES) if m.encryptedPayload else None}
+        for m in items
+    ]  # fmt: skip
+
+
+async def _send(state: ApiState, caller: Caller, name: str, body: dict[str, Any]) -> None:
+    await state.bus.send(
+        state.topics.identity_commands,
+        state.envelopes.aggregate_key("identity", caller.address),
+        name,
+        {"address": caller.address, "device_id": caller.device_id,
+         "requested_at": datetime.now(UTC), **body},
+    )  # fmt: skip
+
+
+async def _run_row(state: ApiState, caller: Caller, run_id: str) -> Any:
+    row = (await execute(state.session, "SELECT * FROM sync_runs WHERE id = %s", (run_id,))).one()
+    if row is None or row.address != caller.address:
+        raise ApiError(404, NOT_FOUND, "sync run not found")
+    return row
+
+
+def _run_dto(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "syncRunType": row.run_type,
+        "expiresAt": iso(row.expires_at),
+        "index": row.to_index,
+        "createdAt": iso(row.created_at),
+        "createdBy": row.address,
+        "createdByDevice": row.device_id,
+        "eventCount": row.to_index - row.from_index + len(row.retry_indexes or []),
+        "status": row.status,
+    }
+
+
+@router.post("/api/v1/SyncRuns", response_model=None)
+async def start_sync_run(
+    caller: Authenticated,
+    state: State,
+    version: DatawalletVersion = 0,
+    body: StartSyncRunRequest | None = None,
+) -> Any:
+    body = body or StartSyncRunRequest()
+    head = (
+        await execute(
+            state.session,
+            "SELECT idx FROM mailbox WHERE address = %s ORDER BY idx DESC LIMIT 1",
+            (caller.address,),
+        )
+    ).one()
+    run_id = new_id("SYN")
+    await _send(state, caller, "StartSyncRun", {
+        "sync_run_id": run_id, "run_type": body.type, "head_index": head.idx if head else 0,
+        "lock_seconds": (body.lockDuration or 10) * 60, "supported_datawallet_version": version,
+    })  # fmt: skip
+    row = (await execute(state.session, "SELECT * FROM sync_runs WHERE id = %s", (run_id,))).one()
+    if row is None:
+        return {"result": {"status": "NoNewEvents", "syncRun": None}}
+    return Response(
+        json.dumps({"result": {"status": "Created", "syncRun": _run_dto(row)}}),
+        status_code=201,
+        media_type="application/json",
+    )
+
+
+@router.get("/api/v1/SyncRuns/{run_id}")
+async def get_sync_run(run_id: SyncRunId, caller: Authenticated, state: State) -> Any:
+    return {"result": _run_dto(await _run_row(state, caller, run_id))}
+
+
+@router.get("/api/v1/SyncRuns/{run_id}/ExternalEvents")
+async def external_events(
+    run_id: SyncRunId, caller: Authenticated, state: State, page: Paging
+) -> Any:
+    run = await _run_row(state, caller, run_id)
+    rows = list(
+        await execute(
+            state.session,
+            "SELECT idx, event_type, payload, created_at FROM mailbox"
+            " WHERE address = %s AND idx > %s AND idx <= %s",
+            (caller.address, run.from_index, run.to_index),
+        )
+    )
+    for index in run.retry_indexes or []:
+        retried = await execute(
+            state.session,
+            "SELECT idx, event_type, payload, created_at FROM mailbox"
+            " WHERE address = %s AND idx = %s",
+            (caller.address, index),
+        )
+        rows.extend(retried)
+    errors: dict[int, int] = {}
+    for e in await execute(
+        state.session, "SELECT idx FROM sync_errors WHERE address = %s", (caller.address,)
+    ):
+        errors[e.idx] = errors.get(e.idx, 0) + 1
+    events = [
+        {"id": external_event_id(r.idx), "type": r.event_type, "index": r.idx,
+         "createdAt": iso(r.created_at), "syncErrorCount": errors.get(r.idx, 0),
+         "payload": json.loads(r.payload)}
+        for r in sorted(rows, key=lambda r: r.idx)
+    ]  # fmt: skip
+    return page.envelope(events)
+
+
+async def _finalize(
+    state: ApiState, caller: Caller, run_id: str, results: list[ExternalEventResult],
+    modifications: list[ModificationIn], new_version: int | None,
+) -> Any:  # fmt: skip
+    mods = _modifications(modifications)
+    await _send(state, caller, "FinalizeSyncRun", {
+        "sync_run_id": run_id,
+        "results": [{"index": int(r.externalEventId[3:]), "error_code": r.errorCode}
+                    for r in results],
+        "new_datawallet_version": new_version, "modifications": mods,
+    })  # fmt: skip
+    written = await _written_modifications(state, caller, [m["id"] for m in mods])
+    return {
+        "result": {
+            "newDatawalletModificationIndex": max((m["index"] for m in written), default=None),
+            "datawalletModifications": written,
+        }
+    }
+
+
+@router.put("/api/v1/SyncRuns/{run_id}/FinalizeExternalEventSync")
+async def finalize_external_event_sync(
+    run_id: SyncRunId, body: FinalizeExternalEventSyncRequest, caller: Authenticated, state: State
+) -> Any:
+    return await _finalize(state, caller, run_id, body.externalEventResults,
+                           body.datawalletModifications, None)  # fmt: skip
+
+
+@router.put("/api/v1/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade")
+async def finalize_version_upgrade(
+    run_id: SyncRunId, body: FinalizeVersionUpgradeRequest, caller: Authenticated, state: State
+) -> Any:
+    return await _finalize(state, caller, run_id, [], body.datawalletModifications,
+                           body.newDatawalletVersion)  # fmt: skip
+
+
+async def _written_modifications(
+    state: ApiState, caller: Caller, ids: list[str]
+) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    rows = await execute(
+        state.session,
+        "SELECT id, idx, created_at FROM datawallet_modifications WHERE address = %s"
+        " ORDER BY idx DESC LIMIT %s",
+        (caller.address, len(ids) * 2),
+    )
+    wanted = set(ids)
+    found = [{"id": r.id, "index": r.idx, "createdAt": iso(r.created_at)}
+             for r in rows if r.id in wanted]  # fmt: skip
+    return sorted(found, key=lambda m: m["index"])
+
+
+@router.get("/api/v1/Datawallet")
+async def get_datawallet(caller: Authenticated, state: State) -> Any:
+    row = (
+        await execute(
+            state.session, "SELECT version FROM datawallets WHERE address = %s", (caller.address,)
+        )
+    ).one()
+    return {"result": {"version": row.version if row else 0}}
+
+
+@router.get("/api/v1/Datawallet/Modifications")
+async def get_modifications(
+    caller: Authenticated,
+    state: State,
+    page: Paging,
+    version: DatawalletVersion = 0,
+    local_index: Annotated[int, Query(alias="localIndex", ge=0)] = 0,
+) -> Any:
+    rows = await execute(
+        state.session,
+        "SELECT * FROM datawallet_modifications WHERE address = %s AND idx > %s",
+        (caller.address, local_index),
+    )
+    mods = [
+        {"id": r.id, "index": r.idx, "objectIdentifier": r.object_identifier,
+         "payloadCategory": r.payload_category, "createdAt": iso(r.created_at),
+         "createdByDevice": r.created_by_device, "collection": r.collection, "type": r.type,
+         "encryptedPayload": encode_content(r.encrypted_payload)}
+        for r in rows
+    ]  # fmt: skip
+    return page.envelope(mods)
+
+
+@router.post("/api/v1/Datawallet/Modifications", status_code=201)
+async def create_modifications(
+    body: CreateModificationsRequest, caller: Authenticated, state: State,
+    version: DatawalletVersion = 0,
+) -> Any:  # fmt: skip
+    if body.localIndex is not None and body.localIndex < 0:
+        raise ApiError(400, INVALID, "localIndex must not be negative")
+    mods = _modifications(body.modifications)
+    await _send(state, caller, "AddDatawalletModifications",
+                {"supported_datawallet_version": version, "modifications": mods})  # fmt: skip
+    written = await _written_modifications(state, caller, [m["id"] for m in mods])
+    return {"result": {"newIndex": written[-1]["index"] if written else None,
+                       "modifications": written}}  # fmt: skip
