@@ -301,7 +301,9 @@ async def mailbox_sequencer(stream: faust.StreamT[bytes]) -> None:
     _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
     sequencer = Sequencer(session, settings.retention_s)
     _sequencer.append(sequencer)
-    async for batch in stream.take_events(2000, within=0.005):  # type: ignore[attr-defined]
+    # noack_take, then ack after the rows are written: faust's take/take_events ack each
+    # record as it is buffered, so a crash would commit offsets of entries never written.
+    async for batch in stream.noack_take(2000, within=0.005):  # type: ignore[attr-defined]
         entries = []
         for event in batch:
             opened = await open_waiting_for_key(envelopes, event.value)
@@ -314,6 +316,8 @@ async def mailbox_sequencer(stream: faust.StreamT[bytes]) -> None:
         for done in await _sequence_until_written(sequencer, entries):
             key = envelopes.aggregate_key("identity", done.address).encode()
             await mailbox_sequenced.send(key=key, value=str(done.last).encode())
+        for event in batch:
+            event.ack()
 
 
 async def _sequence_until_written(sequencer: Sequencer, entries: list[Entry]) -> list[Sequenced]:
