@@ -387,8 +387,10 @@ async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate
     stack.start_worker()
     for p in people:
         want = before[p.address] + 2_000
-        entries = await _mailbox_until(http, p, lambda es, w=want: len(es) >= w, 180)
+        # Generous: on a loaded machine the new worker first waits out the dead one's session.
+        entries = await _mailbox_until(http, p, lambda es, w=want: len(es) >= w, 400)
         _assert_gap_free(entries)
         numbers = _synthetic_in_order(entries)
-        assert len(numbers) == 2_000, p.address  # no loss, no duplicate
+        missing = sorted(set(range(plan.index(p.address), 20_000, 10)) - set(numbers))
+        assert len(numbers) == 2_000, (p.address, len(numbers), missing[:5], missing[-5:])
         assert numbers == sorted(numbers)  # in the order they were produced
