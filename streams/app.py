@@ -5,6 +5,7 @@
     token-commands        --token_decider-->        events
     relationship-commands --relationship_decider--> events (+ ReleaseAllocation)
     events --projector--> Cassandra, then replies and mailbox-entries
+    mailbox-entries --mailbox_sequencer (own consumer)--> Cassandra, then mailbox-sequenced
 
 The rules live in the pure `*_decider.py` modules, the loop around them in
 `streams/deciding.py`, the read models in `streams/readmodels.py`. Run with `backbone
@@ -42,6 +43,7 @@ from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
+from streams.sequencer_consumer import SequencerConsumer
 from streams.topics import TopicNames
 
 log = logging.getLogger("backbone.streams")
@@ -291,51 +293,31 @@ async def _apply_until_written(projection: Projection, event: Opened) -> None:
             delay = min(delay * 2, 5.0)
 
 
-_sequencer: list[Sequencer] = []  # made by the agent once Cassandra is connected
-
-
-@app.agent(mailbox_entries)
-async def mailbox_sequencer(stream: faust.StreamT[bytes]) -> None:
+@app.task  # type: ignore[untyped-decorator]
+async def mailbox_sequencer() -> None:
     """Numbers each identity's entries 1, 2, 3 … (streams/mailbox_sequencer.py), then tells
-    the API processes, whose open mailbox streams wait for exactly this."""
+    the API processes, whose open mailbox streams wait for exactly this. It runs on its own
+    consumer, not as an agent: see streams/sequencer_consumer.py."""
     _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
-    sequencer = Sequencer(session, settings.retention_s)
-    _sequencer.append(sequencer)
-    # noack_take, then ack after the rows are written: faust's take/take_events ack each
-    # record as it is buffered, so a crash would commit offsets of entries never written.
-    async for batch in stream.noack_take(2000, within=0.005):  # type: ignore[attr-defined]
-        entries = []
-        for event in batch:
-            opened = await open_waiting_for_key(envelopes, event.value)
-            if opened is not None:
-                b = opened.body
-                entries.append(
-                    Entry(event.message.offset, b["recipient"], b["event_type"],
-                          b["payload_json"], b["source_event_id"], b["occurred_at"])
-                )  # fmt: skip
-        for done in await _sequence_until_written(sequencer, entries):
-            key = envelopes.aggregate_key("identity", done.address).encode()
-            await mailbox_sequenced.send(key=key, value=str(done.last).encode())
-        for event in batch:
-            event.ack()
 
+    async def decode(offset: int, raw: bytes) -> Entry | None:
+        opened = await open_waiting_for_key(envelopes, raw)
+        if opened is None:
+            return None
+        b = opened.body
+        return Entry(offset, b["recipient"], b["event_type"], b["payload_json"],
+                     b["source_event_id"], b["occurred_at"])  # fmt: skip
 
-async def _sequence_until_written(sequencer: Sequencer, entries: list[Entry]) -> list[Sequenced]:
-    delay = 0.1
-    while True:
-        try:
-            return await sequencer.sequence(entries)
-        except Exception as exc:  # Cassandra away: retrying the same batch is safe
-            log.warning("sequencing failed; retrying", extra={"error": type(exc).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    async def notify(done: Sequenced) -> None:
+        key = envelopes.aggregate_key("identity", done.address).encode()
+        await mailbox_sequenced.send(key=key, value=str(done.last).encode())
 
-
-@app.on_partitions_revoked.connect  # type: ignore[arg-type]
-def _forget_heads(sender: Any, *args: Any, **kwargs: Any) -> None:
-    # Another worker may move these identities' mailboxes on; re-read them next time.
-    for sequencer in _sequencer:
-        sequencer.forget()
+    group = f"{settings.app_id}-mailbox-sequencer"
+    consumer = SequencerConsumer(
+        settings.cluster.kafka_bootstrap, names.mailbox_entries, group,
+        Sequencer(session, settings.retention_s), decode, notify, settings.worker_session_timeout_s,
+    )  # fmt: skip
+    await consumer.run()
 
 
 @app.task  # type: ignore[untyped-decorator]
