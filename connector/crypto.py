@@ -13,14 +13,13 @@ requester's. Both sides then derive the same 32-byte relationship secret with X2
 HKDF-like hashing (`relationship_secret`); it never travels.
 
 Messages: the body is sealed with a fresh content key; the key is wrapped once per
-recipient with that recipient's relationship secret; the sender signs the ciphertext and
-the wrapped keys, so a recipient knows who wrote it and that nothing was swapped.
+recipient with that recipient's relationship secret; the sender signs the sealed body, so a
+recipient knows who wrote it.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,53 +117,48 @@ def relationship_secret(mine: IdentityKeys, peer: PublicKeys, template_id: str) 
                          encoder=RawEncoder))  # fmt: skip
 
 
+SIGNATURE_BYTES = 64
+
+
 @dataclass(frozen=True)
 class SealedMessage:
-    body: bytes  # the content sealed with the content key
+    body: bytes  # the sender's signature, then the content sealed with the content key
     wrapped_keys: dict[str, bytes]  # recipient address -> content key sealed for them
-    signature: bytes  # by the sender, over body and wrapped keys
 
 
-def _message_digest(sender: str, body: bytes, wrapped: dict[str, bytes]) -> bytes:
-    canonical = json.dumps(
-        {
-            "from": sender,
-            "body": _b64(body),
-            "keys": {a: _b64(k) for a, k in sorted(wrapped.items())},
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()
-    return bytes(blake2b(canonical, digest_size=64, encoder=RawEncoder))
+def _message_digest(sender: str, ciphertext: bytes) -> bytes:
+    return bytes(blake2b(sender.encode() + b"\n" + ciphertext, digest_size=64,
+                         person=b"message-v1", encoder=RawEncoder))  # fmt: skip
 
 
 def seal_message(
     sender_keys: IdentityKeys, sender: str, plaintext: bytes, secrets: dict[str, bytes]
 ) -> SealedMessage:
-    """`secrets`: recipient address -> the relationship secret with that recipient."""
+    """`secrets`: recipient address -> the relationship secret with that recipient.
+
+    The signature covers the sender and the sealed content, and travels in the body, so a
+    recipient verifies from what it alone receives (its own wrapped key and the body). The
+    wrapped keys need no signature: a swapped key either does not unwrap or yields a key
+    that does not open the signed, authenticated content."""
     content_key = new_content_key()
-    body = seal(content_key, plaintext, sender.encode())
+    ciphertext = seal(content_key, plaintext, sender.encode())
+    signature = sender_keys.signing.sign(_message_digest(sender, ciphertext)).signature
     wrapped = {address: seal(secret, content_key, address.encode())
                for address, secret in secrets.items()}  # fmt: skip
-    signature = sender_keys.signing.sign(_message_digest(sender, body, wrapped)).signature
-    return SealedMessage(body, wrapped, signature)
+    return SealedMessage(signature + ciphertext, wrapped)
 
 
 def open_message(
-    message: SealedMessage, sender: str, sender_public: PublicKeys, me: str, secret: bytes
+    body: bytes, wrapped_key: bytes, sender: str, sender_public: PublicKeys, me: str, secret: bytes
 ) -> bytes:
     """The plaintext, after checking the sender's signature and unwrapping my key."""
+    signature, ciphertext = body[:SIGNATURE_BYTES], body[SIGNATURE_BYTES:]
     try:
-        VerifyKey(sender_public.signing).verify(
-            _message_digest(sender, message.body, message.wrapped_keys), message.signature
-        )
-    except BadSignatureError as exc:
+        VerifyKey(sender_public.signing).verify(_message_digest(sender, ciphertext), signature)
+    except (BadSignatureError, ValueError) as exc:
         raise DecryptionFailed("the sender's signature does not verify") from exc
-    wrapped = message.wrapped_keys.get(me)
-    if wrapped is None:
-        raise DecryptionFailed("the message holds no key for this identity")
-    content_key = open_sealed(secret, wrapped, me.encode())
-    return open_sealed(content_key, message.body, sender.encode())
+    content_key = open_sealed(secret, wrapped_key, me.encode())
+    return open_sealed(content_key, ciphertext, sender.encode())
 
 
 def encode_reference(object_id: str, key: bytes) -> str:
