@@ -7,8 +7,12 @@ Used by the connector, the tests and the benchmarks.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -91,6 +95,11 @@ class BackboneClient:
         return Identity(created["address"], key, device)
 
     async def token(self, username: str, password: str) -> str:
+        token, _ = await self.token_with_lifetime(username, password)
+        return token
+
+    async def token_with_lifetime(self, username: str, password: str) -> tuple[str, float]:
+        """A bearer token and its lifetime in seconds."""
         form = {
             "grant_type": "password",
             "username": username,
@@ -101,8 +110,8 @@ class BackboneClient:
         answer = await self.http.post("/connect/token", data=form)
         if answer.status_code >= 400:
             _raise_oauth(answer)
-        token: str = answer.json()["access_token"]
-        return token
+        body = answer.json()
+        return str(body["access_token"]), float(body.get("expires_in", 300))
 
     async def add_device(self, identity: Identity, token: str, password: str) -> Device:
         body = {
@@ -148,3 +157,102 @@ def _raise_oauth(answer: httpx.Response) -> None:
     except (ValueError, KeyError, TypeError):
         code, message = str(answer.status_code), answer.text[:200]
     raise BackboneError(answer.status_code, code, message)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class DeviceSession:
+    """One device of an identity, logged in: a bearer token fetched on demand and renewed
+    before it expires, and the calls a Connector makes with it. Content goes in and comes
+    out as bytes; encrypting it is the caller's job (the backbone only sees ciphertext)."""
+
+    RENEW_BEFORE_S = 60.0
+
+    def __init__(self, client: BackboneClient, username: str, password: str) -> None:
+        self.client = client
+        self.http = client.http
+        self._username = username
+        self._password = password
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"DeviceSession(username={self._username!r}, <password and token redacted>)"
+
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token is None or time.monotonic() > self._expires_at - self.RENEW_BEFORE_S:
+                self._token, lifetime = await self.client.token_with_lifetime(
+                    self._username, self._password
+                )
+                self._expires_at = time.monotonic() + lifetime
+            return self._token
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {await self.token()}"}
+        answer = await self.http.request(method, path, headers=headers, **kwargs)
+        if answer.status_code == 401:  # revoked or expired early: one fresh login, then give up
+            self._token = None
+            headers = {"Authorization": f"Bearer {await self.token()}"}
+            answer = await self.http.request(method, path, headers=headers, **kwargs)
+        return _result(answer)
+
+    async def create_template(
+        self, content: bytes, expires_at: datetime | None = None, max_allocations: int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"content": _b64(content)}
+        if expires_at is not None:
+            body["expiresAt"] = expires_at.isoformat()
+        if max_allocations is not None:
+            body["maxNumberOfAllocations"] = max_allocations
+        created: dict[str, Any] = await self._call("POST", "/api/v1/RelationshipTemplates",
+                                                   json=body)  # fmt: skip
+        return created
+
+    async def template(self, template_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call(
+            "GET", f"/api/v1/RelationshipTemplates/{template_id}"
+        )
+        return found
+
+    async def create_token(self, content: bytes, expires_at: datetime) -> dict[str, Any]:
+        body = {"content": _b64(content), "expiresAt": expires_at.isoformat()}
+        created: dict[str, Any] = await self._call("POST", "/api/v1/Tokens", json=body)
+        return created
+
+    async def token_content(self, token_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call("GET", f"/api/v1/Tokens/{token_id}")
+        return found
+
+    async def request_relationship(self, template_id: str, content: bytes) -> dict[str, Any]:
+        body = {"relationshipTemplateId": template_id, "creationContent": _b64(content)}
+        created: dict[str, Any] = await self._call("POST", "/api/v1/Relationships", json=body)
+        return created
+
+    async def relationship(self, relationship_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call("GET", f"/api/v1/Relationships/{relationship_id}")
+        return found
+
+    async def relationship_step(
+        self, relationship_id: str, step: str, response_content: bytes | None = None
+    ) -> dict[str, Any]:
+        """`step`: Accept, Reject, Revoke, Terminate, … (the backbone checks it is allowed)."""
+        body = {"creationResponseContent": _b64(response_content)} if response_content else {}
+        changed: dict[str, Any] = await self._call(
+            "PUT", f"/api/v1/Relationships/{relationship_id}/{step}", json=body
+        )
+        return changed
+
+    async def send_message(self, body: bytes, wrapped_keys: dict[str, bytes]) -> dict[str, Any]:
+        recipients = [{"address": a, "encryptedKey": _b64(k)} for a, k in wrapped_keys.items()]
+        sent: dict[str, Any] = await self._call(
+            "POST", "/api/v1/Messages", json={"recipients": recipients, "body": _b64(body)}
+        )
+        return sent
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call("GET", f"/api/v1/Messages/{message_id}")
+        return found

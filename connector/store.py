@@ -8,8 +8,10 @@ because handing it to business systems is the Connector's job.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,33 +35,50 @@ CREATE TABLE IF NOT EXISTS handled_entries (
     mailbox_index INTEGER NOT NULL,
     PRIMARY KEY (address, mailbox_index)
 );
+CREATE TABLE IF NOT EXISTS templates (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,          -- the local identity that holds it
+    owner TEXT NOT NULL,            -- who created it (the local identity, or a peer)
+    sealed_key BLOB NOT NULL,       -- the content key, sealed by the keystore
+    owner_keys TEXT NOT NULL,       -- the owner's public keys (JSON)
+    content TEXT NOT NULL,          -- JSON, decrypted
+    expires_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    content TEXT NOT NULL,          -- JSON, decrypted
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS relationships (
     id TEXT PRIMARY KEY,
     address TEXT NOT NULL,
     peer TEXT NOT NULL,
     template_id TEXT NOT NULL,
+    direction TEXT NOT NULL,        -- outgoing: we requested it; incoming: the peer did
     status TEXT NOT NULL,
-    peer_keys TEXT,
-    sealed_secret BLOB,
+    peer_keys TEXT NOT NULL,
+    sealed_secret BLOB NOT NULL,
+    creation_content TEXT NOT NULL,
+    response_content TEXT,
+    created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS relationships_by_peer ON relationships (address, peer);
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
     address TEXT NOT NULL,
-    direction TEXT NOT NULL,
-    peer TEXT NOT NULL,
-    content BLOB NOT NULL,
-    mailbox_index INTEGER,
+    direction TEXT NOT NULL,        -- outgoing or incoming
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,       -- JSON list of addresses
+    content TEXT NOT NULL,          -- JSON, decrypted
+    mailbox_index INTEGER,          -- incoming: the entry that brought it (their order)
     created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_type TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
-    delivered_at TEXT
-);
+CREATE INDEX IF NOT EXISTS messages_in_order ON messages (address, mailbox_index, created_at);
 """
 
 
@@ -78,6 +97,16 @@ class Store(Protocol):
     def identities(self) -> list[StoredIdentity]: ...
     def cursor(self, address: str) -> int: ...
     def mark_handled(self, address: str, index: int) -> bool: ...
+
+
+class _Row(dict[str, Any]):
+    """A row as a dict; attribute access too, for readable call sites."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
 
 
 def _now() -> str:
@@ -99,6 +128,25 @@ class SqliteStore:
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             return list(self._db.execute(sql, params))
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]:
+        """Rows with access by column name; `params` by position or by `:name`."""
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            names = [d[0] for d in cursor.description or ()]
+            return [_Row(zip(names, row, strict=True)) for row in cursor]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All statements on the yielded connection commit together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def add_identity(self, identity: StoredIdentity) -> None:
         self._run(
