@@ -1,11 +1,12 @@
 """The `connector` command: `init` creates the organization's identity on the backbone,
-`status` shows what this Connector holds. (`serve`, the REST API, the mailbox consumer and
-webhooks are not built yet: issue 7.)"""
+`status` shows what this Connector holds, `serve` runs its REST API, mailbox consumer and
+webhooks."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from connector.backbone_client import BackboneError
@@ -39,6 +40,19 @@ def cmd_status(settings: ConnectorSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(settings: ConnectorSettings, args: argparse.Namespace) -> int:
+    from connector.server import ServeError, serve  # the web stack only when serving
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per backbone call is noise
+    try:
+        serve(settings, Keystore.from_env(settings.data_dir))
+    except ServeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
     parser.add_argument("--version", action="version", version="connector 0.1.0")
@@ -48,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p_init.set_defaults(func=cmd_init)
     p_status = sub.add_parser("status", help="the identities this Connector holds")
     p_status.set_defaults(func=cmd_status)
+    p_serve = sub.add_parser("serve", help="run the REST API, the mailbox consumer and webhooks")
+    p_serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     settings = ConnectorSettings.from_env()
     try:

@@ -18,6 +18,11 @@ class ConnectorSettings:
     backbone_url: str
     client_id: str
     client_secret: str
+    api_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8090
+    webhooks: str = ""  # JSON list of targets (connector/webhooks.py)
+    identity: str = ""  # which identity `serve` acts for; empty: the first one
 
     @classmethod
     def from_env(cls) -> ConnectorSettings:
@@ -26,6 +31,11 @@ class ConnectorSettings:
             backbone_url=os.environ.get("CONNECTOR_BACKBONE_URL", "http://127.0.0.1:8080"),
             client_id=os.environ.get("CONNECTOR_CLIENT_ID", "local"),
             client_secret=os.environ.get("CONNECTOR_CLIENT_SECRET", ""),
+            api_key=os.environ.get("CONNECTOR_API_KEY", ""),
+            host=os.environ.get("CONNECTOR_HOST", "127.0.0.1"),
+            port=int(os.environ.get("CONNECTOR_PORT", "8090")),
+            webhooks=os.environ.get("CONNECTOR_WEBHOOKS", ""),
+            identity=os.environ.get("CONNECTOR_IDENTITY", ""),
         )
 
     @property
@@ -36,5 +46,5 @@ class ConnectorSettings:
         return (
             f"ConnectorSettings(data_dir={str(self.data_dir)!r}, "
             f"backbone_url={self.backbone_url!r}, client_id={self.client_id!r}, "
-            "client_secret=<redacted>)"
+            f"port={self.port}, client_secret=<redacted>, api_key=<redacted>)"
         )

@@ -1,0 +1,209 @@
+"""The Connector's REST API for the organization's business systems.
+
+Plaintext JSON in and out; every request carries the API key in `X-API-KEY`. Paths follow
+the Enmeshed Connector's (`/api/v2/...`). Errors have the backbone's shape:
+`{"error": {"code", "message", ...}}`, 4xx with a machine-readable code. A backbone error
+is passed on with its own code (a 5xx of the backbone becomes 502).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api import errors
+from connector.backbone_client import BackboneError
+from connector.service import ConnectorError, ConnectorService
+
+VERSION = "0.1.0"
+MAX_CONTENT_CHARS = 24_000  # sealed, base64'd and wrapped, this stays under the backbone's 32 KiB
+
+Content = Annotated[Any, Field(description="any JSON value")]
+RelationshipId = Annotated[str, Path(pattern=r"^REL[A-Za-z0-9]{17}$")]
+TemplateId = Annotated[str, Path(pattern=r"^RLT[A-Za-z0-9]{17}$")]
+MessageId = Annotated[str, Path(pattern=r"^MSG[A-Za-z0-9]{17}$")]
+STEPS = ("Accept", "Reject", "Revoke", "Terminate")
+
+
+class CreateTemplate(BaseModel):
+    content: Content
+    expiresAt: datetime | None = None
+    maxNumberOfAllocations: int | None = Field(default=None, ge=1, le=1000)
+
+
+class CreateToken(BaseModel):
+    content: Content
+    expiresAt: datetime
+
+
+class LoadReference(BaseModel):
+    reference: str = Field(min_length=10, max_length=200)
+
+
+class CreateRelationship(BaseModel):
+    templateId: str = Field(pattern=r"^RLT[A-Za-z0-9]{17}$")
+    creationContent: Content = None
+
+
+class AnswerRelationship(BaseModel):
+    content: Content = None
+
+
+class SendMessage(BaseModel):
+    recipients: list[str] = Field(min_length=1, max_length=50)
+    content: Content
+
+
+def _service(request: Request) -> ConnectorService:
+    service: ConnectorService = request.app.state.service
+    return service
+
+
+def _check_key(request: Request) -> None:
+    given = request.headers.get("x-api-key", "")
+    expected: str = request.app.state.api_key
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise errors.ApiError(401, "error.connector.unauthorized", "missing or wrong X-API-KEY")
+
+
+Service = Annotated[ConnectorService, Depends(_service)]
+
+
+def _size_checked(content: Any) -> Any:
+    if len(json.dumps(content)) > MAX_CONTENT_CHARS:
+        raise ConnectorError(400, "error.connector.contentTooLarge",
+                             f"content is over {MAX_CONTENT_CHARS} characters of JSON")  # fmt: skip
+    return content
+
+
+router = APIRouter(prefix="/api/v2", dependencies=[Depends(_check_key)])
+
+
+@router.get("/Account/IdentityInfo")
+async def identity_info(service: Service) -> Any:
+    return {"result": {"address": service.address, "deviceId": service.identity.device_id}}
+
+
+@router.post("/RelationshipTemplates/Own", status_code=201)
+async def create_template(body: CreateTemplate, service: Service) -> Any:
+    created = await service.create_template(
+        _size_checked(body.content), body.expiresAt, body.maxNumberOfAllocations
+    )
+    return {"result": created}
+
+
+@router.post("/RelationshipTemplates/Own/{template_id}/Token", status_code=201)
+async def template_token(template_id: TemplateId, service: Service) -> Any:
+    return {"result": await service.create_template_token(template_id)}
+
+
+@router.get("/RelationshipTemplates")
+async def templates(service: Service) -> Any:
+    return {"result": service.templates()}
+
+
+@router.get("/RelationshipTemplates/{template_id}")
+async def template(template_id: TemplateId, service: Service) -> Any:
+    return {"result": service.template_dto(template_id)}
+
+
+@router.post("/Tokens/Own", status_code=201)
+async def create_token(body: CreateToken, service: Service) -> Any:
+    return {"result": await service.create_token(_size_checked(body.content), body.expiresAt)}
+
+
+@router.get("/Tokens")
+async def tokens(service: Service) -> Any:
+    return {"result": service.tokens()}
+
+
+@router.post("/Peer/Load", status_code=201)
+async def load_peer_object(body: LoadReference, service: Service) -> Any:
+    """A peer's template (from a template or token reference, e.g. from a QR code) or a
+    content token: fetched, decrypted and kept."""
+    return {"result": await service.load_reference(body.reference)}
+
+
+@router.post("/Relationships", status_code=201)
+async def request_relationship(body: CreateRelationship, service: Service) -> Any:
+    content = _size_checked(body.creationContent)
+    return {"result": await service.request_relationship(body.templateId, content)}
+
+
+@router.get("/Relationships")
+async def relationships(service: Service, status: str | None = None) -> Any:
+    return {"result": service.relationships(status)}
+
+
+@router.get("/Relationships/{relationship_id}")
+async def relationship(relationship_id: RelationshipId, service: Service) -> Any:
+    return {"result": service.relationship_dto(relationship_id)}
+
+
+@router.put("/Relationships/{relationship_id}/{step}")
+async def relationship_step(
+    relationship_id: RelationshipId, step: str, service: Service,
+    body: AnswerRelationship | None = None,
+) -> Any:  # fmt: skip
+    if step not in STEPS:
+        raise ConnectorError(400, "error.connector.unknownStep", f"step is one of {STEPS}")
+    content = _size_checked(body.content) if body else None
+    return {"result": await service.relationship_step(relationship_id, step, content)}
+
+
+@router.post("/Messages", status_code=201)
+async def send_message(body: SendMessage, service: Service) -> Any:
+    sent = await service.send_message(body.recipients, _size_checked(body.content))
+    return {"result": sent}
+
+
+@router.get("/Messages")
+async def messages(
+    service: Service,
+    peer: str | None = None,
+    direction: Annotated[str | None, Query(pattern="^(incoming|outgoing)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Oldest first, `limit` at a time from `offset`."""
+    return {"result": service.messages(peer, direction, limit, offset)}
+
+
+@router.get("/Messages/{message_id}")
+async def message(message_id: MessageId, service: Service) -> Any:
+    return {"result": service.message_dto(message_id)}
+
+
+def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) -> FastAPI:
+    app = FastAPI(title="Connector", version=VERSION, lifespan=lifespan)
+    app.state.service = service
+    app.state.api_key = api_key
+    errors.install(app)
+
+    @app.exception_handler(ConnectorError)
+    async def _refused(_: Request, exc: ConnectorError) -> JSONResponse:
+        return errors.response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(BackboneError)
+    async def _backbone(_: Request, exc: BackboneError) -> JSONResponse:
+        # The backbone refusing the Connector's own login (401) or failing (5xx) is not the
+        # caller's fault: a gateway error.
+        status = exc.status if 400 <= exc.status < 500 and exc.status != 401 else 502
+        return errors.response(status, exc.code, exc.message)
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {"isHealthy": True}
+
+    @app.get("/Monitoring/Version")
+    async def version() -> Any:
+        return {"version": VERSION}
+
+    app.include_router(router)
+    return app
