@@ -90,6 +90,16 @@ async def identity_info(service: Service) -> Any:
     return {"result": {"address": service.address, "deviceId": service.identity.device_id}}
 
 
+@router.post("/Account/Sync")
+async def sync(request: Request) -> Any:
+    """Catch up with the mailbox now (the live stream does so anyway); answers how many
+    entries were new."""
+    consumer = request.app.state.consumer
+    if consumer is None:
+        raise ConnectorError(503, "error.connector.notSyncing", "no mailbox consumer runs")
+    return {"result": {"handledEntries": await consumer.catch_up()}}
+
+
 @router.post("/RelationshipTemplates/Own", status_code=201)
 async def create_template(body: CreateTemplate, service: Service) -> Any:
     created = await service.create_template(
@@ -184,6 +194,7 @@ def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) ->
     app = FastAPI(title="Connector", version=VERSION, lifespan=lifespan)
     app.state.service = service
     app.state.api_key = api_key
+    app.state.consumer = None  # set by `connector serve`
     errors.install(app)
 
     @app.exception_handler(ConnectorError)

@@ -18,7 +18,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -42,6 +42,8 @@ class MailboxConsumer:
     store: SqliteStore
     handler: Handler
     ack_every: int = ACK_EVERY
+    # The stream and an on-demand catch-up may meet the same entry: one handles it at a time.
+    _handling: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -50,7 +52,9 @@ class MailboxConsumer:
             try:
                 await self._follow()
                 backoff = 0.5
-            except (httpx.HTTPError, OSError) as exc:
+            except Exception as exc:
+                # The backbone or the network away, or a handler's transient failure: the
+                # entry was not recorded as handled, so it comes again.
                 log.warning("mailbox stream dropped; reconnecting",
                             extra={"error": type(exc).__name__, "retry_in_s": backoff})  # fmt: skip
                 await asyncio.sleep(backoff * (0.5 + random.random()))
@@ -76,15 +80,41 @@ class MailboxConsumer:
                 if not line.startswith("data: "):
                     continue
                 entry = json.loads(line[6:])
-                if entry["index"] <= cursor:
+                if not await self._handle(entry):
                     continue
-                await self.handler(entry)
-                self.store.mark_handled(self.address, entry["index"])
                 cursor = entry["index"]
                 since_ack += 1
                 if since_ack >= self.ack_every:
                     await self.acknowledge(cursor)
                     since_ack = 0
+
+    async def _handle(self, entry: dict[str, Any]) -> bool:
+        async with self._handling:
+            if entry["index"] <= self.store.cursor(self.address):
+                return False
+            await self.handler(entry)
+            self.store.mark_handled(self.address, entry["index"])
+            return True
+
+    async def catch_up(self) -> int:
+        """Page through everything after the local cursor now (the stream would get there
+        too; this is for "sync now" and for checking). Returns how many were handled."""
+        handled = 0
+        while True:
+            since = self.store.cursor(self.address)
+            answer = await self.http.get(
+                f"/api/v1/Mailbox?since={since}&limit=1000",
+                headers={"Authorization": f"Bearer {await self.token()}"},
+            )
+            answer.raise_for_status()
+            entries = answer.json()["result"]
+            for entry in entries:
+                handled += await self._handle(entry)
+            if not entries:
+                break
+        if handled:
+            await self.acknowledge(self.store.cursor(self.address))
+        return handled
 
     async def acknowledge(self, index: int) -> None:
         try:

@@ -84,7 +84,9 @@ def build(settings: ConnectorSettings, keystore: Keystore) -> FastAPI:
             outbox.close()
             store.close()
 
-    return create_app(service, settings.api_key, lifespan)
+    app = create_app(service, settings.api_key, lifespan)
+    app.state.consumer = consumer
+    return app
 
 
 def serve(settings: ConnectorSettings, keystore: Keystore) -> None:
