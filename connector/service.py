@@ -211,7 +211,7 @@ class ConnectorService:
             secret = self.keystore.open(row.sealed_secret, f"secret:{relationship_id}")
             response = crypto.seal(secret, _json({"content": content}), b"response")
         changed = await self.session.relationship_step(relationship_id, step, response)
-        self._record_status(row, changed["status"], None)
+        self._record_status(row, changed["status"], json.dumps(content) if response else None)
         return self.relationship_dto(relationship_id)
 
     def relationship_dto(self, relationship_id: str) -> dict[str, Any]:
