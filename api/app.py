@@ -15,6 +15,7 @@ from api.routers import (
     auth,
     challenges,
     devices,
+    files,
     health,
     identities,
     mailbox,
@@ -61,8 +62,8 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    routers = (health, challenges, identities, devices, auth, tokens, templates, relationships,
-               messages, mailbox, sync)  # fmt: skip
+    routers = (health, challenges, identities, devices, auth, files, tokens, templates,
+               relationships, messages, mailbox, sync)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
 
@@ -71,12 +72,16 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        limit = MAX_BODY_BYTES
+        if request.url.path == "/api/v1/Files" and request.method == "POST":
+            limit += settings.max_file_bytes  # the file and its form fields
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return errors.response(
-                413,
-                "error.platform.requestTooLarge",
-                f"bodies are limited to {MAX_BODY_BYTES} bytes",
+                413, "error.platform.requestTooLarge", f"bodies are limited to {limit} bytes"
             )
+        if length is None and "chunked" in request.headers.get("transfer-encoding", ""):
+            # A body without a length could not be bounded before it is read.
+            return errors.response(411, "error.platform.lengthRequired", "send Content-Length")
         started = time.monotonic()
         response = await call_next(request)
         elapsed = time.monotonic() - started

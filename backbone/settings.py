@@ -129,6 +129,7 @@ class BackboneSettings:
     failed_logins_window_s: int = 300  # ... within this window lock the username for it
     retention_days: int = 365  # messages and mailbox entries leave the read models after this
     max_recipients: int = 50
+    max_file_bytes: int = 10 * 1024 * 1024  # the ciphertext of one file
     messages_need_relationship: bool = True  # only to identities with an active relationship
     worker_session_timeout_s: float = 30.0  # a dead worker's partitions move after this
 
@@ -155,6 +156,7 @@ class BackboneSettings:
             ),
             retention_days=_env_int("BACKBONE_RETENTION_DAYS", cls.retention_days),
             max_recipients=_env_int("BACKBONE_MAX_RECIPIENTS", cls.max_recipients),
+            max_file_bytes=_env_int("BACKBONE_MAX_FILE_BYTES", cls.max_file_bytes),
             messages_need_relationship=_env("BACKBONE_MESSAGES_NEED_RELATIONSHIP", "true").lower()
             not in ("0", "false", "no"),
             worker_session_timeout_s=float(

@@ -3,6 +3,7 @@
     identity-commands     --identity_decider-->     events
     template-commands     --template_decider-->     events (+ OpenRelationship)
     token-commands        --token_decider-->        events
+    file-commands         --file_decider-->         events
     relationship-commands --relationship_decider--> events (+ ReleaseAllocation)
     events --projector--> Cassandra, then replies and mailbox-entries
     mailbox-entries --mailbox_sequencer (own consumer)--> Cassandra, then mailbox-sequenced
@@ -29,6 +30,7 @@ from backbone import logs
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
 from streams import (
+    file_decider,
     identity_decider,
     message_decider,
     relationship_decider,
@@ -76,6 +78,7 @@ def _raw_topic(name: str) -> faust.TopicT:
 identity_commands = _raw_topic(names.identity_commands)
 template_commands = _raw_topic(names.template_commands)
 token_commands = _raw_topic(names.token_commands)
+file_commands = _raw_topic(names.file_commands)
 relationship_commands = _raw_topic(names.relationship_commands)
 events = _raw_topic(names.events)
 replies = _raw_topic(names.replies)
@@ -150,6 +153,12 @@ TOKENS = Decider(
     sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
     created_by={"CreateToken"},
 )  # fmt: skip
+FILES = Decider(
+    "file", _state_table("files"), file_decider.FileState.from_dict,
+    file_decider.decide, file_decider.evolve,
+    sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
+    created_by={"UploadFile"},
+)  # fmt: skip
 MESSAGES = Decider(
     "message", _state_table("messages"), message_decider.MessageState.from_dict,
     message_decider.decide, message_decider.evolve,
@@ -188,6 +197,12 @@ async def message_agent(stream: faust.StreamT[bytes]) -> None:
 async def token_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         await runtime.decide(TOKENS, key, command)
+
+
+@app.agent(file_commands)
+async def file_agent(stream: faust.StreamT[bytes]) -> None:
+    async for key, command in _commands(stream):
+        await runtime.decide(FILES, key, command)
 
 
 @app.agent(template_commands)

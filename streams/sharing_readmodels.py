@@ -1,4 +1,5 @@
-"""Read models of tokens, relationship templates and relationships, and their projection.
+"""Read models of files, tokens, relationship templates and relationships, and their
+projection.
 
 Writes carry `USING TIMESTAMP <aggregate version>` like the identity read models, so a
 redelivered event changes nothing. Tokens and templates with an expiry are written with a
@@ -17,6 +18,21 @@ from cassandra.cluster import Session
 from streams.cassandra_io import execute
 
 SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS files (
+        id text PRIMARY KEY,
+        owner text,
+        owner_device text,
+        cipher_size bigint,
+        cipher_hash blob,
+        content_sha256 blob,
+        chunk_count int,
+        encrypted_properties blob,
+        created_at timestamp,
+        expires_at timestamp)""",
+    # The blob store: written by the API before the UploadFile command, with the file's TTL.
+    # Chunks are readable only once the `files` row exists (the event was projected).
+    """CREATE TABLE IF NOT EXISTS file_chunks (
+        file_id text, chunk int, data blob, PRIMARY KEY (file_id, chunk))""",
     """CREATE TABLE IF NOT EXISTS tokens (
         id text PRIMARY KEY,
         owner text,
@@ -98,6 +114,11 @@ class SharingProjection:
         self.session = session
         q = session.prepare
         # TTL 0 means "no expiry" in CQL, which is what a missing expires_at asks for.
+        self._file = q(
+            "INSERT INTO files (id, owner, owner_device, cipher_size, cipher_hash,"
+            " content_sha256, chunk_count, encrypted_properties, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+        )
         self._token = q(
             "INSERT INTO tokens (id, owner, owner_device, content, created_at, expires_at,"
             " for_identity, password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -153,6 +174,7 @@ class SharingProjection:
 
     def handlers(self) -> dict[str, Handler]:
         return {
+            "FileUploaded": self._file_uploaded,
             "TokenCreated": self._token_created,
             "TokenDeleted": self._token_deleted,
             "TemplateCreated": self._template_created,
@@ -165,6 +187,15 @@ class SharingProjection:
 
     async def _run(self, statement: Any, *params: Any) -> None:
         await execute(self.session, statement, params)
+
+    async def _file_uploaded(self, b: dict[str, Any], ts: int) -> None:
+        ttl = _ttl(b["expires_at"])
+        if ttl == 0:
+            return
+        fields = ("file_id", "owner", "owner_device", "cipher_size", "cipher_hash",
+                  "content_sha256", "chunk_count", "encrypted_properties", "created_at",
+                  "expires_at")  # fmt: skip
+        await self._run(self._file, *(b[f] for f in fields), ttl, ts)
 
     async def _token_created(self, b: dict[str, Any], ts: int) -> None:
         ttl = _ttl(b["expires_at"])

@@ -63,6 +63,10 @@ class TopicNames:
         return f"{self.prefix}token-commands"
 
     @property
+    def file_commands(self) -> str:
+        return f"{self.prefix}file-commands"
+
+    @property
     def relationship_commands(self) -> str:
         return f"{self.prefix}relationship-commands"
 
@@ -96,6 +100,7 @@ class TopicNames:
             TopicSpec(self.identity_commands, partitions, short),
             TopicSpec(self.template_commands, partitions, short),
             TopicSpec(self.token_commands, partitions, short),
+            TopicSpec(self.file_commands, partitions, short),
             TopicSpec(self.relationship_commands, partitions, short),
             TopicSpec(self.message_commands, partitions, short),
             TopicSpec(self.mailbox_sequenced, partitions, {"retention.ms": str(3600 * 1000)}),
@@ -117,4 +122,4 @@ class TopicNames:
 
 
 # The faust tables of streams/app.py; their changelogs are the workers' durable state.
-TABLES = ("identities", "templates", "tokens", "pairs", "messages", "data-keys")
+TABLES = ("identities", "templates", "tokens", "files", "pairs", "messages", "data-keys")

@@ -86,6 +86,7 @@ class Stack:
             "BACKBONE_WORKER_METRICS_PORT": "0",
             "BACKBONE_PARTITIONS": "4",
             "BACKBONE_COMMAND_TIMEOUT": "5",
+            "BACKBONE_MAX_FILE_BYTES": str(1024 * 1024),  # the limit test stays small
             # A killed worker's partitions move to a new one after this (the crash tests).
             "BACKBONE_WORKER_SESSION_TIMEOUT": "6",
             **overrides,

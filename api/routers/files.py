@@ -1,0 +1,125 @@
+"""`/api/v1/Files`: end-to-end encrypted files (attachments, documents) shared by id.
+
+Upload is Enmeshed's multipart form: `content` (the ciphertext), `cipherHash` (the client's
+hash of it, base64, handed back to readers to check), `expiresAt`, `encryptedProperties`
+(optional, base64: name and type, encrypted by the client). The API stores the bytes in
+256 KiB chunks in Cassandra first, then appends `UploadFile`; the file is readable once the
+`FileUploaded` event is projected. A refused or failed command leaves only chunks that no
+`files` row points to, and they expire with the file's TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from starlette.datastructures import UploadFile
+
+from api.content import INVALID, check_expiry, decode_content
+from api.deps import Authenticated, State
+from api.errors import ApiError
+from api.timestamps import iso
+from backbone.security.ids import new_id
+from streams.cassandra_io import execute
+
+router = APIRouter(prefix="/api/v1/Files", tags=["files"])
+
+FileId = Annotated[str, Path(pattern=r"^FIL[A-Za-z0-9]{17}$")]
+CHUNK_BYTES = 256 * 1024
+MAX_PROPERTIES_BYTES = 4096
+NOT_FOUND = "error.platform.recordNotFound"
+TOO_LARGE = "error.platform.validation.file.contentTooLarge"
+
+
+def _field(form: Any, name: str, required: bool = True) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            raise ApiError(400, INVALID, f"{name}: required")
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, INVALID, f"{name}: must be a form field, not a file")
+    return value
+
+
+@router.post("", status_code=201)
+async def upload_file(request: Request, caller: Authenticated, state: State) -> Any:
+    form = await request.form(max_files=1, max_fields=5, max_part_size=64 * 1024)
+    content = form.get("content")
+    if not isinstance(content, UploadFile):
+        raise ApiError(400, INVALID, "content: a file part is required")
+    limit = state.settings.max_file_bytes
+    data = await content.read(limit + 1)
+    if not data:
+        raise ApiError(400, INVALID, "content: must not be empty")
+    if len(data) > limit:
+        raise ApiError(400, TOO_LARGE, f"content: at most {limit} bytes")
+    cipher_hash = decode_content(_field(form, "cipherHash") or "", "cipherHash", 128)
+    try:
+        expires_at = check_expiry(datetime.fromisoformat(_field(form, "expiresAt") or ""))
+    except ValueError as exc:
+        raise ApiError(400, INVALID, "expiresAt: not an ISO 8601 time") from exc
+    assert expires_at is not None
+    raw_props = _field(form, "encryptedProperties", required=False)
+    props = (
+        decode_content(raw_props, "encryptedProperties", MAX_PROPERTIES_BYTES) if raw_props else b""
+    )
+
+    file_id, now = new_id("FIL"), datetime.now(UTC)
+    ttl = max(1, int((expires_at - now).total_seconds()) + 1)
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+    await asyncio.gather(*(
+        execute(state.session,
+                "INSERT INTO file_chunks (file_id, chunk, data) VALUES (%s, %s, %s) USING TTL %s",
+                (file_id, n, chunk, ttl))
+        for n, chunk in enumerate(chunks)
+    ))  # fmt: skip
+    await state.bus.send(
+        state.topics.file_commands,
+        state.envelopes.aggregate_key("file", file_id),
+        "UploadFile",
+        {"file_id": file_id, "owner": caller.address, "owner_device": caller.device_id,
+         "cipher_size": len(data), "cipher_hash": cipher_hash,
+         "content_sha256": hashlib.sha256(data).digest(), "chunk_count": len(chunks),
+         "expires_at": expires_at, "encrypted_properties": props, "requested_at": now},
+    )  # fmt: skip
+    return {"result": {"id": file_id, "createdAt": iso(now), "createdBy": caller.address,
+                       "createdByDevice": caller.device_id, "expiresAt": iso(expires_at),
+                       "cipherSize": len(data),
+                       "cipherHash": base64.b64encode(cipher_hash).decode()}}  # fmt: skip
+
+
+async def _row(state: Any, file_id: str) -> Any:
+    row = (await execute(state.session, "SELECT * FROM files WHERE id = %s", (file_id,))).one()
+    if row is None or row.expires_at.replace(tzinfo=UTC) <= datetime.now(UTC):
+        raise ApiError(404, NOT_FOUND, "file not found")
+    return row
+
+
+@router.get("/{file_id}")
+async def file_metadata(file_id: FileId, caller: Authenticated, state: State) -> Any:
+    """Whoever holds the id (it came in a message or a token) may read a file."""
+    row = await _row(state, file_id)
+    return {"result": {
+        "id": row.id, "createdAt": iso(row.created_at), "createdBy": row.owner,
+        "createdByDevice": row.owner_device, "expiresAt": iso(row.expires_at),
+        "cipherSize": row.cipher_size, "cipherHash": base64.b64encode(row.cipher_hash).decode(),
+        "encryptedProperties": base64.b64encode(row.encrypted_properties or b"").decode() or None,
+    }}  # fmt: skip
+
+
+@router.get("/{file_id}/Content")
+async def file_content(file_id: FileId, caller: Authenticated, state: State) -> Response:
+    row = await _row(state, file_id)
+    chunks = await execute(
+        state.session, "SELECT chunk, data FROM file_chunks WHERE file_id = %s", (file_id,)
+    )
+    data = b"".join(c.data for c in chunks)
+    if hashlib.sha256(data).digest() != row.content_sha256:
+        # Chunks missing (a TTL ran out early) or damaged: never hand out wrong bytes.
+        raise ApiError(503, "error.platform.fileUnavailable", "file content is unavailable")
+    return Response(data, media_type="application/octet-stream")
