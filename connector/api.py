@@ -12,12 +12,14 @@ import hmac
 import json
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api import errors
+from connector import crypto
 from connector.backbone_client import BackboneError
 from connector.service import ConnectorError, ConnectorService
 
@@ -28,6 +30,10 @@ Content = Annotated[Any, Field(description="any JSON value")]
 RelationshipId = Annotated[str, Path(pattern=r"^REL[A-Za-z0-9]{17}$")]
 TemplateId = Annotated[str, Path(pattern=r"^RLT[A-Za-z0-9]{17}$")]
 MessageId = Annotated[str, Path(pattern=r"^MSG[A-Za-z0-9]{17}$")]
+FileId = Annotated[str, Path(pattern=r"^FIL[A-Za-z0-9]{17}$")]
+# What the backbone takes (BACKBONE_MAX_FILE_BYTES, 10 MiB by default) less the seal.
+MAX_FILE_BYTES = 10 * 1024 * 1024 - crypto.SEAL_OVERHEAD
+MAX_ATTACHMENTS = 20
 STEPS = ("Accept", "Reject", "Revoke", "Terminate")
 
 
@@ -55,9 +61,13 @@ class AnswerRelationship(BaseModel):
     content: Content = None
 
 
+FileRef = Annotated[str, Field(pattern=r"^FIL[A-Za-z0-9]{17}$")]
+
+
 class SendMessage(BaseModel):
     recipients: list[str] = Field(min_length=1, max_length=50)
     content: Content
+    attachments: list[FileRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
 def _service(request: Request) -> ConnectorService:
@@ -167,9 +177,47 @@ async def relationship_step(
     return {"result": await service.relationship_step(relationship_id, step, content)}
 
 
+@router.post("/Files/Own", status_code=201)
+async def upload_file(
+    service: Service,
+    file: Annotated[UploadFile, File(description="the plaintext file")],
+    expiresAt: Annotated[datetime, Form()],
+    title: Annotated[str | None, Form(max_length=200)] = None,
+) -> Any:
+    data = await file.read(MAX_FILE_BYTES + 1)
+    if not data:
+        raise ConnectorError(400, "error.connector.emptyFile", "the file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise ConnectorError(400, "error.connector.fileTooLarge",
+                             f"files are at most {MAX_FILE_BYTES} bytes")  # fmt: skip
+    name = title or file.filename or "file"
+    mimetype = file.content_type or "application/octet-stream"
+    return {"result": await service.upload_file(data, name, mimetype, expiresAt)}
+
+
+@router.get("/Files")
+async def files(service: Service) -> Any:
+    """Own uploads and files attached to received messages."""
+    return {"result": service.files()}
+
+
+@router.get("/Files/{file_id}")
+async def file_metadata(file_id: FileId, service: Service) -> Any:
+    return {"result": service.file_dto(file_id)}
+
+
+@router.get("/Files/{file_id}/Download")
+async def download_file(file_id: FileId, service: Service) -> Response:
+    data, meta = await service.download_file(file_id)
+    disposition = f"attachment; filename*=UTF-8''{quote(meta['name'])}"
+    return Response(data, media_type=meta["mimetype"],
+                    headers={"Content-Disposition": disposition})  # fmt: skip
+
+
 @router.post("/Messages", status_code=201)
 async def send_message(body: SendMessage, service: Service) -> Any:
-    sent = await service.send_message(body.recipients, _size_checked(body.content))
+    sent = await service.send_message(body.recipients, _size_checked(body.content),
+                                      body.attachments)  # fmt: skip
     return {"result": sent}
 
 

@@ -246,12 +246,33 @@ class DeviceSession:
         )
         return changed
 
-    async def send_message(self, body: bytes, wrapped_keys: dict[str, bytes]) -> dict[str, Any]:
+    async def send_message(
+        self, body: bytes, wrapped_keys: dict[str, bytes], attachments: list[str] | None = None
+    ) -> dict[str, Any]:
         recipients = [{"address": a, "encryptedKey": _b64(k)} for a, k in wrapped_keys.items()]
-        sent: dict[str, Any] = await self._call(
-            "POST", "/api/v1/Messages", json={"recipients": recipients, "body": _b64(body)}
-        )
+        message = {"recipients": recipients, "body": _b64(body), "attachments": attachments or []}
+        sent: dict[str, Any] = await self._call("POST", "/api/v1/Messages", json=message)
         return sent
+
+    async def upload_file(
+        self, ciphertext: bytes, cipher_hash: bytes, expires_at: datetime, properties: bytes
+    ) -> dict[str, Any]:
+        form = {"cipherHash": _b64(cipher_hash), "expiresAt": expires_at.isoformat(),
+                "encryptedProperties": _b64(properties)}  # fmt: skip
+        files = {"content": ("content", ciphertext, "application/octet-stream")}
+        created: dict[str, Any] = await self._call("POST", "/api/v1/Files", data=form, files=files)
+        return created
+
+    async def file_metadata(self, file_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call("GET", f"/api/v1/Files/{file_id}")
+        return found
+
+    async def file_content(self, file_id: str) -> bytes:
+        headers = {"Authorization": f"Bearer {await self.token()}"}
+        answer = await self.http.get(f"/api/v1/Files/{file_id}/Content", headers=headers)
+        if answer.status_code >= 400:
+            _result(answer)  # raises with the backbone's code
+        return answer.content
 
     async def message(self, message_id: str) -> dict[str, Any]:
         found: dict[str, Any] = await self._call("GET", f"/api/v1/Messages/{message_id}")

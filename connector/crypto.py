@@ -33,6 +33,7 @@ from nacl.signing import SigningKey, VerifyKey
 from nacl.utils import random
 
 KEY_BYTES = 32
+SEAL_OVERHEAD = 24 + 16  # XChaCha20-Poly1305: the nonce and the tag
 
 
 class DecryptionFailed(Exception):

@@ -8,7 +8,10 @@ The wire formats (all JSON, sealed before they leave):
 - a relationship request's creation content, sealed with the template key (which only the
   owner and whoever got the reference hold): `{"keys", "content"}`, the requester's keys;
 - the acceptance's response content, sealed with the relationship secret: `{"content"}`;
-- a message: `connector.crypto.seal_message` over `{"content", "recipients"}`.
+- a file: its bytes sealed with a fresh file key, its name and type sealed with the same key
+  in `encryptedProperties`;
+- a message: `connector.crypto.seal_message` over `{"content", "recipients", "attachments"}`,
+  each attachment `{"id", "key"}`: the only way a file's key travels.
 
 Events that business systems hear of (`MessageReceived`, `RelationshipRequested`,
 `RelationshipChanged`) are enqueued in the webhook outbox in the same SQLite transaction
@@ -18,6 +21,7 @@ as the change that caused them, so each is announced once, also across crashes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -179,6 +183,65 @@ class ConnectorService:
                  "content": _public_token_content(_unjson(r.content)), "createdAt": r.created_at}
                 for r in rows]  # fmt: skip
 
+    # --- files -------------------------------------------------------------------------
+
+    async def upload_file(
+        self, data: bytes, name: str, mimetype: str, expires_at: datetime
+    ) -> dict[str, Any]:
+        """Sealed with a fresh key; the key travels only inside messages that attach it."""
+        key = crypto.new_content_key()
+        ciphertext = crypto.seal(key, data, b"file")
+        properties = crypto.seal(key, _json({"name": name, "mimetype": mimetype}), b"file-props")
+        created = await self.session.upload_file(
+            ciphertext, hashlib.sha256(ciphertext).digest(), expires_at, properties
+        )
+        self.store.query(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (created["id"], self.address, self.address, self._seal_file_key(key, created["id"]),
+             name, mimetype, len(data), created["expiresAt"], _now()),
+        )  # fmt: skip
+        return self.file_dto(created["id"])
+
+    async def _learn_file(self, file_id: str, key: bytes) -> None:
+        """An attachment of a received message: its name and type, opened with its key."""
+        if self.store.query("SELECT 1 FROM files WHERE id = ? AND address = ?",
+                            (file_id, self.address)):  # fmt: skip
+            return
+        meta = await self.session.file_metadata(file_id)
+        props = self._open(key, meta["encryptedProperties"] or "", b"file-props", "file")
+        self.store.query(
+            "INSERT OR IGNORE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (file_id, self.address, meta["createdBy"], self._seal_file_key(key, file_id),
+             str(props.get("name", "")), str(props.get("mimetype", "")),
+             max(0, int(meta["cipherSize"]) - crypto.SEAL_OVERHEAD), meta["expiresAt"], _now()),
+        )  # fmt: skip
+
+    async def download_file(self, file_id: str) -> tuple[bytes, dict[str, Any]]:
+        """The plaintext, after checking the ciphertext against the uploader's hash."""
+        row = self._file(file_id)
+        meta = await self.session.file_metadata(file_id)
+        ciphertext = await self.session.file_content(file_id)
+        if hashlib.sha256(ciphertext).digest() != base64.b64decode(meta["cipherHash"]):
+            raise ConnectorError(502, "error.connector.fileDamaged",
+                                 "the file's content does not match its hash")  # fmt: skip
+        key = self.keystore.open(row.sealed_key, f"file:{file_id}")
+        try:
+            return crypto.open_sealed(key, ciphertext, b"file"), self.file_dto(file_id)
+        except DecryptionFailed as exc:
+            raise ConnectorError(502, "error.connector.cannotDecrypt",
+                                 "the file does not open with its key") from exc  # fmt: skip
+
+    def file_dto(self, file_id: str) -> dict[str, Any]:
+        r = self._file(file_id)
+        return {"id": r.id, "owner": r.owner, "isOwn": r.owner == self.address, "name": r.name,
+                "mimetype": r.mimetype, "size": r.size, "expiresAt": r.expires_at,
+                "createdAt": r.created_at}  # fmt: skip
+
+    def files(self) -> list[dict[str, Any]]:
+        rows = self.store.query("SELECT id FROM files WHERE address = ? ORDER BY rowid",
+                                (self.address,))  # fmt: skip
+        return [self.file_dto(r.id) for r in rows]
+
     # --- relationships ------------------------------------------------------------------
 
     async def request_relationship(self, template_id: str, content: Any) -> dict[str, Any]:
@@ -237,7 +300,9 @@ class ConnectorService:
 
     # --- messages -----------------------------------------------------------------------
 
-    async def send_message(self, recipients: list[str], content: Any) -> dict[str, Any]:
+    async def send_message(
+        self, recipients: list[str], content: Any, attachments: list[str] | None = None
+    ) -> dict[str, Any]:
         if not recipients or len(set(recipients)) != len(recipients):
             raise ConnectorError(400, "error.connector.invalidRecipients",
                                  "recipients must be distinct and at least one")  # fmt: skip
@@ -246,13 +311,18 @@ class ConnectorService:
             relationship = self._active_with(peer)
             secrets[peer] = self.keystore.open(relationship.sealed_secret,
                                                f"secret:{relationship.id}")  # fmt: skip
-        plaintext = _json({"content": content, "recipients": recipients})
+        files = [(self._file(f).id, self._file_key(f)) for f in attachments or []]
+        plaintext = _json({"content": content, "recipients": recipients,
+                           "attachments": [{"id": f, "key": base64.b64encode(k).decode()}
+                                           for f, k in files]})  # fmt: skip
         sealed = crypto.seal_message(self.identity.keys, self.address, plaintext, secrets)
-        sent = await self.session.send_message(sealed.body, sealed.wrapped_keys)
+        sent = await self.session.send_message(sealed.body, sealed.wrapped_keys,
+                                               [f for f, _ in files])  # fmt: skip
         self.store.query(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (sent["id"], self.address, "outgoing", self.address, json.dumps(recipients),
-             json.dumps(content), None, sent.get("createdAt") or _now()),
+             json.dumps(content), json.dumps([f for f, _ in files]), None,
+             sent.get("createdAt") or _now()),
         )  # fmt: skip
         return self.message_dto(sent["id"])
 
@@ -324,11 +394,15 @@ class ConnectorService:
             PublicKeys.from_json(_unjson(relationship.peer_keys)), self.address, secret,
         )  # fmt: skip
         inner = _unjson(plaintext)
+        attached = inner.get("attachments", [])
+        for file in attached:  # before the message: whoever sees it can download them
+            await self._learn_file(file["id"], base64.b64decode(file["key"]))
         row = (payload["messageId"], self.address, "incoming", sender,
                json.dumps(inner.get("recipients", [self.address])), json.dumps(inner["content"]),
-               index, payload.get("createdAt") or _now())  # fmt: skip
+               json.dumps([f["id"] for f in attached]), index,
+               payload.get("createdAt") or _now())  # fmt: skip
         with self.store.transaction() as db:
-            db.execute("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             self.outbox.enqueue("MessageReceived", _message_dto_from(row), self.targets, conn=db)
         self.on_event()
 
@@ -415,6 +489,19 @@ class ConnectorService:
         raise ConnectorError(400, "error.connector.noActiveRelationship",
                              f"no active relationship with {peer}")  # fmt: skip
 
+    def _file(self, file_id: str) -> Any:
+        rows = self.store.query("SELECT * FROM files WHERE id = ? AND address = ?",
+                                (file_id, self.address))  # fmt: skip
+        if not rows:
+            raise ConnectorError(404, "error.connector.fileNotFound", f"unknown file {file_id}")
+        return rows[0]
+
+    def _file_key(self, file_id: str) -> bytes:
+        return self.keystore.open(self._file(file_id).sealed_key, f"file:{file_id}")
+
+    def _seal_file_key(self, key: bytes, file_id: str) -> bytes:
+        return self.keystore.seal(key, f"file:{file_id}")
+
     def _template_key(self, row: Any) -> bytes:
         return self.keystore.open(row.sealed_key, f"template:{row.id}")
 
@@ -441,8 +528,8 @@ def _public_token_content(inner: dict[str, Any]) -> Any:
 
 
 def _message_dto_from(row: tuple[Any, ...]) -> dict[str, Any]:
-    names = ("id", "address", "direction", "sender", "recipients", "content", "mailbox_index",
-             "created_at")  # fmt: skip
+    names = ("id", "address", "direction", "sender", "recipients", "content", "attachments",
+             "mailbox_index", "created_at")  # fmt: skip
     return _message_dto(dict(zip(names, row, strict=True)))
 
 
@@ -453,5 +540,6 @@ def _message_dto(r: Any) -> dict[str, Any]:
         "createdBy": r["sender"],
         "recipients": _unjson(r["recipients"]),
         "content": _unjson(r["content"]),
+        "attachments": _unjson(r["attachments"]),
         "createdAt": r["created_at"],
     }

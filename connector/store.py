@@ -53,6 +53,18 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_at TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    sealed_key BLOB NOT NULL,       -- the file's content key, sealed by the keystore
+    name TEXT NOT NULL,
+    mimetype TEXT NOT NULL,
+    size INTEGER NOT NULL,          -- plaintext bytes
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (id, address)
+);
 CREATE TABLE IF NOT EXISTS relationships (
     id TEXT PRIMARY KEY,
     address TEXT NOT NULL,
@@ -75,6 +87,7 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,       -- JSON list of addresses
     content TEXT NOT NULL,          -- JSON, decrypted
+    attachments TEXT NOT NULL,      -- JSON list of file ids
     mailbox_index INTEGER,          -- incoming: the entry that brought it (their order)
     created_at TEXT NOT NULL
 );

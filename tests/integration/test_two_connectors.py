@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,25 @@ async def test_two_connectors_become_contacts_and_exchange_messages(
         [to_a] = await _until(lambda: incoming_of(a, 1))
         assert to_b["content"] == {"text": f"A->B {marker}"} and to_b["createdBy"] == a.address
         assert to_a["content"] == {"text": f"B->A {marker}"} and to_a["createdBy"] == b.address
+        # A file, attached to a message: B gets the name and the exact bytes.
+        document = f"%PDF-1.7 contract {marker} ".encode() * 1000
+        expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        pdf = {"file": ("contract.pdf", document, "application/pdf")}
+        uploaded = await a.call("POST", "/api/v2/Files/Own", 201, data={"expiresAt": expires},
+                                files=pdf)  # fmt: skip
+        assert uploaded["name"] == "contract.pdf" and uploaded["size"] == len(document)
+        body = {"recipients": [b.address], "content": {"text": "see attached"},
+                "attachments": [uploaded["id"]]}  # fmt: skip
+        await a.call("POST", "/api/v2/Messages", 201, json=body)
+        with_file = (await _until(lambda: incoming_of(b, 2)))[1]
+        assert with_file["attachments"] == [uploaded["id"]]
+        download = await b.http.get(f"/api/v2/Files/{uploaded['id']}/Download")
+        assert download.status_code == 200 and download.content == document
+        assert download.headers["content-type"] == "application/pdf"
+        assert "contract.pdf" in download.headers["content-disposition"]
+
         with_b = await a.call("GET", f"/api/v2/Messages?peer={b.address}")
-        assert [m["direction"] for m in with_b] == ["outgoing", "incoming"]
+        assert [m["direction"] for m in with_b] == ["outgoing", "incoming", "outgoing"]
         assert await a.call("GET", "/api/v2/Messages?peer=did:e:localhost:dids:nobody") == []
 
         # A's webhook receiver heard of each event once, signed.
@@ -215,9 +233,9 @@ async def test_two_connectors_become_contacts_and_exchange_messages(
         await b.start()
         # "Sync now" races the live stream for the same entries: each is still handled once.
         synced = await b.call("POST", "/api/v2/Account/Sync")
-        got = await _until(lambda: incoming_of(b, 101), within_s=120)
-        assert [m["content"]["n"] for m in got[1:]] == list(range(100))
-        assert len({m["id"] for m in got}) == 101
+        got = await _until(lambda: incoming_of(b, 102), within_s=120)
+        assert [m["content"]["n"] for m in got[2:]] == list(range(100))
+        assert len({m["id"] for m in got}) == 102
         assert 0 <= synced["handledEntries"] <= 100 + 2  # the messages and their relationship
         assert (await b.call("POST", "/api/v2/Account/Sync"))["handledEntries"] == 0
     finally:
@@ -243,6 +261,8 @@ def _secrets_of(org: Org) -> list[bytes]:
     found = [identity.keys.to_bytes()[:32], identity.keys.to_bytes()[32:]]
     for row in store.query("SELECT id, sealed_key FROM templates"):
         found.append(keystore.open(row.sealed_key, f"template:{row.id}"))
+    for row in store.query("SELECT id, sealed_key FROM files"):
+        found.append(keystore.open(row.sealed_key, f"file:{row.id}"))
     for row in store.query("SELECT id, sealed_secret FROM relationships"):
         found.append(keystore.open(row.sealed_secret, f"secret:{row.id}"))
     store.close()
