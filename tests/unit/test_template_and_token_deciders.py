@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streams import file_decider as f
 from streams import template_decider as t
 from streams import token_decider as k
 from streams.decision import Rejection
@@ -88,3 +89,21 @@ def test_only_the_owner_deletes_a_token() -> None:
     state = _apply(state, k.decide(state, "DeleteToken", delete, NOW))
     assert state.deleted
     assert isinstance(k.decide(state, "DeleteToken", delete, NOW), Rejection)
+
+
+def test_a_file_is_uploaded_once_and_keeps_its_owner() -> None:
+    now = datetime.now(UTC)
+    upload = {"file_id": "FILaaaaaaaaaaaaaaaaa", "owner": "did:e:x:dids:alice",
+              "owner_device": "DVC1", "cipher_size": 10, "cipher_hash": b"h",
+              "content_sha256": b"s", "chunk_count": 1, "expires_at": now + timedelta(days=1),
+              "encrypted_properties": b"", "requested_at": now}  # fmt: skip
+    state = f.FileState()
+    events = f.decide(state, "UploadFile", upload, now)
+    assert not isinstance(events, Rejection)
+    [(name, body)] = events
+    assert name == "FileUploaded" and body["created_at"] == now
+    assert body["content_sha256"] == b"s" and body["owner"] == "did:e:x:dids:alice"
+    state = f.evolve(state, name, body)
+    again = f.decide(state, "UploadFile", {**upload, "owner": "did:e:x:dids:mallory"}, now)
+    assert isinstance(again, Rejection) and again.code == f.ALREADY_EXISTS
+    assert state.owner == "did:e:x:dids:alice"
