@@ -34,7 +34,7 @@ from connector.backbone_client import BackboneError, DeviceSession
 from connector.crypto import DecryptionFailed, PublicKeys
 from connector.identities import LocalIdentity
 from connector.keystore import Keystore
-from connector.store import SqliteStore
+from connector.store import Store
 from connector.webhooks import Outbox, WebhookTarget
 
 log = logging.getLogger("connector.service")
@@ -68,7 +68,7 @@ def _now() -> str:
 class ConnectorService:
     identity: LocalIdentity
     session: DeviceSession
-    store: SqliteStore
+    store: Store
     keystore: Keystore
     outbox: Outbox
     targets: list[WebhookTarget]
