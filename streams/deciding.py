@@ -18,7 +18,7 @@ import faust
 
 from backbone.security.logcrypto import new_data_key
 from streams.decision import Event, Rejection
-from streams.envelopes import EnvelopeCodec, Opened
+from streams.envelopes import EnvelopeCodec, Opened, derived_event_id
 from streams.metrics import DECIDER_LAG, DECISIONS, age
 
 log = logging.getLogger("backbone.streams")
@@ -129,11 +129,12 @@ class Runtime:
             )
             return None
         key_id = await self._data_key_for(spec.sealed_for(state, cmd), cmd.name)
-        for name, body in outcome:
+        for n, (name, body) in enumerate(outcome):
             state = spec.evolve(state, name, body)
             sealed = self.envelopes.seal(
                 name, body, aggregate_key=agg, correlation_id=corr, data_key_id=key_id,
                 aggregate_version=state.version, causation_id=cmd.envelope["event_id"],
+                event_id=derived_event_id(cmd.envelope["event_id"], n),
             )  # fmt: skip
             await _send_acked(self.events, agg, sealed)
         handled[corr] = status
@@ -160,5 +161,6 @@ class Runtime:
         sealed = self.envelopes.seal(
             name, body, aggregate_key=key, correlation_id=cause.envelope["correlation_id"],
             causation_id=cause.envelope["event_id"],
+            event_id=derived_event_id(f"{cause.envelope['event_id']}/forward", 0),
         )  # fmt: skip
         await _send_acked(topic, key, sealed)

@@ -71,8 +71,11 @@ class EnvelopeCodec:
         data_key_id: str = SYSTEM_KEY_ID,
         aggregate_version: int = 0,
         causation_id: str | None = None,
+        event_id: str | None = None,
     ) -> bytes:
-        event_id = str(uuid.uuid4())
+        """`event_id`: given when the same record may be made again (see `derived_event_id`);
+        random otherwise."""
+        event_id = event_id or str(uuid.uuid4())
         plain = codec.encode(name, body)
         # The envelope's identity is bound into the AEAD: a body cannot be moved to another
         # envelope (other aggregate, type or event id) without failing to open.
@@ -97,3 +100,14 @@ class EnvelopeCodec:
         plain = open_sealed(self._key(envelope["data_key_id"]), envelope["body"], aad)
         _, body = codec.decode(plain)
         return Opened(name, body, envelope)
+
+
+_EVENT_IDS = uuid.UUID("6f1c2a52-52d4-4c8e-9a55-1f0e8b7f3c10")
+
+
+def derived_event_id(command_event_id: str, n: int) -> str:
+    """The id of the n-th event a command produced: the same each time the command is
+    decided. A worker that dies after appending events but before its state write reached
+    the changelog decides the command again on the new owner; with the same ids, the
+    projection and the mailbox sequencer recognise the events as ones they have seen."""
+    return str(uuid.uuid5(_EVENT_IDS, f"{command_event_id}/{n}"))

@@ -99,6 +99,13 @@ class Stack:
             workdir,
         )
         self.api = Process("api", [*cli, "api"], self.env, workdir)
+        # A second worker, started on demand: the scale-out tests.
+        self.worker2 = Process(
+            "worker2",
+            [*cli, "worker", "--data-dir", str(workdir / "worker2-data")],
+            self.env,
+            workdir,
+        )
         # A second API replica, started on demand: commands from both meet in one decider.
         self.api2_port = _free_port()
         self.api2 = Process("api2", [*cli, "api", "--port", str(self.api2_port)], self.env, workdir)
@@ -121,13 +128,14 @@ class Stack:
         self.api.start()
         self.wait_api_ready()
 
-    def start_worker(self) -> None:
-        self.worker.start()
+    def start_worker(self, worker: Process | None = None) -> None:
+        worker = worker or self.worker
+        worker.start()
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not worker_ready(self.worker.log_file, self.worker.log_offset):
-            self.worker.check_alive()
+        while not worker_ready(worker.log_file, worker.log_offset):
+            worker.check_alive()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"worker not ready:\n{self.worker.log_tail()}")
+                raise TimeoutError(f"worker not ready:\n{worker.log_tail()}")
             time.sleep(0.2)
 
     def second_api(self) -> str:
@@ -153,6 +161,7 @@ class Stack:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        self.worker2.stop()
         self.api2.stop()
         self.api.stop()
         self.worker.stop()
