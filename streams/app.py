@@ -69,6 +69,33 @@ app = faust.App(
 )
 
 
+# One Cassandra session per worker process, shared by every actor: each agent runs one
+# actor per assigned partition (`isolated_partitions`), so that partitions are processed
+# concurrently while each keeps its order.
+_shared: dict[str, Any] = {}
+_shared_lock = asyncio.Lock()
+
+
+async def _cassandra() -> Any:
+    async with _shared_lock:
+        if "session" not in _shared:
+            _, _shared["session"] = await asyncio.to_thread(
+                connect, settings.cluster, settings.cluster.keyspace
+            )
+    return _shared["session"]
+
+
+async def _projection() -> Projection:
+    session = await _cassandra()
+    async with _shared_lock:
+        if "projection" not in _shared:
+            _shared["projection"] = await asyncio.to_thread(
+                Projection, session, settings.retention_s
+            )
+    projection: Projection = _shared["projection"]
+    return projection
+
+
 def _raw_topic(name: str) -> faust.TopicT:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -181,31 +208,31 @@ async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Op
             yield key.decode(), command
 
 
-@app.agent(identity_commands)
+@app.agent(identity_commands, isolated_partitions=True)
 async def identity_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         await runtime.decide(IDENTITIES, key, command)
 
 
-@app.agent(message_commands)
+@app.agent(message_commands, isolated_partitions=True)
 async def message_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         await runtime.decide(MESSAGES, key, command)
 
 
-@app.agent(token_commands)
+@app.agent(token_commands, isolated_partitions=True)
 async def token_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         await runtime.decide(TOKENS, key, command)
 
 
-@app.agent(file_commands)
+@app.agent(file_commands, isolated_partitions=True)
 async def file_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         await runtime.decide(FILES, key, command)
 
 
-@app.agent(template_commands)
+@app.agent(template_commands, isolated_partitions=True)
 async def template_agent(stream: faust.StreamT[bytes]) -> None:
     """A relationship request is allocated here first, then opened by the pair's decider,
     which answers the API; a refused opening gives the allocation back."""
@@ -231,7 +258,7 @@ async def template_agent(stream: faust.StreamT[bytes]) -> None:
             )  # fmt: skip
 
 
-@app.agent(relationship_commands)
+@app.agent(relationship_commands, isolated_partitions=True)
 async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         outcome = await runtime.decide(PAIRS, key, command)
@@ -249,10 +276,9 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
             )  # fmt: skip
 
 
-@app.agent(events)
+@app.agent(events, isolated_partitions=True)
 async def projector(stream: faust.StreamT[bytes]) -> None:
-    _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
-    projection = Projection(session, settings.retention_s)
+    projection = await _projection()
     async for _key, raw in stream.items():
         event = await open_waiting_for_key(envelopes, raw)
         if event is None:
@@ -266,6 +292,10 @@ async def projector(stream: faust.StreamT[bytes]) -> None:
 
 
 async def _route_to_mailboxes(event: Opened) -> None:
+    # Each entry is sent and its delivery awaited before the event counts as projected (and
+    # before its reply is forwarded): a 2xx then means the recipients' entries are durable,
+    # and a failed send is retried here instead of being lost in the producer's background.
+    sends = []
     for recipient, event_type, payload in entries_for(event.name, event.body):
         key = envelopes.aggregate_key("identity", recipient)
         key_id = envelopes.identity_key_id(recipient)
@@ -287,7 +317,22 @@ async def _route_to_mailboxes(event: Opened) -> None:
             data_key_id=key_id,
             causation_id=event.envelope["event_id"],
         )  # fmt: skip
-        await mailbox_entries.send(key=key.encode(), value=sealed)
+        sends.append(_send_durably(mailbox_entries, key.encode(), sealed))
+    await asyncio.gather(*sends)
+
+
+async def _send_durably(topic: faust.TopicT, key: bytes, value: bytes) -> None:
+    delay = 0.1
+    while True:
+        try:
+            pending = await topic.send(key=key, value=value)
+            await pending
+            return
+        except Exception as exc:
+            log.warning("sending a mailbox entry failed; retrying",
+                        extra={"error": type(exc).__name__, "retry_in_s": delay})  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def _apply_until_written(projection: Projection, event: Opened) -> None:
@@ -313,7 +358,7 @@ async def mailbox_sequencer() -> None:
     """Numbers each identity's entries 1, 2, 3 … (streams/mailbox_sequencer.py), then tells
     the API processes, whose open mailbox streams wait for exactly this. It runs on its own
     consumer, not as an agent: see streams/sequencer_consumer.py."""
-    _, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
+    session = await _cassandra()
 
     async def decode(offset: int, raw: bytes) -> Entry | None:
         opened = await open_waiting_for_key(envelopes, raw)

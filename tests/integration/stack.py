@@ -87,6 +87,8 @@ class Stack:
             "BACKBONE_PARTITIONS": "4",
             "BACKBONE_COMMAND_TIMEOUT": "5",
             "BACKBONE_MAX_FILE_BYTES": str(1024 * 1024),  # the limit test stays small
+            # A SIGKILLed process keeps its last log lines: what it did before it died.
+            "PYTHONUNBUFFERED": "1",
             # A killed worker's partitions move to a new one after this (the crash tests).
             "BACKBONE_WORKER_SESSION_TIMEOUT": "6",
             **overrides,
