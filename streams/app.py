@@ -38,8 +38,14 @@ from streams import (
     template_decider,
     token_decider,
 )
-from streams.cassandra_io import connect
-from streams.deciding import Decider, Runtime, open_waiting_for_key, wait_for_key
+from streams.cassandra_io import connect, execute
+from streams.deciding import (
+    Decider,
+    Runtime,
+    open_waiting_for_key,
+    set_key_loader,
+    wait_for_key,
+)
 from streams.envelopes import EnvelopeCodec, Opened
 from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
@@ -154,13 +160,32 @@ def data_key(key_id: str) -> bytes:
     return _plain_keys[key_id]
 
 
-def remember_data_key(key_id: str, key: bytes) -> None:
-    data_keys[key_id] = base64.b64encode(master.wrap(key, key_id)).decode()
+async def remember_data_key(key_id: str, key: bytes) -> None:
+    wrapped = base64.b64encode(master.wrap(key, key_id)).decode()
+    # Cassandra first and awaited: the events sealed with this key go out only after every
+    # worker can find it, even one whose copy of the global table lags (or never updates:
+    # a worker that joined later did not see keys made on another worker).
+    session = await _cassandra()
+    await execute(session, "INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)",
+                  (key_id, wrapped))  # fmt: skip
+    data_keys[key_id] = wrapped
     _plain_keys[key_id] = key
+
+
+async def load_data_key(key_id: str) -> bool:
+    """A key missing from this worker's global table, read from Cassandra."""
+    session = await _cassandra()
+    row = (await execute(session, "SELECT wrapped FROM data_keys WHERE key_id = %s",
+                         (key_id,))).one()  # fmt: skip
+    if row is None:
+        return False
+    _plain_keys[key_id] = master.unwrap(base64.b64decode(row.wrapped), key_id)
+    return True
 
 
 envelopes = EnvelopeCodec(settings.master_key_b64, data_key)
 runtime = Runtime(envelopes, events, replies, remember_data_key)
+set_key_loader(load_data_key)
 
 IDENTITIES = Decider(
     "identity", _state_table("identities"), identity_decider.IdentityState.from_dict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,9 @@ def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Clu
         port=settings.cassandra_port,
         protocol_version=ProtocolVersion.V5,
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        # Without it a request of more than a few KiB (a sequencer batch) waits ~40 ms for
+        # the server's delayed ACK: measured 45.5 ms per 23-row batch, 1.8 to 3.7 ms with it.
+        sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
     session = cluster.connect(keyspace)
     return cluster, session

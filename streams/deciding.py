@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -49,21 +49,51 @@ class Decider:
     ok_status: int = 204  # the answer to the other accepted commands
 
 
+KeyLoader = Callable[[str], Awaitable[bool]]
+_key_loaders: list[KeyLoader] = []
+
+
+def set_key_loader(load: KeyLoader) -> None:
+    """Where a worker looks for a data key its global table does not (yet) hold."""
+    _key_loaders[:] = [load]
+
+
+async def _try_load(key_id: str) -> bool:
+    for load in _key_loaders:
+        try:
+            if await load(key_id):
+                return True
+        except Exception as exc:  # Cassandra away: keep waiting, as for the table
+            log.warning("loading a data key failed", extra={"error": type(exc).__name__})
+    return False
+
+
 async def open_waiting_for_key(envelopes: EnvelopeCodec, raw: bytes) -> Opened | None:
     deadline = time.monotonic() + DATA_KEY_WAIT_S
+    next_load = 0.0
     while True:
         try:
             return envelopes.open(raw)
         except KeyError as missing:
+            key_id = str(missing.args[0]) if missing.args else ""
+            if time.monotonic() >= next_load:
+                next_load = time.monotonic() + 1.0
+                if await _try_load(key_id):
+                    continue
             if time.monotonic() > deadline:
-                log.error("no data key for a record; skipped", extra={"key_id": str(missing)})
+                log.error("no data key for a record; skipped", extra={"key_id": key_id})
                 return None
             await asyncio.sleep(0.05)
 
 
 async def wait_for_key(envelopes: EnvelopeCodec, key_id: str) -> None:
     deadline = time.monotonic() + DATA_KEY_WAIT_S
+    next_load = 0.0
     while not envelopes.has_key(key_id):
+        if time.monotonic() >= next_load:
+            next_load = time.monotonic() + 1.0
+            if await _try_load(key_id):
+                continue
         if time.monotonic() > deadline:
             raise KeyError(key_id)
         await asyncio.sleep(0.05)
@@ -82,7 +112,7 @@ class Runtime:
     envelopes: EnvelopeCodec
     events: faust.TopicT
     replies: faust.TopicT
-    remember_data_key: Callable[[str, bytes], None]
+    remember_data_key: Callable[[str, bytes], Awaitable[None]]
 
     def reply(self, correlation_id: str, status: int, rejection: Rejection | None = None) -> bytes:
         return self.envelopes.seal(
@@ -128,7 +158,21 @@ class Runtime:
                 key=corr.encode(), value=self.reply(corr, outcome.status, outcome)
             )
             return None
-        key_id = await self._data_key_for(spec.sealed_for(state, cmd), cmd.name)
+        try:
+            key_id = await self._data_key_for(spec.sealed_for(state, cmd), cmd.name)
+        except KeyError:
+            # Not fatal for the agent (an exception here would stop it for good): this
+            # command is answered 503, the next ones go on.
+            log.error("no data key for a command; refused", extra={"command": cmd.name})
+            await self.replies.send(
+                key=corr.encode(),
+                value=self.reply(
+                    corr,
+                    503,
+                    Rejection(503, "error.platform.serviceUnavailable", "try again shortly"),
+                ),
+            )
+            return None
         for n, (name, body) in enumerate(outcome):
             state = spec.evolve(state, name, body)
             sealed = self.envelopes.seal(
@@ -150,7 +194,7 @@ class Runtime:
     async def _data_key_for(self, address: str, command: str) -> str:
         key_id = self.envelopes.identity_key_id(address)
         if command == "CreateIdentity" and not self.envelopes.has_key(key_id):
-            self.remember_data_key(key_id, new_data_key())
+            await self.remember_data_key(key_id, new_data_key())
         await wait_for_key(self.envelopes, key_id)
         return key_id
 

@@ -20,6 +20,10 @@ from streams.cassandra_io import execute
 from streams.envelopes import Opened
 
 SCHEMA = [
+    # Wrapped (master-key-sealed) data keys, the same values as the workers' `data-keys`
+    # table: a worker that has not yet received a key through faust's global table reads
+    # it here (streams/app.py `load_data_key`).
+    """CREATE TABLE IF NOT EXISTS data_keys (key_id text PRIMARY KEY, wrapped text)""",
     """CREATE TABLE IF NOT EXISTS identities (
         address text PRIMARY KEY,
         public_key blob,

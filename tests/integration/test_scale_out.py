@@ -22,7 +22,7 @@ from tests.integration.test_mailbox_api import Party, _mailbox, _party, _related
 
 pytestmark = pytest.mark.integration
 
-SENDERS = 4  # each to its own recipient, so that the load spreads over partitions
+SENDERS = 4  # pairs before and after the second worker joins; each sender to its own recipient
 
 
 @pytest.fixture
@@ -51,6 +51,12 @@ async def test_killing_one_of_two_workers_under_load_loses_and_doubles_nothing(
         await _related(http, recipient, sender)
     stack.start_worker(stack.worker2)
     await asyncio.sleep(8)  # the group rebalances onto both workers
+    # Identities made now get their data keys on either worker; each is used on the other
+    # one too (a worker that joined later used to never see keys made elsewhere).
+    for _ in range(SENDERS):
+        sender, recipient = await _party(http), await _party(http)
+        await _related(http, recipient, sender)
+        pairs.append((sender, recipient))
     accepted: dict[str, list[str]] = {r.address: [] for _, r in pairs}
     unknown: dict[str, int] = Counter()
 
