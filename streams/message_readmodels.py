@@ -7,6 +7,7 @@ its sender and every recipient. Messages keep the retention the operator configu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -80,12 +81,16 @@ class MessageProjection:
 
     async def _sent(self, b: dict[str, Any], ts: int) -> None:
         ttl, mid = self.retention_s, b["message_id"]
-        await self._run(self._message, mid, b["sender"], b["sender_device"], b["body"],
-                        list(b["attachments"]), b["created_at"], ttl, ts)  # fmt: skip
+        # Independent idempotent upserts (each carries the event's timestamp): written
+        # concurrently, 1 + N + (N+1) round trips in the time of one.
+        writes = [self._run(self._message, mid, b["sender"], b["sender_device"], b["body"],
+                            list(b["attachments"]), b["created_at"], ttl, ts)]  # fmt: skip
         for r in b["recipients"]:
-            await self._run(self._recipient, mid, r["address"], r["encrypted_key"], ttl, ts)
+            writes.append(self._run(self._recipient, mid, r["address"], r["encrypted_key"],
+                                    ttl, ts))  # fmt: skip
         for address in {b["sender"], *(r["address"] for r in b["recipients"])}:
-            await self._run(self._listed, address, mid, ttl, ts)
+            writes.append(self._run(self._listed, address, mid, ttl, ts))
+        await asyncio.gather(*writes)
 
     async def _message_received(self, b: dict[str, Any], ts: int) -> None:
         await self._run(self._received, self.retention_s, ts, b["received_at"],

@@ -6,6 +6,7 @@ recipient's first read is recorded (`receivedAt`) and the sender's mailbox learn
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -86,15 +87,17 @@ async def _require_active_relationships(
     ids = await execute(
         state.session, "SELECT id FROM relationships_by_identity WHERE address = %s", (sender,)
     )
+    reads = [
+        execute(
+            state.session,
+            "SELECT from_address, to_address, status FROM relationships WHERE id = %s",
+            (ref.id,),
+        )
+        for ref in ids
+    ]
     active: set[str] = set()
-    for ref in ids:
-        row = (
-            await execute(
-                state.session,
-                "SELECT from_address, to_address, status FROM relationships WHERE id = %s",
-                (ref.id,),
-            )
-        ).one()
+    for result in await asyncio.gather(*reads):  # concurrently: one round trip, not one each
+        row = result.one()
         if row is not None and row.status == "Active":
             active.add(row.to_address if row.from_address == sender else row.from_address)
     missing = [r for r in recipients if r not in active]
