@@ -72,6 +72,11 @@ SCHEMA = [
         created_at timestamp)""",
     """CREATE TABLE IF NOT EXISTS relationships_by_identity (
         address text, id text, PRIMARY KEY (address, id))""",
+    # Each party's view of its relationships by peer: the message guard reads only the rows
+    # of the recipients, however many relationships the sender has.
+    """CREATE TABLE IF NOT EXISTS relationship_peers (
+        address text, peer text, relationship_id text, status text,
+        PRIMARY KEY (address, peer, relationship_id))""",
     """CREATE TABLE IF NOT EXISTS relationship_audit (
         relationship_id text,
         version int,
@@ -159,6 +164,10 @@ class SharingProjection:
         self._relationship_of = q(
             "INSERT INTO relationships_by_identity (address, id) VALUES (?, ?) USING TIMESTAMP ?"
         )
+        self._peer_status = q(
+            "INSERT INTO relationship_peers (address, peer, relationship_id, status)"
+            " VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+        )
         self._status = q(
             "UPDATE relationships USING TIMESTAMP ?"
             " SET status = ?, reactivation_requested_by = ? WHERE id = ?"
@@ -238,12 +247,19 @@ class SharingProjection:
                         b["creation_content"], b["created_at"], ts)  # fmt: skip
         for address in (b["from_address"], b["to_address"]):
             await self._run(self._relationship_of, address, b["relationship_id"], ts)
+        await self._peers(b, "Pending", ts)
         await self._run(self._audit_entry, b["relationship_id"], ts, "Creation", None, "Pending",
                         b["from_address"], b["from_device"], b["created_at"], ts)  # fmt: skip
+
+    async def _peers(self, b: dict[str, Any], status: str, ts: int) -> None:
+        a, z, rid = b["from_address"], b["to_address"], b["relationship_id"]
+        await self._run(self._peer_status, a, z, rid, status, ts)
+        await self._run(self._peer_status, z, a, rid, status, ts)
 
     async def _relationship_changed(self, b: dict[str, Any], ts: int) -> None:
         rid = b["relationship_id"]
         await self._run(self._status, ts, b["status"], b["reactivation_requested_by"], rid)
+        await self._peers(b, b["status"], ts)
         if b["action"] == "Accept" and b["content"] is not None:
             await self._run(self._response, ts, b["content"], rid)
         reason = AUDIT_REASONS[b["action"]]

@@ -84,25 +84,39 @@ async def _require_active_relationships(
 ) -> None:
     # Read from the read model: a relationship terminated a moment ago may still let one
     # message through. The pair decider is the writer; this is a guard, not an invariant.
+    reads = [
+        execute(state.session,
+                "SELECT status FROM relationship_peers WHERE address = %s AND peer = %s",
+                (sender, r))
+        for r in recipients
+    ]  # fmt: skip
+    found = await asyncio.gather(*reads)  # one round trip per recipient, all at once
+    missing = [r for r, rows in zip(recipients, found, strict=True)
+               if not any(row.status == "Active" for row in rows)]  # fmt: skip
+    if missing:
+        missing = await _not_active_by_scan(state, sender, missing)
+    if missing:
+        raise ApiError(400, NO_RELATIONSHIP, f"no active relationship with {missing[0]}")
+
+
+async def _not_active_by_scan(state: ApiState, sender: str, recipients: list[str]) -> list[str]:
+    """The guard for relationships projected before `relationship_peers` existed: every
+    relationship of the sender. Only reached for a recipient the index does not show active."""
     ids = await execute(
         state.session, "SELECT id FROM relationships_by_identity WHERE address = %s", (sender,)
     )
     reads = [
-        execute(
-            state.session,
-            "SELECT from_address, to_address, status FROM relationships WHERE id = %s",
-            (ref.id,),
-        )
+        execute(state.session,
+                "SELECT from_address, to_address, status FROM relationships WHERE id = %s",
+                (ref.id,))
         for ref in ids
-    ]
+    ]  # fmt: skip
     active: set[str] = set()
-    for result in await asyncio.gather(*reads):  # concurrently: one round trip, not one each
+    for result in await asyncio.gather(*reads):
         row = result.one()
         if row is not None and row.status == "Active":
             active.add(row.to_address if row.from_address == sender else row.from_address)
-    missing = [r for r in recipients if r not in active]
-    if missing:
-        raise ApiError(400, NO_RELATIONSHIP, f"no active relationship with {missing[0]}")
+    return [r for r in recipients if r not in active]
 
 
 @router.get("/{message_id}")

@@ -394,3 +394,25 @@ async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate
         missing = sorted(set(range(plan.index(p.address), 20_000, 10)) - set(numbers))
         assert len(numbers) == 2_000, (p.address, len(numbers), missing[:5], missing[-5:])
         assert numbers == sorted(numbers)  # in the order they were produced
+
+
+async def test_only_an_active_relationship_lets_messages_through(http: httpx.AsyncClient) -> None:
+    owner, peer = await _party(http), await _party(http)
+    message = {"recipients": [{"address": peer.address, "encryptedKey": "a2V5"}], "body": "eA=="}
+
+    async def send() -> tuple[int, str]:
+        answer = await http.post("/api/v1/Messages", json=message, headers=owner.headers)
+        return (201, "") if answer.status_code == 201 else _code(answer)
+
+    template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
+                               headers=owner.headers)  # fmt: skip
+    body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
+    rid = (await http.post("/api/v1/Relationships", json=body, headers=peer.headers)).json()
+    rid = rid["result"]["id"]
+    assert await send() == (400, NO_RELATIONSHIP)  # Pending
+    accepted = await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.headers)
+    assert accepted.status_code == 200
+    assert await send() == (201, "")
+    ended = await http.put(f"/api/v1/Relationships/{rid}/Terminate", headers=owner.headers)
+    assert ended.status_code == 200
+    assert await send() == (400, NO_RELATIONSHIP)
