@@ -13,7 +13,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -128,27 +127,28 @@ class _Row(dict[str, Any]):
             raise AttributeError(name) from exc
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+class SqliteDatabase:
+    """One SQLite file in WAL mode with its schema, and one connection to it, used from the
+    event loop's thread and worker threads in turn (hence the lock). The store and the
+    webhook outbox each hold one; WAL lets the two connections share the file."""
 
-
-class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection, used from the event loop's thread and worker threads in turn.
+        self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(schema)
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    def run(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Any]:
         with self._lock:
             return list(self._db.execute(sql, params))
 
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]:
+    def rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]:
         """Rows with access by column name; `params` by position or by `:name`."""
         with self._lock:
             cursor = self._db.execute(sql, params)
@@ -167,6 +167,23 @@ class SqliteStore:
                 raise
             self._db.execute("COMMIT")
 
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self._database = SqliteDatabase(path, SCHEMA)
+
+    def close(self) -> None:
+        self._database.close()
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._database.run(sql, params)
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]:
+        return self._database.rows(sql, params)
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._database.transaction()
+
     def add_identity(self, identity: StoredIdentity) -> None:
         self._run(
             "INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?)",
@@ -184,17 +201,14 @@ class SqliteStore:
     def mark_handled(self, address: str, index: int) -> bool:
         """Record that mailbox entry `index` was handled and move the cursor; False if it was
         handled before (so handling it again can be skipped: at-least-once made once)."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN")
-                self._db.execute("INSERT INTO handled_entries VALUES (?, ?)", (address, index))
-                self._db.execute(
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT INTO handled_entries VALUES (?, ?)", (address, index))
+                db.execute(
                     "INSERT INTO cursors VALUES (?, ?) ON CONFLICT(address)"
                     " DO UPDATE SET mailbox_index = max(mailbox_index, excluded.mailbox_index)",
                     (address, index),
                 )
-                self._db.execute("COMMIT")
-                return True
-            except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
-                return False
+        except sqlite3.IntegrityError:
+            return False
+        return True

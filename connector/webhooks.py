@@ -29,10 +29,9 @@ import logging
 import os
 import random
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from connector.store import SqliteDatabase
 
 log = logging.getLogger("connector.webhooks")
 
@@ -197,8 +198,9 @@ class Delivery:
 class Outbox:
     """Webhook deliveries waiting in the Connector's SQLite file.
 
-    It opens a connection of its own next to the store's: SQLite in WAL mode lets the two
-    share the file, and the default busy timeout lets one writer wait for the other.
+    It opens a connection of its own next to the store's (`connector.store.SqliteDatabase`):
+    SQLite in WAL mode lets the two share the file, and the default busy timeout lets one
+    writer wait for the other.
     """
 
     def __init__(
@@ -208,33 +210,15 @@ class Outbox:
         max_attempts: int = MAX_ATTEMPTS,
         backoff: Callable[[int], float] = backoff_delay,
     ) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         self._path = db_path
         self._max_attempts = max_attempts
         self._backoff = backoff
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+        self._database = SqliteDatabase(db_path, SCHEMA)
+        self._transaction = self._database.transaction
+        self._query = self._database.run
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
-            return list(self._db.execute(sql, params))
+        self._database.close()
 
     def _is_our_file(self, conn: sqlite3.Connection) -> bool:
         for _, name, file in conn.execute("PRAGMA database_list"):
