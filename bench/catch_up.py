@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
@@ -39,7 +39,7 @@ from bench.progress import Progress
 from bench.records import message_payload
 from bench.stats import rate
 from streams.envelopes import EnvelopeCodec
-from streams.topics import TopicNames
+from streams.topics import TopicNames, read_records
 
 PAGE = 1000
 
@@ -50,31 +50,12 @@ async def _data_key(settings: BackboneSettings, key_id: str, timeout_s: float = 
     wanted = json.dumps(key_id).encode()  # faust's json key serializer
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for key, value in await _read_topic(settings.cluster.kafka_bootstrap, topic):
+        for key, value in await read_records(settings.cluster.kafka_bootstrap, topic):
             if key == wanted and value is not None:
                 wrapped = base64.b64decode(json.loads(value))
                 return MasterKey.from_base64(settings.master_key_b64).unwrap(wrapped, key_id)
         await asyncio.sleep(1.0)  # the changelog write may still be on its way
     raise RuntimeError(f"data key {key_id} not found on {topic}")
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record of a topic, from the beginning to the end offsets seen at the start."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[tuple[bytes | None, bytes | None]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out.extend((r.key, r.value) for r in records)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def _produce_backlog(settings: BackboneSettings, party: Party, n: int) -> None:

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -123,3 +124,23 @@ class TopicNames:
 
 # The faust tables of streams/app.py; their changelogs are the workers' durable state.
 TABLES = ("identities", "templates", "tokens", "files", "pairs", "messages", "data-keys")
+
+
+async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record (key, value) of a topic, from the beginning to the end offsets seen at
+    the start: what an operator's replay or audit tool, the benchmark and the tests read."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[tuple[bytes | None, bytes | None]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        await consumer.stop()

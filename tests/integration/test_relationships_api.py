@@ -15,8 +15,8 @@ import pytest
 
 from connector.backbone_client import BackboneClient
 from streams.relationship_decider import WRONG_STATUS
-from streams.topics import TopicNames
-from tests.integration.log_access import operator_codec, read_topic
+from streams.topics import TopicNames, read_records
+from tests.integration.log_access import operator_codec
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 from tests.unit.test_relationship_decider import ACTIONS, ALLOWED, A, B
 from tests.unit.test_relationship_decider import PATHS as STATE_PATHS
@@ -336,7 +336,9 @@ async def _mailbox_entries(stack: Stack, recipients: set[str]) -> list[dict[str,
     mine = {codec.identity_key_id(r) for r in recipients}
     topic = TopicNames(stack.cluster.topic_prefix).mailbox_entries
     out = []
-    for _, raw in await read_topic(stack.cluster.kafka_bootstrap, topic):
+    for _, raw in await read_records(stack.cluster.kafka_bootstrap, topic):
+        if raw is None:
+            continue
         try:
             opened = codec.open(raw)
         except KeyError:  # another test's identity, whose key was not read: not ours

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from streams.topics import TopicNames
-from tests.integration.log_access import operator_codec, read_topic
+from streams.topics import TopicNames, read_records
+from tests.integration.log_access import operator_codec
 from tests.integration.stack import Stack
 from tests.integration.test_mailbox_api import Party, _mailbox, _party, _related
 
@@ -113,7 +113,9 @@ async def _trace(stack: Stack, message_ids: list[str]) -> str:
     names = TopicNames(stack.cluster.topic_prefix)
     found: dict[str, list[str]] = {m: [] for m in message_ids}
     for topic in (names.message_commands, names.events, names.mailbox_entries):
-        for _, raw in await read_topic(stack.cluster.kafka_bootstrap, topic):
+        for _, raw in await read_records(stack.cluster.kafka_bootstrap, topic):
+            if raw is None:
+                continue
             try:
                 opened = codec.open(raw)
             except Exception:  # noqa: S112 (a record of another run's key: not ours)

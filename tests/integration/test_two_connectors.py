@@ -31,8 +31,8 @@ from connector.identities import load_identities
 from connector.keystore import Keystore
 from connector.store import SqliteStore
 from connector.webhooks import verify_signature
-from streams.topics import TopicNames
-from tests.integration.log_access import operator_codec, read_topic
+from streams.topics import TopicNames, read_records
+from tests.integration.log_access import operator_codec
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Process, Stack, _free_port
 
 pytestmark = pytest.mark.integration
@@ -287,11 +287,11 @@ async def _assert_nowhere(stack: Stack, session: Session, marker: bytes, keys: l
     assert TopicNames(cluster.topic_prefix).events in topics
     seen = opened = 0
     for topic in topics:
-        for key, value in await read_topic(cluster.kafka_bootstrap, topic):
+        for key, value in await read_records(cluster.kafka_bootstrap, topic):
             texts = [key or b"", value or b""]
             # Changelog records are not envelopes; those do not open, and are searched raw.
             with contextlib.suppress(Exception):
-                texts.append(json.dumps(codec.open(value).body, default=str).encode())
+                texts.append(json.dumps(codec.open(value or b"").body, default=str).encode())
                 opened += 1
             for text in texts:
                 seen += 1
