@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 import traceback
@@ -95,16 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def preset_of(args: argparse.Namespace) -> Preset:
     base = QUICK if args.quick else FULL
-    return Preset(
-        kafka_records=base.kafka_records,
-        cassandra_rows=base.cassandra_rows,
-        pipeline_records=base.pipeline_records,
-        latency_records=base.latency_records,
-        groups=base.groups,
+    return dataclasses.replace(
+        base,
         levels=args.levels or base.levels,
         level_seconds=args.level_seconds or base.level_seconds,
         latency_seconds=args.latency_seconds or base.latency_seconds,
-        warmup_seconds=base.warmup_seconds,
         catch_up=args.catch_up if args.catch_up is not None else base.catch_up,
     )
 

@@ -26,6 +26,7 @@ import httpx
 
 from backbone.settings import InfraSettings, default_state_dir
 from deploy.backbone import worker_ready
+from deploy.process import signal_group
 
 SEQUENCER_ASSIGNED = b"sequencer partitions assigned"
 STACK_PARTS = {"api": "api", "worker": "worker", "kafka": "kafka", "cassandra": "cassandra"}
@@ -240,28 +241,19 @@ class ExtraProcesses:
 
     def stop(self, extras: list[Extra], grace_s: float = 30.0) -> None:
         """SIGTERM the given extra processes, SIGKILL what is left after `grace_s`."""
+        # Each extra leads its own process group (start_new_session): signalling the group
+        # reaches a child it may have, and nothing we did not start.
         for extra in extras:
-            _signal(extra.pid, signal.SIGTERM)
+            signal_group(extra.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for extra in extras:
             try:
                 extra.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal(extra.pid, signal.SIGKILL)
+                signal_group(extra.pid, signal.SIGKILL)
                 extra.process.wait(timeout=10)
             if extra in self.extras:
                 self.extras.remove(extra)
 
     def stop_all(self) -> None:
         self.stop(list(self.extras))
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    # Each extra is the leader of its own process group (start_new_session), so the group
-    # id is its pid: this reaches a child it may have, and nothing we did not start.
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        os.kill(pid, sig)

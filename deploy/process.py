@@ -70,14 +70,14 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(pid):
                 break
             time.sleep(0.2)
         else:
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
@@ -116,7 +116,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group led by `pid` (a process started in a session of its own),
+    or just the process when the group cannot be signalled."""
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
