@@ -51,6 +51,7 @@ from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
+from streams.retrying import until_done
 from streams.sequencer_consumer import SequencerConsumer
 from streams.topics import TopicNames
 
@@ -347,35 +348,16 @@ async def _route_to_mailboxes(event: Opened) -> None:
 
 
 async def _send_durably(topic: faust.TopicT, key: bytes, value: bytes) -> None:
-    delay = 0.1
-    while True:
-        try:
-            pending = await topic.send(key=key, value=value)
-            await pending
-            return
-        except Exception as exc:
-            log.warning("sending a mailbox entry failed; retrying",
-                        extra={"error": type(exc).__name__, "retry_in_s": delay})  # fmt: skip
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    async def send() -> None:
+        await (await topic.send(key=key, value=value))
+
+    await until_done(send, "sending a mailbox entry failed")
 
 
 async def _apply_until_written(projection: Projection, event: Opened) -> None:
-    # A read model that skipped an event would be wrong forever; Cassandra being away for a
-    # while only delays it. Writes are idempotent, so retrying is safe.
-    delay = 0.1
-    while True:
-        try:
-            await projection.apply(event)
-            return
-        except Exception as exc:
-            PROJECTION_RETRIES.inc()
-            log.warning(
-                "read-model write failed; retrying",
-                extra={"event": event.name, "error": type(exc).__name__, "retry_in_s": delay},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    # A read model that skipped an event would be wrong forever. Writes are idempotent.
+    await until_done(lambda: projection.apply(event), "read-model write failed",
+                     {"event": event.name}, on_retry=PROJECTION_RETRIES.inc)  # fmt: skip
 
 
 @app.task  # type: ignore[untyped-decorator]

@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
+from streams.retrying import until_done
 
 log = logging.getLogger("backbone.streams.sequencer")
 
@@ -99,7 +100,7 @@ class SequencerConsumer:
                 if entry is not None:
                     entries.append(entry)
         # Partitions never share an identity, so one call writes them all concurrently.
-        for done in await _sequence_until_written(self.sequencer, entries):
+        for done in await until_done(lambda: self.sequencer.sequence(entries), "sequencing failed"):
             await self.notify(done)
         offsets = {
             tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()
@@ -110,14 +111,3 @@ class SequencerConsumer:
             # The partitions moved while we wrote: the new owner gets these records again
             # and skips them by their offsets in Cassandra. Nothing is lost or doubled.
             log.warning("committing sequenced offsets failed: %s", type(exc).__name__)
-
-
-async def _sequence_until_written(sequencer: Sequencer, entries: list[Entry]) -> list[Sequenced]:
-    delay = 0.1
-    while True:
-        try:
-            return await sequencer.sequence(entries)
-        except Exception as exc:  # Cassandra away: retrying the same batch is safe
-            log.warning("sequencing failed; retrying", extra={"error": type(exc).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
