@@ -49,8 +49,11 @@ class CommandBus:
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=1
         )
         await self._producer.start()
+        # fetch_max_wait_ms stays at its default (500 ms): the broker answers a fetch as soon
+        # as a record arrives, so a long wait adds no latency, and a short one made idle
+        # processes poll the broker a hundred times a second.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False
         )
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self.replies_topic)

@@ -27,7 +27,7 @@ class MailboxNotifier:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False
         )
         await self._consumer.start()
         cluster = await self._consumer._client.fetch_all_metadata()

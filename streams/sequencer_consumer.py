@@ -72,7 +72,7 @@ class SequencerConsumer:
             max_poll_records=MAX_RECORDS,
             session_timeout_ms=int(session_timeout_s * 1000),
             heartbeat_interval_ms=int(max(1.0, session_timeout_s / 10) * 1000),
-            fetch_max_wait_ms=5,
+            # fetch_max_wait_ms at its default: see api/bus.py
         )
 
     async def run(self) -> None:
