@@ -13,7 +13,7 @@ from api.deps import Caller
 from api.errors import ApiError
 from api.paging import Page
 from api.state import ApiState
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 NOT_FOUND = "error.platform.recordNotFound"
 PASSWORD_CODE = "error.platform.validation.wrongPassword"  # noqa: S105 (an error code)
@@ -42,8 +42,8 @@ class SharedKind:
 
     async def row(self, state: ApiState, object_id: str) -> Any:
         """The object, or None when it does not exist or has expired (TTLs are coarse)."""
-        query = f"SELECT * FROM {self.table} WHERE id = %s"  # noqa: S608 (constant names)
-        row = (await execute(state.session, query, (object_id,))).one()
+        query = f"SELECT * FROM {self.table} WHERE id = ?"  # noqa: S608 (constant names)
+        row = (await run_prepared(state.session, query, (object_id,))).one()
         return None if row is None or expired(row.expires_at) else row
 
     async def page_of_own(
@@ -54,10 +54,10 @@ class SharedKind:
         page: Page,
         dto: Callable[[Any], dict[str, Any]],
     ) -> dict[str, Any]:
-        query = f"SELECT id FROM {self.by_owner} WHERE owner = %s"  # noqa: S608 (constant)
+        query = f"SELECT id FROM {self.by_owner} WHERE owner = ?"  # noqa: S608 (constant)
         wanted = set(ids) if ids else None
         found = []
-        for ref in await execute(state.session, query, (owner,)):
+        for ref in await run_prepared(state.session, query, (owner,)):
             if wanted is None or ref.id in wanted:
                 row = await self.row(state, ref.id)
                 if row is not None:

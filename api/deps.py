@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from api.errors import ApiError
 from api.state import ApiState
 from backbone.security.tokens import InvalidToken
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 
 def get_state(request: Request) -> ApiState:
@@ -41,9 +41,9 @@ async def get_caller(request: Request, state: State) -> Caller:
         ) from exc
     # A deleted device's tokens stop working at once, not when they expire.
     row = (
-        await execute(
+        await run_prepared(
             state.session,
-            "SELECT deleted_at FROM devices WHERE address = %s AND id = %s",
+            "SELECT deleted_at FROM devices WHERE address = ? AND id = ?",
             (claims.address, claims.device_id),
         )
     ).one()

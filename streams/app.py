@@ -38,7 +38,7 @@ from streams import (
     template_decider,
     token_decider,
 )
-from streams.cassandra_io import connect, execute
+from streams.cassandra_io import connect, run_prepared
 from streams.deciding import (
     Decider,
     Runtime,
@@ -167,8 +167,8 @@ async def remember_data_key(key_id: str, key: bytes) -> None:
     # worker can find it, even one whose copy of the global table lags (or never updates:
     # a worker that joined later did not see keys made on another worker).
     session = await _cassandra()
-    await execute(session, "INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)",
-                  (key_id, wrapped))  # fmt: skip
+    await run_prepared(session, "INSERT INTO data_keys (key_id, wrapped) VALUES (?, ?)",
+                       (key_id, wrapped))  # fmt: skip
     data_keys[key_id] = wrapped
     _plain_keys[key_id] = key
 
@@ -176,8 +176,8 @@ async def remember_data_key(key_id: str, key: bytes) -> None:
 async def load_data_key(key_id: str) -> bool:
     """A key missing from this worker's global table, read from Cassandra."""
     session = await _cassandra()
-    row = (await execute(session, "SELECT wrapped FROM data_keys WHERE key_id = %s",
-                         (key_id,))).one()  # fmt: skip
+    row = (await run_prepared(session, "SELECT wrapped FROM data_keys WHERE key_id = ?",
+                              (key_id,))).one()  # fmt: skip
     if row is None:
         return False
     _plain_keys[key_id] = master.unwrap(base64.b64decode(row.wrapped), key_id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from cassandra import ProtocolVersion
 from cassandra.cluster import Cluster, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
 
 from backbone.settings import ClusterSettings
 
@@ -52,3 +54,21 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+
+
+_prepared: weakref.WeakKeyDictionary[Session, dict[str, PreparedStatement]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def run_prepared(session: Session, cql: str, params: Sequence[Any] = ()) -> Any:
+    """`execute` for a CQL text with `?` markers, prepared on its first use per session.
+
+    Cassandra parses a plain statement on every request; the API's reads run on every
+    request, so they are prepared once and sent by id from then on.
+    """
+    statements = _prepared.setdefault(session, {})
+    statement = statements.get(cql)
+    if statement is None:
+        statement = statements[cql] = await asyncio.to_thread(session.prepare, cql)
+    return await execute(session, statement, params)

@@ -17,7 +17,7 @@ from api.deps import State
 from api.errors import ApiError
 from api.state import ApiState
 from backbone.security.passwords import hash_password
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(tags=["authentication"])
 
@@ -72,9 +72,9 @@ async def _token(
             {"Retry-After": str(math.ceil(wait))},
         )
     row = (
-        await execute(
+        await run_prepared(
             state.session,
-            "SELECT address, device_id, password_hash FROM devices_by_username WHERE username = %s",
+            "SELECT address, device_id, password_hash FROM devices_by_username WHERE username = ?",
             (username,),
         )
     ).one()

@@ -14,7 +14,7 @@ from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from backbone.security.challenges import CHALLENGE_INVALID
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/api/v1/Devices", tags=["devices"])
 
@@ -33,9 +33,9 @@ async def register_device(
     """A new device of the caller's identity, proven by a challenge signed with its identity
     key: a stolen password alone cannot add devices."""
     row = (
-        await execute(
+        await run_prepared(
             state.session,
-            "SELECT public_key FROM identities WHERE address = %s",
+            "SELECT public_key FROM identities WHERE address = ?",
             (caller.address,),
         )
     ).one()
@@ -73,10 +73,10 @@ async def register_device(
 
 @router.get("")
 async def list_devices(caller: Authenticated, state: State) -> dict[str, Any]:
-    rows = await execute(
+    rows = await run_prepared(
         state.session,
         "SELECT id, username, created_at, created_by_device, deleted_at "
-        "FROM devices WHERE address = %s",
+        "FROM devices WHERE address = ?",
         (caller.address,),
     )
     return {

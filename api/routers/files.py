@@ -24,7 +24,7 @@ from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.timestamps import iso
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/api/v1/Files", tags=["files"])
 
@@ -73,8 +73,8 @@ async def upload_file(request: Request, caller: Authenticated, state: State) -> 
     ttl = max(1, int((expires_at - now).total_seconds()) + 1)
     chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
     await asyncio.gather(*(
-        execute(state.session,
-                "INSERT INTO file_chunks (file_id, chunk, data) VALUES (%s, %s, %s) USING TTL %s",
+        run_prepared(state.session,
+                "INSERT INTO file_chunks (file_id, chunk, data) VALUES (?, ?, ?) USING TTL ?",
                 (file_id, n, chunk, ttl))
         for n, chunk in enumerate(chunks)
     ))  # fmt: skip
@@ -94,7 +94,7 @@ async def upload_file(request: Request, caller: Authenticated, state: State) -> 
 
 
 async def _row(state: Any, file_id: str) -> Any:
-    row = (await execute(state.session, "SELECT * FROM files WHERE id = %s", (file_id,))).one()
+    row = (await run_prepared(state.session, "SELECT * FROM files WHERE id = ?", (file_id,))).one()
     if row is None or row.expires_at.replace(tzinfo=UTC) <= datetime.now(UTC):
         raise ApiError(404, NOT_FOUND, "file not found")
     return row
@@ -115,8 +115,8 @@ async def file_metadata(file_id: FileId, caller: Authenticated, state: State) ->
 @router.get("/{file_id}/Content")
 async def file_content(file_id: FileId, caller: Authenticated, state: State) -> Response:
     row = await _row(state, file_id)
-    chunks = await execute(
-        state.session, "SELECT chunk, data FROM file_chunks WHERE file_id = %s", (file_id,)
+    chunks = await run_prepared(
+        state.session, "SELECT chunk, data FROM file_chunks WHERE file_id = ?", (file_id,)
     )
     data = b"".join(c.data for c in chunks)
     if hashlib.sha256(data).digest() != row.content_sha256:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import State
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(tags=["operations"])
 
@@ -25,7 +25,7 @@ async def ready(state: State) -> JSONResponse:
     checks = {"kafka": await _kafka_ok(state.settings.cluster.kafka_bootstrap)}
     try:
         await asyncio.wait_for(
-            execute(state.session, "SELECT release_version FROM system.local"), timeout=3
+            run_prepared(state.session, "SELECT release_version FROM system.local"), timeout=3
         )
         checks["cassandra"] = True
     except Exception:

@@ -16,7 +16,7 @@ from api.timestamps import iso
 from backbone.security.addresses import address_from_public_key
 from backbone.security.ids import new_id
 from backbone.security.signatures import parse_public_key, serialize_public_key
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/api/v1/Identities", tags=["identities"])
 
@@ -76,10 +76,10 @@ async def create_identity(body: CreateIdentityRequest, state: State) -> dict[str
 @router.get("/Self")
 async def get_self(caller: Authenticated, state: State) -> dict[str, Any]:
     row = (
-        await execute(
+        await run_prepared(
             state.session,
             "SELECT address, public_key, client_id, identity_version, created_at "
-            "FROM identities WHERE address = %s",
+            "FROM identities WHERE address = ?",
             (caller.address,),
         )
     ).one()

@@ -22,7 +22,7 @@ from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
 from api.state import ApiState
 from api.timestamps import iso
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/api/v1/Mailbox", tags=["mailbox"])
 
@@ -39,16 +39,10 @@ class CursorRequest(BaseModel):
 _READ = (
     "SELECT idx, event_type, payload, created_at FROM mailbox WHERE address = ? AND idx > ? LIMIT ?"
 )
-_prepared: dict[int, Any] = {}  # per Cassandra session
 
 
 async def _entries(state: ApiState, address: str, since: int, limit: int) -> list[Any]:
-    statement = _prepared.get(id(state.session))
-    if statement is None:
-        statement = _prepared[id(state.session)] = await asyncio.to_thread(
-            state.session.prepare, _READ
-        )
-    return list(await execute(state.session, statement, (address, since, limit)))
+    return list(await run_prepared(state.session, _READ, (address, since, limit)))
 
 
 def _entry_json(row: Any) -> str:
@@ -127,9 +121,9 @@ async def _stream(
 
 @router.get("/Cursor")
 async def get_cursors(caller: Authenticated, state: State) -> Any:
-    rows = await execute(
+    rows = await run_prepared(
         state.session,
-        "SELECT device_id, idx, updated_at FROM mailbox_cursors WHERE address = %s",
+        "SELECT device_id, idx, updated_at FROM mailbox_cursors WHERE address = ?",
         (caller.address,),
     )
     cursors = {r.device_id: r for r in rows}

@@ -22,7 +22,7 @@ from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/api/v1/Messages", tags=["messages"])
 
@@ -85,8 +85,8 @@ async def _require_active_relationships(
     # Read from the read model: a relationship terminated a moment ago may still let one
     # message through. The pair decider is the writer; this is a guard, not an invariant.
     reads = [
-        execute(state.session,
-                "SELECT status FROM relationship_peers WHERE address = %s AND peer = %s",
+        run_prepared(state.session,
+                "SELECT status FROM relationship_peers WHERE address = ? AND peer = ?",
                 (sender, r))
         for r in recipients
     ]  # fmt: skip
@@ -102,12 +102,12 @@ async def _require_active_relationships(
 async def _not_active_by_scan(state: ApiState, sender: str, recipients: list[str]) -> list[str]:
     """The guard for relationships projected before `relationship_peers` existed: every
     relationship of the sender. Only reached for a recipient the index does not show active."""
-    ids = await execute(
-        state.session, "SELECT id FROM relationships_by_identity WHERE address = %s", (sender,)
+    ids = await run_prepared(
+        state.session, "SELECT id FROM relationships_by_identity WHERE address = ?", (sender,)
     )
     reads = [
-        execute(state.session,
-                "SELECT from_address, to_address, status FROM relationships WHERE id = %s",
+        run_prepared(state.session,
+                "SELECT from_address, to_address, status FROM relationships WHERE id = ?",
                 (ref.id,))
         for ref in ids
     ]  # fmt: skip
@@ -137,8 +137,8 @@ async def get_message(message_id: MessageId, caller: Authenticated, state: State
 
 @router.get("")
 async def list_messages(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
-    refs = await execute(
-        state.session, "SELECT id FROM messages_by_identity WHERE address = %s", (caller.address,)
+    refs = await run_prepared(
+        state.session, "SELECT id FROM messages_by_identity WHERE address = ?", (caller.address,)
     )
     wanted = set(ids) if ids else None
     found = []
@@ -153,11 +153,11 @@ async def list_messages(caller: Authenticated, state: State, page: Paging, ids: 
 
 async def _readable(state: ApiState, message_id: str, caller: Caller) -> tuple[Any, list[Any]]:
     message = (
-        await execute(state.session, "SELECT * FROM messages WHERE id = %s", (message_id,))
+        await run_prepared(state.session, "SELECT * FROM messages WHERE id = ?", (message_id,))
     ).one()
     recipients = list(
-        await execute(
-            state.session, "SELECT * FROM message_recipients WHERE message_id = %s", (message_id,)
+        await run_prepared(
+            state.session, "SELECT * FROM message_recipients WHERE message_id = ?", (message_id,)
         )
     )
     parties = {message.sender} | {r.address for r in recipients} if message else set()

@@ -19,7 +19,7 @@ from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 from streams.relationship_decider import pair_id
 
 router = APIRouter(prefix="/api/v1/Relationships", tags=["relationships"])
@@ -67,9 +67,9 @@ async def get_relationship(
 async def list_relationships(
     caller: Authenticated, state: State, page: Paging, ids: Ids = None
 ) -> Any:
-    rows = await execute(
+    rows = await run_prepared(
         state.session,
-        "SELECT id FROM relationships_by_identity WHERE address = %s",
+        "SELECT id FROM relationships_by_identity WHERE address = ?",
         (caller.address,),
     )
     wanted = set(ids) if ids else None
@@ -131,8 +131,8 @@ for _path, _action in (
 
 async def _own(state: ApiState, relationship_id: str, caller: Caller) -> Any:
     row = (
-        await execute(
-            state.session, "SELECT * FROM relationships WHERE id = %s", (relationship_id,)
+        await run_prepared(
+            state.session, "SELECT * FROM relationships WHERE id = ?", (relationship_id,)
         )
     ).one()
     if row is None or caller.address not in (row.from_address, row.to_address):
@@ -141,9 +141,9 @@ async def _own(state: ApiState, relationship_id: str, caller: Caller) -> Any:
 
 
 async def _dto(state: ApiState, row: Any) -> dict[str, Any]:
-    audit = await execute(
+    audit = await run_prepared(
         state.session,
-        "SELECT * FROM relationship_audit WHERE relationship_id = %s",
+        "SELECT * FROM relationship_audit WHERE relationship_id = ?",
         (row.id,),
     )
     return {

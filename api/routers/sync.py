@@ -20,11 +20,12 @@ from api.paging import Paging
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.ids import new_id
-from streams.cassandra_io import execute
+from streams.cassandra_io import run_prepared
 
 router = APIRouter(tags=["sync"])
 
 NOT_FOUND = "error.platform.recordNotFound"
+_RUN = "SELECT * FROM sync_runs WHERE id = ?"
 INVALID = "error.platform.validation.invalidPropertyValue"
 SyncRunId = Annotated[str, Path(pattern=r"^SYN[A-Za-z0-9]{17}$")]
 DatawalletVersion = Annotated[
@@ -96,7 +97,9 @@ async def _send(state: ApiState, caller: Caller, name: str, body: dict[str, Any]
 
 
 async def _run_row(state: ApiState, caller: Caller, run_id: str) -> Any:
-    row = (await execute(state.session, "SELECT * FROM sync_runs WHERE id = %s", (run_id,))).one()
+    row = (
+        await run_prepared(state.session, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
+    ).one()
     if row is None or row.address != caller.address:
         raise ApiError(404, NOT_FOUND, "sync run not found")
     return row
@@ -125,9 +128,9 @@ async def start_sync_run(
 ) -> Any:
     body = body or StartSyncRunRequest()
     head = (
-        await execute(
+        await run_prepared(
             state.session,
-            "SELECT idx FROM mailbox WHERE address = %s ORDER BY idx DESC LIMIT 1",
+            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
             (caller.address,),
         )
     ).one()
@@ -136,7 +139,9 @@ async def start_sync_run(
         "sync_run_id": run_id, "run_type": body.type, "head_index": head.idx if head else 0,
         "lock_seconds": (body.lockDuration or 10) * 60, "supported_datawallet_version": version,
     })  # fmt: skip
-    row = (await execute(state.session, "SELECT * FROM sync_runs WHERE id = %s", (run_id,))).one()
+    row = (
+        await run_prepared(state.session, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
+    ).one()
     if row is None:
         return {"result": {"status": "NoNewEvents", "syncRun": None}}
     return Response(
@@ -157,24 +162,24 @@ async def external_events(
 ) -> Any:
     run = await _run_row(state, caller, run_id)
     rows = list(
-        await execute(
+        await run_prepared(
             state.session,
             "SELECT idx, event_type, payload, created_at FROM mailbox"
-            " WHERE address = %s AND idx > %s AND idx <= %s",
+            " WHERE address = ? AND idx > ? AND idx <= ?",
             (caller.address, run.from_index, run.to_index),
         )
     )
     for index in run.retry_indexes or []:
-        retried = await execute(
+        retried = await run_prepared(
             state.session,
             "SELECT idx, event_type, payload, created_at FROM mailbox"
-            " WHERE address = %s AND idx = %s",
+            " WHERE address = ? AND idx = ?",
             (caller.address, index),
         )
         rows.extend(retried)
     errors: dict[int, int] = {}
-    for e in await execute(
-        state.session, "SELECT idx FROM sync_errors WHERE address = %s", (caller.address,)
+    for e in await run_prepared(
+        state.session, "SELECT idx FROM sync_errors WHERE address = ?", (caller.address,)
     ):
         errors[e.idx] = errors.get(e.idx, 0) + 1
     events = [
@@ -227,10 +232,10 @@ async def _written_modifications(
 ) -> list[dict[str, Any]]:
     if not ids:
         return []
-    rows = await execute(
+    rows = await run_prepared(
         state.session,
-        "SELECT id, idx, created_at FROM datawallet_modifications WHERE address = %s"
-        " ORDER BY idx DESC LIMIT %s",
+        "SELECT id, idx, created_at FROM datawallet_modifications WHERE address = ?"
+        " ORDER BY idx DESC LIMIT ?",
         (caller.address, len(ids) * 2),
     )
     wanted = set(ids)
@@ -242,8 +247,8 @@ async def _written_modifications(
 @router.get("/api/v1/Datawallet")
 async def get_datawallet(caller: Authenticated, state: State) -> Any:
     row = (
-        await execute(
-            state.session, "SELECT version FROM datawallets WHERE address = %s", (caller.address,)
+        await run_prepared(
+            state.session, "SELECT version FROM datawallets WHERE address = ?", (caller.address,)
         )
     ).one()
     return {"result": {"version": row.version if row else 0}}
@@ -257,9 +262,9 @@ async def get_modifications(
     version: DatawalletVersion = 0,
     local_index: Annotated[int, Query(alias="localIndex", ge=0)] = 0,
 ) -> Any:
-    rows = await execute(
+    rows = await run_prepared(
         state.session,
-        "SELECT * FROM datawallet_modifications WHERE address = %s AND idx > %s",
+        "SELECT * FROM datawallet_modifications WHERE address = ? AND idx > ?",
         (caller.address, local_index),
     )
     mods = [
