@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -90,6 +91,9 @@ class Sequenced:
     last: int
 
 
+Announce = Callable[[Sequenced], Awaitable[None]]
+
+
 class Sequencer:
     def __init__(self, session: Session, retention_s: int) -> None:
         self.session = session
@@ -117,18 +121,23 @@ class Sequencer:
         """Drop cached heads (on a rebalance: another worker may have moved them on)."""
         self._heads.clear()
 
-    async def sequence(self, entries: list[Entry]) -> list[Sequenced]:
+    async def sequence(
+        self, entries: list[Entry], announce: Announce | None = None
+    ) -> list[Sequenced]:
         """Write a batch of entries (in topic order); returns the new index range per
-        identity. Identities are written concurrently, each one in order."""
+        identity. Identities are written concurrently, each one in order. `announce` is
+        called for an identity as soon as its rows are written, while its head is saved."""
         by_identity: dict[str, list[Entry]] = {}
         for entry in entries:
             by_identity.setdefault(entry.recipient, []).append(entry)
         results = await asyncio.gather(
-            *(self._sequence_one(address, mine) for address, mine in by_identity.items())
+            *(self._sequence_one(address, mine, announce) for address, mine in by_identity.items())
         )
         return [r for r in results if r is not None]
 
-    async def _sequence_one(self, address: str, entries: list[Entry]) -> Sequenced | None:
+    async def _sequence_one(
+        self, address: str, entries: list[Entry], announce: Announce | None
+    ) -> Sequenced | None:
         head = self._heads.get(address) or await self._load(address)
         self._heads[address] = head
         first = head.next_idx
@@ -153,8 +162,12 @@ class Sequencer:
         except Exception:
             self._heads.pop(address, None)  # re-read what was really written next time
             raise
-        await execute(self.session, self._head, (address, head.next_idx, head.last_offset))
-        return Sequenced(address, first, head.next_idx - 1)
+        done = Sequenced(address, first, head.next_idx - 1)
+        # The head may lag the rows (a take-over reads the rows after it), so the readers
+        # are told about the rows without waiting for it.
+        save_head = execute(self.session, self._head, (address, head.next_idx, head.last_offset))
+        await asyncio.gather(save_head, announce(done) if announce else asyncio.sleep(0))
+        return done
 
     async def _load(self, address: str) -> Head:
         head = Head()

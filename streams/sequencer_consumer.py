@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
+from streams.mailbox_sequencer import Announce, Entry, Sequenced, Sequencer
 from streams.retrying import until_done
 
 log = logging.getLogger("backbone.streams.sequencer")
@@ -33,7 +33,6 @@ log = logging.getLogger("backbone.streams.sequencer")
 MAX_RECORDS = 2000
 
 Decode = Callable[[int, bytes], Awaitable[Entry | None]]
-Notify = Callable[[Sequenced], Awaitable[None]]
 
 
 class _ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -57,13 +56,14 @@ class SequencerConsumer:
         group_id: str,
         sequencer: Sequencer,
         decode: Decode,
-        notify: Notify,
+        notify: Announce,
         session_timeout_s: float,
     ) -> None:
         self.topic = topic
         self.sequencer = sequencer
         self.decode = decode
         self.notify = notify
+        self._committing: asyncio.Task[None] | None = None
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -90,6 +90,8 @@ class SequencerConsumer:
                 if batch:
                     await self._handle(batch)
         finally:
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
             await self.consumer.stop()
 
     async def _handle(self, batch: dict[TopicPartition, list[Any]]) -> None:
@@ -100,11 +102,25 @@ class SequencerConsumer:
                 if entry is not None:
                     entries.append(entry)
         # Partitions never share an identity, so one call writes them all concurrently.
-        for done in await until_done(lambda: self.sequencer.sequence(entries), "sequencing failed"):
-            await self.notify(done)
+        await until_done(
+            lambda: self.sequencer.sequence(entries, self._announce), "sequencing failed"
+        )
         offsets = {
             tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()
         }
+        # The commit runs while the next batch is fetched and written: only its order
+        # matters (one in flight at a time), and its loss only means records skipped again.
+        if self._committing is not None:
+            await self._committing
+        self._committing = asyncio.create_task(self._commit(offsets))
+
+    async def _announce(self, done: Sequenced) -> None:
+        try:
+            await self.notify(done)
+        except Exception as exc:  # a stream then waits for the next notice or its timeout
+            log.warning("a mailbox notice was not sent: %s", type(exc).__name__)
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
