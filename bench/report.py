@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cpu_cost import PROCESSES, cpu_per_message
 from bench.targets import RatioRow, TargetRow, evaluate, ratios
 
 
@@ -243,6 +244,18 @@ def memory_table(results: Mapping[str, Any]) -> str:
             f"CPU AND PEAK RSS PER PHASE (100% = one core; the machine has {machine}; "
             "other = processes not ours)",
         )
+    costs = cpu_per_message(results)
+    if costs:
+        out += "\n\n" + table(
+            ["phase", "messages", *(f"{k} ms" for k in PROCESSES), "total ms"],
+            [
+                [c["phase"], c["messages"],
+                 *(c["ms_per_message"].get(k) for k in PROCESSES),
+                 round(sum(c["ms_per_message"].values()), 1)]
+                for c in costs
+            ],
+            "CPU PER MESSAGE (CPU time each process used in the phase / messages sent in it)",
+        )  # fmt: skip
     lag_rows = [
         [p["phase"], series, lag["count"], lag["mean_ms"]]
         for p in phases

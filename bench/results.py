@@ -11,6 +11,7 @@ Top-level keys (numbers per second unless the name says otherwise):
     catch_up      entries, source, sequenced_per_s, paging, sse       (bench/catch_up.py)
     memory        {kind: {pids, peak_rss_mib, hwm_mib}}               (bench/memory.py)
     cpu_phases    [{phase, seconds, cpu_percent: {kind: %}}]
+    cpu_per_message [{phase, messages, ms_per_message: {kind: ms}}]    (bench/cpu_cost.py)
     log_findings  warnings and errors the worker and API logged during the run
     ratios        [{name, backbone, raw, ratio}]                      (bench/targets.py)
     targets       [{name, value, unit, op, threshold, met}]
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.cpu_cost import cpu_per_message
 from bench.targets import evaluate, ratios
 
 SCHEMA = "backbone-bench/1"
@@ -71,6 +73,7 @@ def finish(doc: dict[str, Any]) -> dict[str, Any]:
         doc["duration_s"] = round(time.monotonic() - started, 1)
     doc["ratios"] = ratios(doc)
     doc["targets"] = evaluate(doc)
+    doc["cpu_per_message"] = cpu_per_message(doc)
     return doc
 
 
