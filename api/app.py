@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
-from api import errors, metrics
+from api import errors
+from api.observe import Observe
 from api.routers import (
     auth,
     challenges,
@@ -30,9 +30,6 @@ from backbone.settings import BackboneSettings
 from streams.cassandra_io import connect
 
 log = logging.getLogger("backbone.api")
-
-# Bodies larger than this are refused before they are read (413).
-MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: BackboneSettings | None = None) -> FastAPI:
@@ -67,42 +64,5 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
     for module in routers:
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        limit = MAX_BODY_BYTES
-        if request.url.path == "/api/v1/Files" and request.method == "POST":
-            limit += settings.max_file_bytes  # the file and its form fields
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return errors.response(
-                413, "error.platform.requestTooLarge", f"bodies are limited to {limit} bytes"
-            )
-        if length is None and "chunked" in request.headers.get("transfer-encoding", ""):
-            # A body without a length could not be bounded before it is read.
-            return errors.response(411, "error.platform.lengthRequired", "send Content-Length")
-        started = time.monotonic()
-        response = await call_next(request)
-        elapsed = time.monotonic() - started
-        route = _route_template(request)
-        metrics.REQUESTS.labels(route, request.method, str(response.status_code)).observe(elapsed)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": route,
-                "status": response.status_code,
-                "ms": round(elapsed * 1000, 1),
-            },
-        )
-        return response
-
+    app.add_middleware(Observe, max_file_bytes=settings.max_file_bytes)
     return app
-
-
-def _route_template(request: Request) -> str:
-    # The template (/api/v1/Devices/{device_id}), not the path: bounded label cardinality,
-    # and no ids in the metrics or logs.
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))

@@ -14,7 +14,9 @@ from backbone.security.tokens import InvalidToken
 from streams.cassandra_io import run_prepared
 
 
-def get_state(request: Request) -> ApiState:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop on every request.
+async def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.backbone
     return state
 

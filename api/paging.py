@@ -29,7 +29,7 @@ class Page:
         }
 
 
-def _page(
+async def _page(  # async: see api/deps.py
     page_number: Annotated[int, Query(alias="pageNumber", ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = 100,
 ) -> Page:
