@@ -35,7 +35,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from backbone.settings import LOCAL_CLIENT_ID, BackboneSettings, InfraSettings
+from backbone.settings import BackboneSettings, InfraSettings
 from bench import catch_up, end_to_end, logscan, raw_limits, report, results
 from bench.context import (
     FULL,
@@ -43,6 +43,7 @@ from bench.context import (
     PhaseMarker,
     Preset,
     add_apis,
+    add_stack_arguments,
     add_workers,
     cancel_on_sigterm,
     code_info,
@@ -70,9 +71,7 @@ T = TypeVar("T")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("BACKBONE_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
-    parser.add_argument("--client-secret", help="default: the local client's secret file")
+    add_stack_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="small counts (about 2 minutes)")
     parser.add_argument("--catch-up", type=int, help="pending entries to read (default 100000)")
     parser.add_argument(

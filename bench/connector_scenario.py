@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from backbone.settings import LOCAL_CLIENT_ID, InfraSettings
+from bench.context import add_stack_arguments, secret_of
 
 API_KEY = base64.b64encode(os.urandom(24)).decode()
 
@@ -213,14 +213,10 @@ async def run(url: str, client_id: str, secret: str, n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
-    parser.add_argument("--client-secret", help="default: the local client's secret file")
+    add_stack_arguments(parser)
     parser.add_argument("-n", type=int, default=1000)
     args = parser.parse_args()
-    secret = args.client_secret or (
-        Path(InfraSettings.from_env().state_dir, "secrets", "client.secret").read_text().strip()
-    )
+    secret = secret_of(args)
     asyncio.run(run(args.url, args.client_id, secret, args.n))
 
 

@@ -3,7 +3,9 @@ extra workers and APIs and waiting until the partitions have settled on them."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import signal
 import tempfile
 import time
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backbone.settings import InfraSettings
+from backbone.settings import LOCAL_CLIENT_ID, InfraSettings
 from bench import worker_metrics
 from bench.end_to_end import Sender
 from bench.mailbox_streams import MailboxStreams
@@ -76,6 +78,17 @@ FULL = Preset(
 
 def local_secret(infra: InfraSettings) -> str:
     return Path(infra.state_dir, "secrets", "client.secret").read_text().strip()
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the stack's API is and the OAuth client to use, as every benchmark takes them."""
+    parser.add_argument("--url", default=os.environ.get("BACKBONE_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
+    parser.add_argument("--client-secret", help="default: the local client's secret file")
+
+
+def secret_of(args: argparse.Namespace) -> str:
+    return str(args.client_secret or local_secret(InfraSettings.from_env()))
 
 
 def crashed_agents(extra: Extra) -> list[str]:

@@ -19,11 +19,10 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 
-from backbone.settings import LOCAL_CLIENT_ID, InfraSettings
+from bench.context import add_stack_arguments, secret_of
 from bench.identity_latency import _percentile
 from connector.backbone_client import BackboneClient
 
@@ -36,19 +35,25 @@ async def _login(client: BackboneClient, password: str) -> tuple[str, dict[str, 
     return identity.address, {"Authorization": f"Bearer {token}"}
 
 
+async def related_pair(
+    http: httpx.AsyncClient, client: BackboneClient
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """A new sender and recipient with an active relationship: the sender's auth headers,
+    the recipient's address and auth headers."""
+    _, sender = await _login(client, "bench sender password")
+    recipient_address, recipient = await _login(client, "bench recipient password")
+    template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
+                               headers=recipient)  # fmt: skip
+    body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
+    rid = (await http.post("/api/v1/Relationships", json=body, headers=sender)).json()
+    await http.put(f"/api/v1/Relationships/{rid['result']['id']}/Accept", headers=recipient)
+    return sender, recipient_address, recipient
+
+
 async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         client = BackboneClient(http, client_id, secret)
-        _, sender = await _login(client, "bench sender password")
-        recipient_address, recipient = await _login(client, "bench recipient password")
-        template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
-                                   headers=recipient)  # fmt: skip
-        body = {
-            "relationshipTemplateId": template.json()["result"]["id"],
-            "creationContent": "eA==",
-        }
-        rid = (await http.post("/api/v1/Relationships", json=body, headers=sender)).json()
-        await http.put(f"/api/v1/Relationships/{rid['result']['id']}/Accept", headers=recipient)
+        sender, recipient_address, recipient = await related_pair(http, client)
         since = (await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=recipient)).json()
 
         arrived: dict[str, float] = {}
@@ -100,15 +105,11 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("BACKBONE_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
-    parser.add_argument("--client-secret", help="default: the local client's secret file")
+    add_stack_arguments(parser)
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
-    secret = args.client_secret or (
-        Path(InfraSettings.from_env().state_dir, "secrets", "client.secret").read_text().strip()
-    )
+    secret = secret_of(args)
     asyncio.run(run(args.url, args.client_id, secret, args.n, args.concurrency))
 
 

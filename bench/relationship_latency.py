@@ -17,11 +17,10 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 
-from backbone.settings import LOCAL_CLIENT_ID, InfraSettings
+from bench.context import add_stack_arguments, secret_of
 from bench.identity_latency import _percentile
 from connector.backbone_client import BackboneClient
 
@@ -90,16 +89,12 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("BACKBONE_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
-    parser.add_argument("--client-secret", help="default: the local client's secret file")
+    add_stack_arguments(parser)
     parser.add_argument("-n", type=int, default=100)
     parser.add_argument("--contenders", type=int, default=50)
     parser.add_argument("--limit", type=int, default=10)
     args = parser.parse_args()
-    secret = args.client_secret or (
-        Path(InfraSettings.from_env().state_dir, "secrets", "client.secret").read_text().strip()
-    )
+    secret = secret_of(args)
     asyncio.run(run(args.url, args.client_id, secret, args.n, args.contenders, args.limit))
 
 

@@ -33,11 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backbone.settings import LOCAL_CLIENT_ID, BackboneSettings, InfraSettings
+from backbone.settings import BackboneSettings, InfraSettings
 from bench import end_to_end, report, results
 from bench.context import (
     PhaseMarker,
     add_apis,
+    add_stack_arguments,
     add_workers,
     cancel_on_sigterm,
     code_info,
@@ -57,9 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.scale_out", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--url", default=os.environ.get("BACKBONE_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--client-id", default=LOCAL_CLIENT_ID)
-    parser.add_argument("--client-secret", help="default: the local client's secret file")
+    add_stack_arguments(parser)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--apis", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--recipients", type=int, default=1)
