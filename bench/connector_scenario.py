@@ -18,7 +18,6 @@ import asyncio
 import base64
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,20 +29,14 @@ from typing import Any
 import httpx
 
 from bench.context import add_stack_arguments, secret_of
+from deploy.process import free_port
 
 API_KEY = base64.b64encode(os.urandom(24)).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Org:
     def __init__(self, name: str, url: str, client_id: str, secret: str, root: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **os.environ,
             "CONNECTOR_DATA_DIR": str(root / name),

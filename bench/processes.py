@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import httpx
 
 from backbone.settings import InfraSettings, default_state_dir
 from deploy.backbone import worker_ready
-from deploy.process import signal_group
+from deploy.process import free_port, signal_group
 
 SEQUENCER_ASSIGNED = b"sequencer partitions assigned"
 STACK_PARTS = {"api": "api", "worker": "worker", "kafka": "kafka", "cassandra": "cassandra"}
@@ -71,13 +70,6 @@ def _backbone_command() -> list[str]:
     # The `backbone` script of the venv we run in, else the same CLI as a module.
     script = Path(sys.executable).parent / "backbone"
     return [str(script)] if script.exists() else [sys.executable, "-m", "backbone.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

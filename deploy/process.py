@@ -137,6 +137,14 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for extra local processes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def require_free_ports(service: str, ports: dict[str, int]) -> None:
     taken = [f"{label} {port}" for label, port in ports.items() if port_in_use(port)]
     if taken:

@@ -7,7 +7,6 @@ import base64
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ import httpx
 
 from backbone.settings import ClusterSettings
 from deploy.backbone import worker_ready
+from deploy.process import free_port
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret-0123456789"
 START_TIMEOUT_S = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Process:
@@ -70,7 +63,7 @@ class Stack:
         self.cluster = cluster
         self.master_key_b64 = base64.b64encode(secrets.token_bytes(32)).decode()
         self.signing_seed = secrets.token_bytes(32)
-        self.api_port = _free_port()
+        self.api_port = free_port()
         self.env = {
             **os.environ,
             "BACKBONE_STATE_DIR": str(workdir / "state"),
@@ -109,7 +102,7 @@ class Stack:
             workdir,
         )
         # A second API replica, started on demand: commands from both meet in one decider.
-        self.api2_port = _free_port()
+        self.api2_port = free_port()
         self.api2 = Process("api2", [*cli, "api", "--port", str(self.api2_port)], self.env, workdir)
 
     @property

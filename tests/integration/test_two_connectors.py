@@ -31,9 +31,10 @@ from connector.identities import load_identities
 from connector.keystore import Keystore
 from connector.store import SqliteStore
 from connector.webhooks import verify_signature
+from deploy.process import free_port
 from streams.topics import TopicNames, read_records
 from tests.integration.log_access import operator_codec
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Process, Stack, _free_port
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Process, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ class Org:
 
     def __init__(self, name: str, stack: Stack, workdir: Path, webhooks: str = "") -> None:
         self.storage_key = os.urandom(32)
-        self.port = _free_port()
+        self.port = free_port()
         self.data_dir = workdir / name
         self.env = {
             **os.environ,
