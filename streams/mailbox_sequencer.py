@@ -166,7 +166,10 @@ class Sequencer:
         # The head may lag the rows (a take-over reads the rows after it), so the readers
         # are told about the rows without waiting for it.
         save_head = execute(self.session, self._head, (address, head.next_idx, head.last_offset))
-        await asyncio.gather(save_head, announce(done) if announce else asyncio.sleep(0))
+        work: list[Awaitable[Any]] = [save_head]
+        if announce is not None:
+            work.append(announce(done))
+        await asyncio.gather(*work)
         return done
 
     async def _load(self, address: str) -> Head:
