@@ -130,10 +130,17 @@ class Sequencer:
         by_identity: dict[str, list[Entry]] = {}
         for entry in entries:
             by_identity.setdefault(entry.recipient, []).append(entry)
+        # Every identity finishes before a failure is raised: the caller retries the whole
+        # batch, and an identity still being written by the failed attempt could otherwise
+        # be skipped by the retry (its cached head already counts the rows) and then fail.
         results = await asyncio.gather(
-            *(self._sequence_one(address, mine, announce) for address, mine in by_identity.items())
+            *(self._sequence_one(address, mine, announce) for address, mine in by_identity.items()),
+            return_exceptions=True,
         )
-        return [r for r in results if r is not None]
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in results if isinstance(r, Sequenced)]
 
     async def _sequence_one(
         self, address: str, entries: list[Entry], announce: Announce | None
