@@ -47,6 +47,7 @@ from streams.deciding import (
     wait_for_key,
 )
 from streams.envelopes import EnvelopeCodec, Opened
+from streams.faust_fixes import GroupPositions, gap_free
 from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
@@ -74,6 +75,15 @@ app = faust.App(
     broker_session_timeout=settings.worker_session_timeout_s,
     broker_heartbeat_interval=max(1.0, settings.worker_session_timeout_s / 10),
 )
+
+# Where the workers' group resumes a partition: the start an agent's records are checked
+# against (streams/faust_fixes.py). One admin connection per worker, made on first use.
+positions = GroupPositions(settings.cluster.kafka_bootstrap, settings.app_id)
+
+
+@app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
+async def _close_positions(sender: Any, *_: Any, signal: Any, **__: Any) -> None:
+    await positions.close()
 
 
 # One Cassandra session per worker process, shared by every actor: each agent runs one
@@ -228,9 +238,9 @@ PAIRS = Decider(
 
 
 async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Opened]]:
-    async for key, raw in stream.items():
-        command = await open_waiting_for_key(envelopes, raw)
-        if command is not None:
+    async for key, raw in gap_free(app, settings.cluster.kafka_bootstrap, positions, stream):
+        command = await open_waiting_for_key(envelopes, raw) if raw is not None else None
+        if command is not None and key is not None:
             yield key.decode(), command
 
 
@@ -305,7 +315,9 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
 @app.agent(events, isolated_partitions=True)
 async def projector(stream: faust.StreamT[bytes]) -> None:
     projection = await _projection()
-    async for _key, raw in stream.items():
+    async for _key, raw in gap_free(app, settings.cluster.kafka_bootstrap, positions, stream):
+        if raw is None:
+            continue
         event = await open_waiting_for_key(envelopes, raw)
         if event is None:
             continue

@@ -22,6 +22,11 @@ PROJECTION_LAG = Histogram(
 PROJECTION_RETRIES = Counter(
     "backbone_projection_retries_total", "Read-model writes retried after a Cassandra error"
 )
+SKIPPED_RECORDS = Counter(
+    "backbone_stream_skipped_records_total",
+    "Records an agent's stream skipped, read from the log instead (streams/faust_fixes.py)",
+    ["topic"],
+)
 
 
 def age(record: Opened) -> float:

@@ -5,11 +5,12 @@ The local broker runs with auto-creation off, so every topic is made here first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -141,6 +142,30 @@ async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, b
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def read_range(
+    bootstrap: str, topic: str, partition: int, first: int, last: int, timeout_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records at offsets `first` to `last` of one partition (fewer if some are no
+    longer on the log): for an agent whose stream skipped them (streams/faust_fixes.py)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, first)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while await consumer.position(tp) <= last:
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if first <= record.offset <= last:
+                    out.append(record)
         return out
     finally:
         await consumer.stop()

@@ -1,0 +1,142 @@
+"""Every record of an agent's partitions processed at least once, whatever faust's stream
+delivers.
+
+faust's rebalance recovery can let a stream jump over records. It resumes fetching the
+stream partitions, then seeks them to their committed offsets while the first records are
+already in flight, and some records in that window never reach the agent. The kill test
+caught it: on the worker that took over, the projector processed events 59 to 63, the seek
+landed, then 66 came, and 64 and 65 never did. Event 65 was a `MessageSent` and 66 its
+reply: the sender got 201 and the message never reached the recipient's mailbox.
+
+Moving faust's seek before the resume made it worse (its "pause" only drops fetched
+records, so the position ran on while paused), so the correction is at our layer: our
+source topics are neither compacted nor transactional, so a partition's offsets follow
+each other. `SkipWatch` knows the offset each record must have: for an actor's first
+record of a partition, where the group resumes it (its committed offset, asked of Kafka;
+faust also starts a partition past it when the fetch ran on during its pause), then the
+one after the last. When a stream jumps forward, `gap_free` reads the skipped records from
+the log itself, hands them to the agent first, and acks them to faust once processed, so
+that its commits move on over them. Going back (records again after a seek) is harmless:
+every agent is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.types import TP
+from faust.types.tuples import Message
+
+from streams.metrics import SKIPPED_RECORDS
+from streams.retrying import until_done
+from streams.topics import read_range
+
+log = logging.getLogger("backbone.streams")
+
+Record = tuple[bytes | None, bytes | None]  # key, value
+
+
+class SkipWatch:
+    """The offsets a stream jumped over, per partition of one actor."""
+
+    def __init__(self) -> None:
+        self._next: dict[TP, int] = {}
+
+    def follows(self, tp: TP) -> bool:
+        return tp in self._next
+
+    def begin(self, tp: TP, offset: int) -> None:
+        """Where the partition's records must start (where the group resumes it)."""
+        self._next[tp] = offset
+
+    def saw(self, tp: TP, offset: int) -> tuple[int, int] | None:
+        """Note a delivered record; returns the first and last offset skipped before it."""
+        expected = self._next.get(tp)
+        self._next[tp] = offset + 1
+        if expected is None or offset <= expected:
+            return None
+        SKIPPED_RECORDS.labels(tp.topic).inc(offset - expected)
+        log.warning("records skipped by the stream; reading them from the log",
+                    extra={"topic": tp.topic, "partition": tp.partition,
+                           "first_offset": expected, "last_offset": offset - 1})  # fmt: skip
+        return expected, offset - 1
+
+
+class GroupPositions:
+    """Where a consumer group resumes a partition: its committed offset, else the first
+    offset on the log (our groups read from the earliest). Asked through the admin API, so
+    that asking never touches the group's membership."""
+
+    def __init__(self, bootstrap: str, group_id: str) -> None:
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self._clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+        self._starting = asyncio.Lock()
+
+    async def of(self, tp: TP) -> int:
+        admin, consumer = await self._started()
+        ktp = TopicPartition(tp.topic, tp.partition)
+        offsets = await admin.list_consumer_group_offsets(self.group_id, partitions=[ktp])
+        committed = offsets[ktp].offset if ktp in offsets else -1
+        if committed >= 0:
+            return committed
+        return int((await consumer.beginning_offsets([ktp]))[ktp])
+
+    async def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        async with self._starting:
+            if self._clients is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+                await admin.start()
+                consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+                await consumer.start()
+                self._clients = (admin, consumer)
+            return self._clients
+
+    async def close(self) -> None:
+        if self._clients is not None:
+            admin, consumer = self._clients
+            self._clients = None
+            await consumer.stop()
+            await admin.close()
+
+
+async def gap_free(
+    app: faust.App, bootstrap: str, positions: GroupPositions, stream: Any
+) -> AsyncIterator[Record]:
+    """An actor's records (key, value), with any record its stream skipped read from the
+    log and handed over first, in offset order."""
+    watch = SkipWatch()
+    async for event in stream.events():
+        tp, offset = event.message.tp, event.message.offset
+        if not watch.follows(tp):
+            watch.begin(
+                tp, await until_done(partial(positions.of, tp), "asking a group position failed")
+            )
+        skipped = watch.saw(tp, offset)
+        if skipped is not None:
+            first, last = skipped
+            found = await until_done(
+                partial(read_range, bootstrap, tp.topic, tp.partition, first, last),
+                "reading skipped records failed",
+            )
+            if len(found) != last - first + 1:  # expired from the log: nothing to be done
+                log.error("skipped records no longer on the log",
+                          extra={"topic": tp.topic, "partition": tp.partition,
+                                 "missing": last - first + 1 - len(found)})  # fmt: skip
+            for record in found:
+                yield record.key, record.value
+                # Back here once the agent has processed it (it asked for the next one).
+                app.consumer.ack(_message(tp, record))
+        yield event.key, event.value
+
+
+def _message(tp: TP, record: Any) -> Message:
+    return Message(tp.topic, tp.partition, record.offset, record.timestamp / 1000.0,
+                   record.timestamp_type, None, record.key, record.value, None, tp=tp)  # fmt: skip

@@ -1,0 +1,61 @@
+"""Which offsets a stream jumped over: the records that must be read from the log."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from faust.types import TP
+
+from streams.faust_fixes import SkipWatch
+from streams.metrics import SKIPPED_RECORDS
+
+EVENTS = TP("p.events", 0)
+
+
+def _skipped(topic: str) -> float:
+    return SKIPPED_RECORDS.labels(topic)._value.get()  # type: ignore[no-any-return]
+
+
+def test_offsets_that_follow_each_other_or_go_back_skip_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    watch = SkipWatch()
+    before = _skipped(EVENTS.topic)
+    with caplog.at_level(logging.WARNING, logger="backbone.streams"):
+        # 11 and 12 again after a seek back: processed twice, which every agent absorbs.
+        assert [watch.saw(EVENTS, o) for o in (10, 11, 12, 11, 12, 13)] == [None] * 6
+    assert not caplog.records
+    assert _skipped(EVENTS.topic) == before
+
+
+def test_a_jump_forward_names_the_offsets_never_delivered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    watch = SkipWatch()
+    before = _skipped(EVENTS.topic)
+    with caplog.at_level(logging.WARNING, logger="backbone.streams"):
+        assert [watch.saw(EVENTS, o) for o in (62, 63, 66, 67)] == [None, None, (64, 65), None]
+    [report] = caplog.records
+    assert (report.partition, report.first_offset, report.last_offset) == (0, 64, 65)  # type: ignore[attr-defined]
+    assert _skipped(EVENTS.topic) == before + 2
+
+
+def test_an_actor_starting_past_where_the_group_resumes_skipped_the_records_before() -> None:
+    watch = SkipWatch()
+    watch.begin(EVENTS, 10)
+    assert watch.saw(EVENTS, 12) == (10, 11)
+    assert watch.saw(TP("p.events", 3), 40) is None  # a partition it was not told of
+
+
+def test_an_actor_may_start_before_where_the_group_resumes() -> None:
+    watch = SkipWatch()
+    watch.begin(EVENTS, 10)
+    assert [watch.saw(EVENTS, o) for o in (8, 9, 10, 11)] == [None] * 4  # after a crash
+
+
+def test_each_partition_is_followed_on_its_own() -> None:
+    watch = SkipWatch()
+    other = TP("p.events", 1)
+    steps = [(EVENTS, 5), (other, 90), (EVENTS, 6), (other, 91)]
+    assert [watch.saw(tp, o) for tp, o in steps] == [None] * 4
