@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -137,12 +138,8 @@ async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, b
         partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[tuple[bytes | None, bytes | None]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out.extend((r.key, r.value) for r in records)
-        return out
+        records = await _read_to(consumer, await consumer.end_offsets(partitions))
+        return [(r.key, r.value) for r in records]
     finally:
         await consumer.stop()
 
@@ -158,14 +155,23 @@ async def read_range(
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, first)
-        out: list[ConsumerRecord[bytes, bytes]] = []
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while await consumer.position(tp) <= last:
-            if asyncio.get_running_loop().time() > deadline:
-                break
-            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if first <= record.offset <= last:
-                    out.append(record)
-        return out
+        records = await _read_to(consumer, {tp: last + 1}, deadline)
+        return [r for r in records if first <= r.offset <= last]
     finally:
         await consumer.stop()
+
+
+async def _read_to(
+    consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int], deadline: float = math.inf
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """What an assigned consumer fetches until each partition's position reaches its end
+    offset (or the deadline passes)."""
+    loop = asyncio.get_running_loop()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    while [tp for tp in ends if await consumer.position(tp) < ends[tp]]:
+        if loop.time() > deadline:
+            break
+        for records in (await consumer.getmany(*ends, timeout_ms=1000)).values():
+            out.extend(records)
+    return out
