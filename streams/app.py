@@ -238,7 +238,7 @@ PAIRS = Decider(
 
 
 async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Opened]]:
-    async for key, raw in gap_free(app, settings.cluster.kafka_bootstrap, positions, stream):
+    async for key, raw in gap_free(app, positions, stream):
         command = await open_waiting_for_key(envelopes, raw) if raw is not None else None
         if command is not None and key is not None:
             yield key.decode(), command
@@ -315,7 +315,7 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
 @app.agent(events, isolated_partitions=True)
 async def projector(stream: faust.StreamT[bytes]) -> None:
     projection = await _projection()
-    async for _key, raw in gap_free(app, settings.cluster.kafka_bootstrap, positions, stream):
+    async for _key, raw in gap_free(app, positions, stream):
         if raw is None:
             continue
         event = await open_waiting_for_key(envelopes, raw)

@@ -107,9 +107,7 @@ class GroupPositions:
             await admin.close()
 
 
-async def gap_free(
-    app: faust.App, bootstrap: str, positions: GroupPositions, stream: Any
-) -> AsyncIterator[Record]:
+async def gap_free(app: faust.App, positions: GroupPositions, stream: Any) -> AsyncIterator[Record]:
     """An actor's records (key, value), with any record its stream skipped read from the
     log and handed over first, in offset order."""
     watch = SkipWatch()
@@ -123,7 +121,7 @@ async def gap_free(
         if skipped is not None:
             first, last = skipped
             found = await until_done(
-                partial(read_range, bootstrap, tp.topic, tp.partition, first, last),
+                partial(read_range, positions.bootstrap, tp.topic, tp.partition, first, last),
                 "reading skipped records failed",
             )
             if len(found) != last - first + 1:  # expired from the log: nothing to be done

@@ -72,7 +72,7 @@ async def test_skipped_records_are_read_from_the_log_and_acked_after_processing(
     processed: list[bytes | None] = []
     acked_when_processed: list[list[int]] = []
     try:
-        async for _key, value in gap_free(app, infra.kafka_bootstrap, positions, stream):
+        async for _key, value in gap_free(app, positions, stream):
             acked_when_processed.append(list(consumer.acked))
             processed.append(value)
     finally:
