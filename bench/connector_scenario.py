@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import base64
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 
 from bench.context import add_stack_arguments, secret_of
+from bench.results import machine_line
 from deploy.process import free_port
 
 API_KEY = base64.b64encode(os.urandom(24)).decode()
@@ -201,7 +201,7 @@ async def run(url: str, client_id: str, secret: str, n: int) -> None:
         finally:
             a.stop()
             b.stop()
-    print(f"machine: {platform.node()}, {os.cpu_count()} cpus, Python {platform.python_version()}")
+    print(machine_line())
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -24,6 +23,7 @@ import httpx
 
 from bench.context import add_stack_arguments, secret_of
 from bench.identity_latency import _percentile
+from bench.results import machine_line
 from connector.backbone_client import BackboneClient
 
 BODY = base64.b64encode(os.urandom(1024)).decode()
@@ -95,8 +95,7 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
         listener.cancel()
     after_201 = [(arrived[m] - answered[m]) * 1000 for m in answered]
     after_send = [(arrived[m] - started[m]) * 1000 for m in started]
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
-          f"python {platform.python_version()}; api {url}; concurrency {concurrency}")  # fmt: skip
+    print(f"{machine_line()}; api {url}; concurrency {concurrency}")
     for name, ms in (("201 -> stream", after_201), ("send start -> stream", after_send)):
         print(f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
               f"p99 {_percentile(ms, 0.99):7.1f} ms   min {min(ms):7.1f} ms")  # fmt: skip

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import time
 
@@ -22,6 +20,7 @@ import httpx
 from nacl.signing import SigningKey
 
 from bench.context import add_stack_arguments, secret_of
+from bench.results import machine_line
 from connector.backbone_client import BackboneClient
 
 
@@ -66,8 +65,7 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         wall = time.perf_counter() - started
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
-          f"python {platform.python_version()}; api {url}; concurrency {concurrency}")  # fmt: skip
+    print(f"{machine_line()}; api {url}; concurrency {concurrency}")
     for name, samples in timings.items():
         print(_report(name, samples))
     print(f"throughput             {n / wall:.1f} identities/s over {wall:.1f} s")

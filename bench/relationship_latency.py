@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import base64
 import os
-import platform
 import statistics
 import time
 
@@ -22,6 +21,7 @@ import httpx
 
 from bench.context import add_stack_arguments, secret_of
 from bench.identity_latency import _percentile
+from bench.results import machine_line
 from connector.backbone_client import BackboneClient
 
 CONTENT = base64.b64encode(os.urandom(1024)).decode()  # 1 KiB of "ciphertext"
@@ -79,8 +79,7 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
         )
         contended = time.perf_counter() - t0
     granted = sum(a.status_code == 201 for a in answers)
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
-          f"python {platform.python_version()}; api {url}")  # fmt: skip
+    print(f"{machine_line()}; api {url}")
     for name, samples in times.items():
         print(_line(name, samples))
     print(f"contention             {len(rest)} concurrent requests, limit {limit}: "

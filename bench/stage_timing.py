@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import base64
 import os
-import platform
 import statistics
 import time
 
@@ -28,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from backbone.settings import BackboneSettings
 from bench.context import add_stack_arguments, secret_of
 from bench.delivery_latency import related_pair
+from bench.results import machine_line
 from connector.backbone_client import BackboneClient
 from streams.topics import TopicNames
 
@@ -106,10 +106,8 @@ async def run(url: str, client_id: str, secret: str, n: int, gap_s: float) -> No
         await clock.stop()
     labels = sorted({k for r in rows for k in r},
                     key=lambda k: statistics.median(r[k] for r in rows if k in r))  # fmt: skip
-    print(
-        f"machine: {platform.node()}, {os.cpu_count()} cpus, python {platform.python_version()}"
-        f"; api {url}; {n} sends, one at a time; ms after the send started (median, min, max)"
-    )
+    print(f"{machine_line()}; api {url}; {n} sends, one at a time;"
+          " ms after the send started (median, min, max)")  # fmt: skip
     for label in labels:
         values = [r[label] for r in rows if label in r]
         print(f"  {label:<24} n={len(values):<4} {statistics.median(values):7.1f}"
