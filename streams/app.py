@@ -52,6 +52,7 @@ from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
+from streams.recovery_watch import RecoveryWatch, refetch_lost_changelog_records
 from streams.retrying import until_done
 from streams.sequencer_consumer import SequencerConsumer
 from streams.topics import TopicNames
@@ -84,6 +85,16 @@ positions = GroupPositions(settings.cluster.kafka_bootstrap, settings.app_id)
 @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
 async def _close_positions(sender: Any, *_: Any, signal: Any, **__: Any) -> None:
     await positions.close()
+
+
+# A table recovery that waits for changelog records faust fetched and dropped would hold
+# the worker's partitions for good: fetch them again (streams/recovery_watch.py).
+_recovery_watch = RecoveryWatch()
+
+
+@app.timer(1.0)  # type: ignore[untyped-decorator]
+async def _watch_recovery() -> None:
+    await refetch_lost_changelog_records(app, _recovery_watch)
 
 
 # One Cassandra session per worker process, shared by every actor: each agent runs one

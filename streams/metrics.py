@@ -27,6 +27,11 @@ SKIPPED_RECORDS = Counter(
     "Records an agent's stream skipped, read from the log instead (streams/faust_fixes.py)",
     ["topic"],
 )
+RECOVERY_REFETCHES = Counter(
+    "backbone_recovery_refetches_total",
+    "Changelog partitions a stuck table recovery fetched again (streams/recovery_watch.py)",
+    ["topic"],
+)
 
 
 def age(record: Opened) -> float:
