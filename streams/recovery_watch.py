@@ -2,7 +2,7 @@
 
 After a worker takes partitions over, faust rebuilds their decider tables from the
 changelog topics and starts their agents only once it has read every changelog partition
-to its end. The kill test caught that wait lasting for good (3 runs in 97): the worker
+to its end. The kill test caught that wait lasting for good (4 runs in 111): the worker
 took no more commands, so every send answered 503. The worker's event loop ran on, no
 partition was paused, nothing waited in the changelog queue, and Kafka's fetch position of
 each changelog partition the recovery waited for stood at the end of the log, while the
