@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -256,9 +257,35 @@ def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) ->
         status = exc.status if 400 <= exc.status < 500 and exc.status != 401 else 502
         return errors.response(status, exc.code, exc.message)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A JSON body sent without `Content-Type: application/json` reaches the model as
+        # bytes, and the generic message would only say "invalid request".
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body_expected = any(e.get("loc", ())[:1] == ("body",) for e in exc.errors())
+        json_or_form = kind.endswith("json") or kind.startswith("multipart/")
+        if body_expected and kind and not json_or_form:  # no Content-Type is read as JSON
+            return errors.response(
+                400,
+                "error.platform.validation.invalidContentType",
+                f"send the body as JSON with the header Content-Type: application/json "
+                f"(this request had {kind})",
+            )
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = first.get("msg", "invalid request")
+        return errors.response(400, "error.platform.validation.invalidPropertyValue",
+                               f"{where}: {message}" if where else message)  # fmt: skip
+
     @app.get("/health")
-    async def health() -> Any:
-        return {"isHealthy": True}
+    async def health(request: Request) -> Any:
+        """Each part (database, backbone connection, backbone authentication) healthy or
+        not; 503 when one is not."""
+        checker = getattr(request.app.state, "health", None)
+        if checker is None:
+            return {"isHealthy": True}
+        report = await checker.report()
+        return JSONResponse(report, status_code=200 if report["isHealthy"] else 503)
 
     @app.get("/Monitoring/Version")
     async def version() -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from connector.backbone_client import BackboneError
 from connector.store import SqliteStore
 
 log = logging.getLogger("connector.mailbox")
@@ -44,6 +45,8 @@ class MailboxConsumer:
     ack_every: int = ACK_EVERY
     # The stream and an on-demand catch-up may meet the same entry: one handles it at a time.
     _handling: asyncio.Lock = field(default_factory=asyncio.Lock)
+    connected: bool = False  # the stream is open now
+    last_error: str = ""  # why it last dropped (for the log and /health), never a secret
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -55,8 +58,12 @@ class MailboxConsumer:
             except Exception as exc:
                 # The backbone or the network away, or a handler's transient failure: the
                 # entry was not recorded as handled, so it comes again.
-                log.warning("mailbox stream dropped; reconnecting",
-                            extra={"error": type(exc).__name__, "retry_in_s": backoff})  # fmt: skip
+                self.connected = False
+                self.last_error = drop_reason(exc)
+                log.warning("mailbox stream dropped (%s); reconnecting in %.1fs",
+                            self.last_error, backoff,
+                            extra={"error": type(exc).__name__, "reason": self.last_error,
+                                   "retry_in_s": backoff})  # fmt: skip
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
@@ -71,8 +78,9 @@ class MailboxConsumer:
         async with self.http.stream("GET", "/api/v1/Mailbox", headers=headers,
                                     timeout=httpx.Timeout(10, read=60)) as stream:  # fmt: skip
             if stream.status_code == 401:  # the token expired: a fresh one next round
-                raise httpx.HTTPError("token rejected")
+                raise httpx.HTTPError("the backbone rejected the bearer token (401)")
             stream.raise_for_status()
+            self.connected = True
             async for line in stream.aiter_lines():
                 if line.startswith(":") and since_ack:  # a keep-alive: the stream is idle
                     await self.acknowledge(cursor)
@@ -125,3 +133,38 @@ class MailboxConsumer:
             )
         except httpx.HTTPError as exc:  # the local cursor is the truth; this one catches up
             log.warning("cursor acknowledgement failed", extra={"error": type(exc).__name__})
+
+
+def drop_reason(exc: BaseException) -> str:
+    """Why the stream dropped, in words an operator can act on. Built from status codes,
+    error codes and exception types only: never a token, password or secret."""
+    if isinstance(exc, BackboneError):
+        if exc.code == "invalid_client":
+            return (
+                f"the backbone refused the Connector's client credentials ({exc.status} "
+                "invalid_client): check CONNECTOR_CLIENT_ID and CONNECTOR_CLIENT_SECRET"
+            )
+        if exc.code == "invalid_grant":
+            return (
+                f"the backbone refused the device's login ({exc.status} invalid_grant): "
+                "this Connector's device was deleted, or belongs to another backbone"
+            )
+        return f"the backbone answered {exc.status} {exc.code} when logging in"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"the backbone answered {exc.response.status_code} on the mailbox stream"
+    if isinstance(exc, httpx.TransportError):
+        where = ""
+        if _has_request(exc):  # scheme, host and port only: no path, query or user info
+            where = f" at {exc.request.url.scheme}://{exc.request.url.netloc.decode()}"
+        return f"cannot reach the backbone{where} ({type(exc).__name__})"
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"handling an entry failed ({type(exc).__name__})"
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 (raises when the error carries no request)
+    except RuntimeError:
+        return False
+    return True
