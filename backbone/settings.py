@@ -52,6 +52,8 @@ class InfraSettings:
     cassandra_port: int = 9042
     cassandra_storage_port: int = 7000
     cassandra_heap: str = "2g"
+    # batch | group | periodic: when the local node acknowledges a write (deploy/conf).
+    cassandra_commitlog_sync: str = "group"
 
     @classmethod
     def from_env(cls) -> InfraSettings:
@@ -70,6 +72,9 @@ class InfraSettings:
                 "BACKBONE_CASSANDRA_STORAGE_PORT", cls.cassandra_storage_port
             ),
             cassandra_heap=_env("BACKBONE_CASSANDRA_HEAP", cls.cassandra_heap),
+            cassandra_commitlog_sync=_env(
+                "BACKBONE_CASSANDRA_COMMITLOG_SYNC", cls.cassandra_commitlog_sync
+            ),
         )
 
     @property

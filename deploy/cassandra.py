@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from deploy.maven import require_java, resolve_classpath
+from deploy.process import LaunchError
 from deploy.service import CONF_DIR, Service, render
 
 logging.getLogger("cassandra").setLevel(logging.CRITICAL)
@@ -14,6 +15,26 @@ def jvm_options() -> list[str]:
     lines = (CONF_DIR / "cassandra-jvm17.options").read_text().splitlines()
     # "--add-opens a/b=ALL-UNNAMED" is two arguments on a command line, one line in the file.
     return [arg for line in lines if line.strip().startswith("-") for arg in line.split()]
+
+
+# What each durability choice writes into cassandra.yaml. `group` waits up to the window
+# for more writes and syncs them together (one fsync for every write in flight); its window
+# bounds the latency it adds to a write.
+COMMITLOG_SYNC = {
+    "batch": "commitlog_sync: batch",
+    "group": "commitlog_sync: group\ncommitlog_sync_group_window: 10ms",
+    "periodic": "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms",
+}
+
+
+def commitlog_sync(choice: str) -> str:
+    try:
+        return COMMITLOG_SYNC[choice]
+    except KeyError:
+        raise LaunchError(
+            f"BACKBONE_CASSANDRA_COMMITLOG_SYNC must be one of {', '.join(COMMITLOG_SYNC)}, "
+            f"got {choice!r}"
+        ) from None
 
 
 class Cassandra(Service):
@@ -44,6 +65,7 @@ class Cassandra(Service):
             port=self.settings.cassandra_port,
             storage_port=self.settings.cassandra_storage_port,
             data_dir=self.home / "data",
+            commitlog_sync=commitlog_sync(self.settings.cassandra_commitlog_sync),
         )
         render("cassandra-logback.xml", conf / "logback.xml")
         heap = self.settings.cassandra_heap

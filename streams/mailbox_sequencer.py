@@ -139,6 +139,10 @@ class Sequencer:
         )
         for result in results:
             if isinstance(result, BaseException):
+                # The store failed: what it holds now is what counts (a node that died may
+                # have come back without writes it had acknowledged), so every head is read
+                # again before the next index is given.
+                self.forget()
                 raise result
         return [r for r in results if isinstance(r, Sequenced)]
 

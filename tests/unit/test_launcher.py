@@ -11,7 +11,7 @@ import pytest
 
 from backbone.settings import InfraSettings
 from deploy import infra
-from deploy.cassandra import Cassandra, jvm_options
+from deploy.cassandra import Cassandra, commitlog_sync, jvm_options
 from deploy.kafka import new_cluster_id
 from deploy.maven import require_java, resolve_classpath
 from deploy.process import LaunchError, ManagedProcess, require_free_ports
@@ -80,7 +80,12 @@ def test_process_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
 def test_templates_render_completely(tmp_path: Path) -> None:
     for name, values in {
         "kafka.properties": {"port": 1, "controller_port": 2, "data_dir": tmp_path},
-        "cassandra.yaml": {"port": 1, "storage_port": 2, "data_dir": tmp_path},
+        "cassandra.yaml": {
+            "port": 1,
+            "storage_port": 2,
+            "data_dir": tmp_path,
+            "commitlog_sync": commitlog_sync("group"),
+        },
     }.items():
         text = render(name, tmp_path / name, **values).read_text()
         assert "${" not in text
@@ -119,3 +124,24 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("choice", ["batch", "group", "periodic"])
+def test_the_commit_log_durability_is_written_into_cassandra_yaml(
+    tmp_path: Path, choice: str
+) -> None:
+    target = render(
+        "cassandra.yaml", tmp_path / "cassandra.yaml", port=9042, storage_port=7000,
+        data_dir=tmp_path, commitlog_sync=commitlog_sync(choice),
+    )  # fmt: skip
+    assert f"commitlog_sync: {choice}" in target.read_text().splitlines()
+
+
+def test_an_unknown_commit_log_durability_is_refused_by_name() -> None:
+    with pytest.raises(LaunchError, match="BACKBONE_CASSANDRA_COMMITLOG_SYNC"):
+        commitlog_sync("sometimes")
+
+
+def test_the_local_node_acknowledges_only_synced_writes_by_default() -> None:
+    # `periodic` lost writes acknowledged in the last 10 s when the node was killed.
+    assert InfraSettings().cassandra_commitlog_sync in ("batch", "group")
