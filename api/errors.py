@@ -2,33 +2,84 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Literal
 
+from aiokafka.errors import KafkaError
+from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+log = logging.getLogger("backbone.api")
+
+UNAVAILABLE = "error.platform.serviceUnavailable"
+# A store that is down or too slow to answer: the request may be repeated once it is back.
+STORE_FAILURES = (
+    NoHostAvailable,  # no Cassandra node reachable
+    OperationTimedOut,  # the driver gave up waiting for the node
+    RequestExecutionException,  # the node answered: unavailable, timed out, failed
+    ConnectionException,
+    KafkaError,
+)
+
+# What a 503 tells the client about its write, in the error body's `writeOutcome`:
+# "notApplied": nothing was written, repeat it freely; "unknown": the command may still be
+# applied, so repeat it with the same Idempotency-Key (or read before repeating).
+WriteOutcome = Literal["notApplied", "unknown"]
+
+# Whether the request being served has handed a command to the event log: a failure after
+# that point leaves the write's outcome unknown. Each request runs in its own task, with
+# its own copy of this variable.
+_command_sent: ContextVar[bool] = ContextVar("command_sent", default=False)
+
+
+def note_command_sent() -> None:
+    _command_sent.set(True)
+
+
+def write_outcome() -> WriteOutcome:
+    return "unknown" if _command_sent.get() else "notApplied"
+
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
-def unavailable(message: str, retry_after_s: int = 2) -> ApiError:
+def unavailable(
+    message: str, retry_after_s: int = 2, outcome: WriteOutcome | None = None
+) -> ApiError:
     return ApiError(
-        503, "error.platform.serviceUnavailable", message, {"Retry-After": str(retry_after_s)}
+        503,
+        UNAVAILABLE,
+        message,
+        {"Retry-After": str(retry_after_s)},
+        {"writeOutcome": outcome or write_outcome()},
     )
 
 
-def error_body(code: str, message: str) -> dict[str, object]:
+def error_body(
+    code: str, message: str, extra: dict[str, object] | None = None
+) -> dict[str, object]:
     return {
         "error": {
             "id": str(uuid.uuid4()),
@@ -36,20 +87,43 @@ def error_body(code: str, message: str) -> dict[str, object]:
             "message": message,
             "docs": "",
             "time": datetime.now(UTC).isoformat(),
+            **(extra or {}),
         }
     }
 
 
 def response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, extra), status_code=status, headers=headers)
+
+
+def store_unavailable(exc: Exception) -> ApiError:
+    outcome = write_outcome()
+    # The type only: a driver's message can carry statement text and addresses.
+    log.warning("a store is unavailable", extra={"error": type(exc).__name__, "write": outcome})
+    text = "a store of the backbone is not reachable; try again shortly"
+    if outcome == "unknown":
+        text += " (the write may still be applied: repeat it with the same Idempotency-Key)"
+    return unavailable(text, outcome=outcome)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return response(exc.status, exc.code, exc.message, exc.headers)
+        return response(exc.status, exc.code, exc.message, exc.headers, exc.extra)
+
+    async def _store_failed(_: Request, exc: Exception) -> JSONResponse:
+        failure = store_unavailable(exc)
+        return response(failure.status, failure.code, failure.message, failure.headers,
+                        failure.extra)  # fmt: skip
+
+    for failure in STORE_FAILURES:
+        app.add_exception_handler(failure, _store_failed)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

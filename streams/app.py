@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -333,6 +334,9 @@ async def projector(stream: faust.StreamT[bytes]) -> None:
         if event is None:
             continue
         if event.name == "Reply":
+            await until_done(
+                functools.partial(projection.record_reply, event), "recording a reply failed"
+            )
             await replies.send(key=event.envelope["correlation_id"].encode(), value=raw)
             continue
         await _apply_until_written(projection, event)

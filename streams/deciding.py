@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import faust
 
+from backbone import idempotency
 from backbone.security.logcrypto import new_data_key
 from streams.decision import Event, Rejection
 from streams.envelopes import EnvelopeCodec, Opened, derived_event_id
@@ -145,13 +146,21 @@ class Runtime:
             DECISIONS.labels(spec.name, cmd.name, "redelivered").inc()
             return []
         state = spec.load(stored or None)
-        try:
-            outcome = spec.decide(state, cmd.name, cmd.body, datetime.now(UTC))
-        except Exception:
-            log.exception("decider failed", extra={"command": cmd.name})
+        outcome: list[Event] | Rejection
+        if idempotency.reuses_key(corr, list(handled)):
+            # The same Idempotency-Key with another body, both sent before the API could
+            # see the first one's record: the second is refused, not applied.
             outcome = Rejection(
-                500, "error.platform.unexpected", "the command could not be decided"
+                422, idempotency.KEY_REUSED, "this Idempotency-Key was used with another body"
             )
+        else:
+            try:
+                outcome = spec.decide(state, cmd.name, cmd.body, datetime.now(UTC))
+            except Exception:
+                log.exception("decider failed", extra={"command": cmd.name})
+                outcome = Rejection(
+                    500, "error.platform.unexpected", "the command could not be decided"
+                )
         if isinstance(outcome, Rejection):
             DECISIONS.labels(spec.name, cmd.name, "rejected").inc()
             await self.replies.send(

@@ -12,6 +12,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from backbone import idempotency
 from streams import mailbox_sequencer as sequencer
 from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
@@ -43,6 +44,12 @@ SCHEMA = [
         address text,
         device_id text,
         password_hash text)""",
+    # The body fingerprint each Idempotency-Key was first accepted with (api/idempotency.py),
+    # recorded from the command's reply; rows expire after backbone.idempotency.WINDOW_S.
+    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key_id text PRIMARY KEY,
+        fingerprint text,
+        status int)""",
     *sharing.SCHEMA,
     *messages.SCHEMA,
     *sequencer.SCHEMA,
@@ -81,11 +88,24 @@ class Projection:
         self._login_deleted = session.prepare(
             "DELETE FROM devices_by_username USING TIMESTAMP ? WHERE username = ?"
         )
+        self._idempotency_key = session.prepare(
+            "INSERT INTO idempotency_keys (key_id, fingerprint, status) VALUES (?, ?, ?)"
+            " USING TTL ?"
+        )
         self._others = {
             **sharing.SharingProjection(session).handlers(),
             **messages.MessageProjection(session, retention_s).handlers(),
             **sync.SyncProjection(session).handlers(),
         }
+
+    async def record_reply(self, reply: Opened) -> None:
+        """Remember the body an accepted keyed command carried (its correlation id says)."""
+        keyed = idempotency.split(reply.body["correlation_id"])
+        if keyed is None or not reply.body["ok"]:
+            return
+        key_id, fingerprint = keyed
+        params = (key_id, fingerprint, reply.body["status"], idempotency.WINDOW_S)
+        await execute(self.session, self._idempotency_key, params)
 
     async def apply(self, event: Opened) -> bool:
         """Write one event; False when the event is not one this projection handles."""

@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from api.content import decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
+from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
-from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/api/v1/Messages", tags=["messages"])
@@ -49,7 +49,9 @@ class SendMessageRequest(BaseModel):
 
 
 @router.post("", status_code=201)
-async def send_message(body: SendMessageRequest, caller: Authenticated, state: State) -> Any:
+async def send_message(
+    body: SendMessageRequest, caller: Authenticated, state: State, key: MaybeIdempotent
+) -> Any:
     limit = state.settings.max_recipients
     if len(body.recipients) > limit:
         raise ApiError(400, INVALID, f"recipients: at most {limit}")
@@ -67,7 +69,9 @@ async def send_message(body: SendMessageRequest, caller: Authenticated, state: S
     ciphertext = decode_content(body.body, "body", MAX_BODY_BYTES)
     if state.settings.messages_need_relationship:  # last: the only check that reads
         await _require_active_relationships(state, caller.address, addresses)
-    message_id, now = new_id("MSG"), datetime.now(UTC)
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
+    message_id, now = new_resource_id("MSG", idem), datetime.now(UTC)
     await state.bus.send(
         state.topics.message_commands,
         state.envelopes.aggregate_key("message", message_id),
@@ -75,7 +79,10 @@ async def send_message(body: SendMessageRequest, caller: Authenticated, state: S
         {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
          "body": ciphertext,
          "attachments": list(body.attachments), "recipients": recipients, "requested_at": now},
+        idem,
     )  # fmt: skip
+    if idem is not None:  # a repeat answers with the first request's time
+        now = (await _readable(state, message_id, caller))[0].created_at
     return {"result": {"id": message_id, "createdAt": iso(now)}}
 
 

@@ -15,10 +15,15 @@ from pydantic import BaseModel, Field
 from api.content import decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
+from api.idempotency import (
+    IdempotencyKey,
+    MaybeIdempotent,
+    new_resource_id,
+    refuse_reused_key,
+)
 from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
-from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 from streams.relationship_decider import pair_id
 
@@ -39,10 +44,12 @@ class AcceptRequest(BaseModel):
 
 @router.post("", status_code=201)
 async def request_relationship(
-    body: CreateRelationshipRequest, caller: Authenticated, state: State
+    body: CreateRelationshipRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
     content = decode_content(body.creationContent, "creationContent")
-    relationship_id = new_id("REL")
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
+    relationship_id = new_resource_id("REL", idem)
     # The template's decider allocates, then the pair's decider opens the relationship and
     # answers; a 201 means it is readable now.
     await state.bus.send(
@@ -52,6 +59,7 @@ async def request_relationship(
         {"template_id": body.relationshipTemplateId, "relationship_id": relationship_id,
          "requester": caller.address, "requester_device": caller.device_id,
          "creation_content": content, "requested_at": datetime.now(UTC)},
+        idem,
     )  # fmt: skip
     return {"result": await _dto(state, await _own(state, relationship_id, caller))}
 
@@ -82,9 +90,16 @@ async def list_relationships(
 
 
 async def _act(
-    state: ApiState, caller: Caller, relationship_id: str, action: str, content: bytes | None
+    state: ApiState,
+    caller: Caller,
+    relationship_id: str,
+    action: str,
+    content: bytes | None,
+    key: IdempotencyKey | None,
 ) -> Any:
     row = await _own(state, relationship_id, caller)
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
     await state.bus.send(
         state.topics.relationship_commands,
         state.envelopes.aggregate_key("pair", pair_id(row.from_address, row.to_address)),
@@ -92,6 +107,7 @@ async def _act(
         {"relationship_id": relationship_id, "action": action, "actor": caller.address,
          "actor_device": caller.device_id, "content": content,
          "requested_at": datetime.now(UTC)},
+        idem,
     )  # fmt: skip
     return {"result": await _dto(state, await _own(state, relationship_id, caller))}
 
@@ -101,16 +117,19 @@ async def accept(
     relationship_id: RelationshipId,
     caller: Authenticated,
     state: State,
+    key: MaybeIdempotent,
     body: AcceptRequest | None = None,
 ) -> Any:
     raw = body.creationResponseContent if body else None
     content = decode_content(raw, "creationResponseContent") if raw else None
-    return await _act(state, caller, relationship_id, "Accept", content)
+    return await _act(state, caller, relationship_id, "Accept", content, key)
 
 
 def _simple_action(path: str, action: str) -> None:
-    async def handler(relationship_id: RelationshipId, caller: Authenticated, state: State) -> Any:
-        return await _act(state, caller, relationship_id, action, None)
+    async def handler(
+        relationship_id: RelationshipId, caller: Authenticated, state: State, key: MaybeIdempotent
+    ) -> Any:
+        return await _act(state, caller, relationship_id, action, None, key)
 
     handler.__name__ = f"relationship_{action}"
     router.put(f"/{{relationship_id}}/{path}", name=action)(handler)

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from api.access import SharedKind, check_readable
 from api.content import check_expiry, decode_content, encode_content
 from api.deps import Authenticated, MaybeAuthenticated, State
+from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.timestamps import iso
-from backbone.security.ids import new_id
 
 router = APIRouter(prefix="/api/v1/Tokens", tags=["tokens"])
 
@@ -30,10 +30,14 @@ class CreateTokenRequest(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_token(body: CreateTokenRequest, caller: Authenticated, state: State) -> Any:
+async def create_token(
+    body: CreateTokenRequest, caller: Authenticated, state: State, key: MaybeIdempotent
+) -> Any:
     content = decode_content(body.content, "content")
     expires_at = check_expiry(body.expiresAt)
-    token_id, now = new_id("TOK"), datetime.now(UTC)
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
+    token_id, now = new_resource_id("TOK", idem), datetime.now(UTC)
     password_hash = await state.hash_password(body.password) if body.password else None
     await state.bus.send(
         state.topics.token_commands,
@@ -42,7 +46,11 @@ async def create_token(body: CreateTokenRequest, caller: Authenticated, state: S
         {"token_id": token_id, "owner": caller.address, "owner_device": caller.device_id,
          "content": content, "expires_at": expires_at, "for_identity": body.forIdentity,
          "password_hash": password_hash, "requested_at": now},
+        idem,
     )  # fmt: skip
+    if idem is not None:  # a repeat answers with the first request's time
+        first = await TOKENS.row(state, token_id)
+        now = first.created_at if first is not None else now
     return {"result": {"id": token_id, "createdAt": iso(now)}}
 
 
