@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_api.add_argument("--port", type=int, help="default: BACKBONE_API_PORT or 8080")
     p_api.add_argument("--run-dir", help="marks the process as started by `backbone up`")
     p_api.set_defaults(func=cmd_api)
+
+    from backbone.audit.cli import add_parsers as add_audit_parsers
+
+    add_audit_parsers(sub)  # `backbone auditor`, `backbone audit ...`
     return parser
 
 

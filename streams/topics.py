@@ -95,6 +95,11 @@ class TopicNames:
     def replies(self) -> str:
         return f"{self.prefix}replies"
 
+    @property
+    def audit_checkpoints(self) -> str:
+        """The auditor's signed checkpoints (backbone/audit): evidence, kept for ever."""
+        return f"{self.prefix}audit-checkpoints"
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         # Commands and replies are requests in flight: a day is plenty. Events are the
         # source of truth and are kept forever.
@@ -110,6 +115,7 @@ class TopicNames:
             TopicSpec(self.mailbox_entries, partitions, {"retention.ms": str(7 * DAY_MS)}),
             TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
+            TopicSpec(self.audit_checkpoints, 1, {"retention.ms": "-1"}),
         ]
 
     @staticmethod
