@@ -43,9 +43,9 @@ def _existing_addresses(settings: ConnectorSettings) -> list[str]:
 def cmd_new_key(settings: ConnectorSettings, args: argparse.Namespace) -> int:
     path = Path(args.file)
     if new_key_file(path):
-        print(f"wrote a new storage key to {path} (mode 0600); keep a copy somewhere safe")
+        print(f"wrote a new random key to {path} (mode 0600)")
     else:
-        print(f"{path} exists: kept it (a new key would lock out the identities it seals)")
+        print(f"{path} exists: kept it (a key is never overwritten)")
     return 0
 
 
@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
     parser.add_argument("--version", action="version", version="connector 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_key = sub.add_parser("new-key", help="write a new storage key to FILE (never overwrites)")
-    p_key.add_argument("file", help="use it as CONNECTOR_STORAGE_KEY_FILE")
+    p_key = sub.add_parser("new-key", help="write a random key to FILE unless FILE exists")
+    p_key.add_argument("file", help="e.g. for CONNECTOR_STORAGE_KEY_FILE (32 bytes, base64)")
     p_key.set_defaults(func=cmd_new_key)
     p_init = sub.add_parser("init", help="create this organization's identity on the backbone")
     p_init.add_argument("--another", action="store_true", help="add a further identity")
