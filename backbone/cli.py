@@ -36,6 +36,45 @@ def cmd_infra(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
+def _print_stack_status() -> bool:
+    """Every part of the local stack, one line each: Kafka, Cassandra, the worker, the API."""
+    from backbone.settings import ClusterSettings
+
+    infra_settings = InfraSettings.from_env()
+    rows = processes.health(infra_settings)
+    if ClusterSettings.names_existing_cluster():
+        cluster = ClusterSettings.from_env()
+        hosts = ",".join(cluster.cassandra_contact_points)
+        print(f"kafka      external {cluster.kafka_bootstrap}  (not managed here)")
+        print(f"cassandra  external {hosts}:{cluster.cassandra_port}  (not managed here)")
+    else:
+        rows = infra.status(infra_settings) + rows
+    for row in rows:
+        print(row.line())
+    return all(row.healthy for row in rows)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if _print_stack_status():
+        return 0
+    state = InfraSettings.from_env().state_dir
+    print(f"\nlogs: `backbone logs NAME` (the files are {state}/NAME/NAME.log)")
+    return 3
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    settings = InfraSettings.from_env()
+    if args.service in ("kafka", "cassandra"):
+        path, tail = infra.log_file_and_tail(args.service, args.lines, settings)
+    else:
+        path, tail = processes.log_tail(settings, args.service, args.lines)
+    if args.follow:
+        os.execvp("tail", ["tail", "-n", str(args.lines), "-F", str(path)])  # noqa: S606
+    print(f"==> {path} <==", file=sys.stderr)
+    print(tail)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = BackboneSettings.from_env()
     local = not settings.cluster.names_existing_cluster()
@@ -43,13 +82,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         infra.up()
     cmd_provision(args)
     processes.up(InfraSettings.from_env(), settings)
-    ok = _print_status() if local else True
-    for name, pid in processes.status(InfraSettings.from_env(), settings):
-        print(f"{name:<10} {'':<8} {'':<16} {f'pid {pid}' if pid else 'no process':<12}")
+    print()
+    ok = _print_stack_status()
     print(f"\nAPI:     {processes.api_url(settings)}  (OpenAPI docs at /docs)")
     if LOCAL_CLIENT_ID in settings.clients:
         secret = InfraSettings.from_env().state_dir / "secrets" / "client.secret"
         print(f"client:  id '{LOCAL_CLIENT_ID}', secret in {secret}")
+    print("status:  backbone status    logs: backbone logs api|worker|kafka|cassandra")
+    print("stop:    make down (or backbone down): stops what `up` started, nothing else")
     return 0 if ok else 1
 
 
@@ -106,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_infra.add_argument("service", nargs="?", default="kafka", choices=["kafka", "cassandra"])
     p_infra.add_argument("-n", "--lines", type=int, default=60, help="log lines to show")
     p_infra.set_defaults(func=cmd_infra)
+
+    p_status = sub.add_parser("status", help="kafka, cassandra, worker and api: pid and health")
+    p_status.set_defaults(func=cmd_status)
+    p_logs = sub.add_parser("logs", help="the tail of one process's log")
+    p_logs.add_argument("service", choices=["api", "worker", "kafka", "cassandra"])
+    p_logs.add_argument("-n", "--lines", type=int, default=60, help="log lines to show")
+    p_logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p_logs.set_defaults(func=cmd_logs)
 
     p_up = sub.add_parser("up", help="start the whole backbone on this machine")
     p_up.set_defaults(func=cmd_up)

@@ -7,6 +7,8 @@ own supervisor, as many of each as it likes.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 import urllib.error
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backbone.settings import BackboneSettings, InfraSettings
+from deploy.infra import ServiceStatus
 from deploy.process import LaunchError, ManagedProcess, require_free_ports
 
 READY_TIMEOUT_S = 90.0
@@ -27,7 +30,7 @@ class Part:
     argv: list[str]
 
 
-def parts(infra: InfraSettings, settings: BackboneSettings) -> list[Part]:
+def parts(infra: InfraSettings, settings: BackboneSettings | None = None) -> list[Part]:
     worker_dir = infra.state_dir / "worker"
     api_dir = infra.state_dir / "api"
     return [
@@ -125,3 +128,55 @@ def down(infra: InfraSettings, settings: BackboneSettings, echo: bool = True) ->
 
 def status(infra: InfraSettings, settings: BackboneSettings) -> list[tuple[str, int | None]]:
     return [(p.process.name, p.process.pid()) for p in parts(infra, settings)]
+
+
+def _get(url: str) -> tuple[int, bytes] | None:
+    """Status and body of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 (our own URL)
+            return int(answer.status), answer.read()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def health(infra: InfraSettings) -> list[ServiceStatus]:
+    """The worker and the API as `backbone status` shows them. Reads the ports from the
+    environment like the processes do, without BackboneSettings (which would make secrets
+    in the state directory): a status command writes nothing."""
+    host = os.environ.get("BACKBONE_API_HOST", "").strip() or BackboneSettings.api_host
+    api_port = int(os.environ.get("BACKBONE_API_PORT", "") or BackboneSettings.api_port)
+    metrics_port = int(
+        os.environ.get("BACKBONE_WORKER_METRICS_PORT", "") or BackboneSettings.worker_metrics_port
+    )
+    worker, api = (part.process for part in parts(infra))
+    rows = []
+    worker_pid = worker.pid()
+    if metrics_port:
+        answer = _get(f"http://127.0.0.1:{metrics_port}/metrics") if worker_pid else None
+        detail = "metrics at /metrics" if answer and answer[0] == 200 else ""
+        rows.append(ServiceStatus("worker", "-", f"127.0.0.1:{metrics_port}", worker_pid,
+                                  worker_pid is not None and bool(detail), detail))  # fmt: skip
+    else:
+        rows.append(ServiceStatus("worker", "-", "(no metrics port)", worker_pid,
+                                  worker_pid is not None))  # fmt: skip
+    api_pid = api.pid()
+    answer = _get(f"http://{host}:{api_port}/ready") if api_pid else None
+    detail = ""
+    if answer is not None:
+        try:
+            checks = json.loads(answer[1])
+            detail = "ready: " + ", ".join(f"{k} {v}" for k, v in checks.items())
+        except (ValueError, AttributeError):
+            detail = f"/ready answered {answer[0]}"
+    rows.append(ServiceStatus("api", "0.1.0", f"{host}:{api_port}", api_pid,
+                              answer is not None and answer[0] == 200, detail))  # fmt: skip
+    return rows
+
+
+def log_tail(infra: InfraSettings, name: str, lines: int) -> tuple[Path, str]:
+    for part in parts(infra):
+        if part.process.name == name:
+            return part.process.log_file, part.process.log_tail(lines)
+    raise LaunchError(f"unknown process {name!r}; choose api or worker")

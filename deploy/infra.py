@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from backbone.settings import InfraSettings
 from deploy.cassandra import Cassandra
@@ -19,11 +20,13 @@ class ServiceStatus:
     address: str
     pid: int | None
     healthy: bool
+    detail: str = ""  # what the health check said, when it says more than healthy or not
 
     def line(self) -> str:
         state = "healthy" if self.healthy else ("running, not answering" if self.pid else "stopped")
         pid = f"pid {self.pid}" if self.pid else "no process"
-        return f"{self.name:<10} {self.version:<8} {self.address:<16} {pid:<12} {state}"
+        line = f"{self.name:<10} {self.version:<8} {self.address:<16} {pid:<12} {state}"
+        return f"{line:<70} ({self.detail})" if self.detail else line
 
 
 def services(settings: InfraSettings | None = None) -> list[Service]:
@@ -93,7 +96,13 @@ def status(settings: InfraSettings | None = None) -> list[ServiceStatus]:
 
 
 def logs(name: str, lines: int, settings: InfraSettings | None = None) -> str:
+    return log_file_and_tail(name, lines, settings)[1]
+
+
+def log_file_and_tail(
+    name: str, lines: int, settings: InfraSettings | None = None
+) -> tuple[Path, str]:
     for svc in services(settings):
         if svc.name == name:
-            return svc.process.log_tail(lines)
+            return svc.process.log_file, svc.process.log_tail(lines)
     raise LaunchError(f"unknown service {name!r}; choose kafka or cassandra")
