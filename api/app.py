@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi_offline import FastAPIOffline
 
 from api import errors
 from api.observe import Observe
@@ -52,13 +54,20 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
             await state.bus.stop()
             await asyncio.to_thread(cluster.shutdown)
 
-    app = FastAPI(
+    # Swagger UI's and ReDoc's files come with the API (fastapi-offline), not from a CDN: the
+    # docs work on a machine without internet.
+    app = FastAPIOffline(
         title="backbone",
         version="0.1.0",
         description="An event-sourced, zero-knowledge backbone with the Enmeshed Backbone's API.",
         lifespan=lifespan,
     )
     errors.install(app)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
     routers = (health, challenges, identities, devices, auth, files, tokens, templates,
                relationships, messages, mailbox, sync)  # fmt: skip
     for module in routers:

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from api import errors
@@ -240,7 +241,8 @@ async def message(message_id: MessageId, service: Service) -> Any:
 
 
 def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) -> FastAPI:
-    app = FastAPI(title="Connector", version=VERSION, lifespan=lifespan)
+    # The docs' files come with the Connector (fastapi-offline), not from a CDN.
+    app = FastAPIOffline(title="Connector", version=VERSION, lifespan=lifespan)
     app.state.service = service
     app.state.api_key = api_key
     app.state.consumer = None  # set by `connector serve`
@@ -286,6 +288,10 @@ def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) ->
             return {"isHealthy": True}
         report = await checker.report()
         return JSONResponse(report, status_code=200 if report["isHealthy"] else 503)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
 
     @app.get("/Monitoring/Version")
     async def version() -> Any:
