@@ -109,6 +109,12 @@ class Auditor:
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # never skip records if a position is lost
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # The auditor is in no hurry (it signs every few seconds), and a fetch costs
+            # about the same for one record as for a thousand: let the broker gather up to
+            # a second's records per fetch. Answering every record as it came cost 640 µs
+            # of CPU per record at 200 records/s (bench.audit), ten times the hashing.
+            fetch_min_bytes=1024 * 1024,
+            fetch_max_wait_ms=1000,
         )
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()

@@ -247,6 +247,10 @@ async def test_the_running_auditor_publishes_signed_checkpoints_to_its_topic(
     for batch in range(3):
         await _produce(source, 0, [_record(100 + batch * 10 + i) for i in range(10)], bootstrap)
         await asyncio.sleep(0.5)
+    for _ in range(100):  # it fetches up to a second's records at a time
+        if auditor.stats.records >= 30:
+            break
+        await asyncio.sleep(0.1)
     stop.set()
     await asyncio.wait_for(running, 30)
     assert auditor.stats.records >= 30
