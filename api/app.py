@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 
-from api import errors
+from api import errors, versioning
 from api.observe import Observe
 from api.routers import (
     auth,
@@ -26,6 +26,7 @@ from api.routers import (
     sync,
     templates,
     tokens,
+    version,
 )
 from api.state import ApiState
 from backbone.settings import BackboneSettings
@@ -68,10 +69,13 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
     async def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
-    routers = (health, challenges, identities, devices, auth, files, tokens, templates,
-               relationships, messages, mailbox, sync)  # fmt: skip
-    for module in routers:
-        app.include_router(module.router)
+    for unversioned in (health, auth):
+        app.include_router(unversioned.router)
+    # Every other router under /api/v1 and /api/v2 (api/versioning.py says how they differ).
+    versioned = (challenges, identities, devices, files, tokens, templates, relationships,
+                 messages, mailbox, sync, version)  # fmt: skip
+    for module in versioned:
+        versioning.mount(app, module.router)
 
     app.add_middleware(Observe, max_file_bytes=settings.max_file_bytes)
     return app

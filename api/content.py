@@ -1,4 +1,5 @@
-"""Encrypted payloads on the wire: base64 in JSON, opaque to the backbone, size-limited."""
+"""Encrypted payloads on the wire: base64 in JSON (base64url without padding or standard,
+both accepted), opaque to the backbone, size-limited."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import binascii
 from datetime import UTC, datetime, timedelta
 
 from api.errors import ApiError
+from api.versioning import encode_bytes
 
 INVALID = "error.platform.validation.invalidPropertyValue"
 # Content is ciphertext made by the client; the backbone only bounds its size. The request
@@ -30,7 +32,8 @@ def decode_content(value: str, field: str, limit: int = MAX_CONTENT_BYTES) -> by
 
 
 def encode_content(raw: bytes | None) -> str | None:
-    return base64.b64encode(raw).decode() if raw is not None else None
+    # base64url without padding on /api/v2, standard base64 on /api/v1 (api/versioning.py).
+    return encode_bytes(raw) if raw is not None else None
 
 
 def check_expiry(expires_at: datetime | None, field: str = "expiresAt") -> datetime | None:

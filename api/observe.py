@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, metrics
+from api.versioning import ROUTE_KEY
 
 log = logging.getLogger("backbone.api")
 
@@ -74,7 +75,7 @@ class Observe:
 def _record(scope: Scope, status: int, elapsed: float) -> None:
     # The route template (/api/v1/Devices/{device_id}), not the path: bounded label
     # cardinality, and no ids in the metrics or logs.
-    route = str(getattr(scope.get("route"), "path", "unmatched"))
+    route = str(scope.get(ROUTE_KEY) or getattr(scope.get("route"), "path", "unmatched"))
     method = scope["method"]
     metrics.REQUESTS.labels(route, method, str(status)).observe(elapsed)
     log.info(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import State, get_caller
 
-router = APIRouter(prefix="/api/v1/Challenges", tags=["challenges"])
+router = APIRouter(prefix="/Challenges", tags=["challenges"])
 
 
 @router.post("", status_code=201)

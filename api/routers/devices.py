@@ -16,9 +16,10 @@ from backbone.security.challenges import CHALLENGE_INVALID
 from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 
-router = APIRouter(prefix="/api/v1/Devices", tags=["devices"])
+router = APIRouter(prefix="/Devices", tags=["devices"])
 
 NOT_FOUND = "error.platform.recordNotFound"
+WRONG_PASSWORD = "error.platform.validation.device.wrongPassword"  # noqa: S105 (a code)
 
 
 class RegisterDeviceRequest(BaseModel):
@@ -91,6 +92,84 @@ async def list_devices(caller: Authenticated, state: State) -> dict[str, Any]:
             if r.deleted_at is None
         ]
     }
+
+
+class DeviceOut(BaseModel):
+    id: str
+    username: str
+    createdAt: str
+    createdByDevice: str
+    # Not recorded by this backbone: no login times, no language, no backup devices.
+    lastLogin: None = None
+    communicationLanguage: str = "en"
+    isBackupDevice: bool = False
+
+
+class DeviceResponse(BaseModel):
+    result: DeviceOut
+
+
+@router.get("/Self", response_model=DeviceResponse)
+async def get_own_device(caller: Authenticated, state: State) -> DeviceResponse:
+    row = (
+        await run_prepared(
+            state.session,
+            "SELECT id, username, created_at, created_by_device FROM devices"
+            " WHERE address = ? AND id = ?",
+            (caller.address, caller.device_id),
+        )
+    ).one()
+    if row is None:
+        raise ApiError(404, NOT_FOUND, "device not found")
+    return DeviceResponse(
+        result=DeviceOut(
+            id=row.id,
+            username=row.username,
+            createdAt=iso(row.created_at),
+            createdByDevice=row.created_by_device,
+        )
+    )
+
+
+class ChangePasswordRequest(BaseModel):
+    oldPassword: str = Field(min_length=1, max_length=200)
+    newPassword: str = Field(min_length=8, max_length=200)
+
+
+@router.put("/Self/Password", status_code=204)
+async def change_own_password(
+    body: ChangePasswordRequest, caller: Authenticated, state: State
+) -> Response:
+    """Enmeshed's client sets a new random password on every onboarded device and keeps it
+    whatever this answers, so the change must be durable before the 204."""
+    device = (
+        await run_prepared(
+            state.session,
+            "SELECT username FROM devices WHERE address = ? AND id = ?",
+            (caller.address, caller.device_id),
+        )
+    ).one()
+    login = (
+        await run_prepared(
+            state.session,
+            "SELECT password_hash FROM devices_by_username WHERE username = ?",
+            (device.username,),
+        )
+    ).one() if device is not None else None  # fmt: skip
+    if login is None or not await state.verify_password(login.password_hash, body.oldPassword):
+        raise ApiError(400, WRONG_PASSWORD, "oldPassword: not this device's password")
+    await state.bus.send(
+        state.topics.identity_commands,
+        state.envelopes.aggregate_key("identity", caller.address),
+        "ChangeDevicePassword",
+        {
+            "address": caller.address,
+            "device_id": caller.device_id,
+            "password_hash": await state.hash_password(body.newPassword),
+            "requested_at": datetime.now(UTC),
+        },
+    )
+    return Response(status_code=204)
 
 
 @router.delete("/{device_id}", status_code=204)

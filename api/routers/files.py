@@ -6,6 +6,12 @@ hash of it, base64, handed back to readers to check), `expiresAt`, `encryptedPro
 256 KiB chunks in Cassandra first, then appends `UploadFile`; the file is readable once the
 `FileUploaded` event is projected. A refused or failed command leaves only chunks that no
 `files` row points to, and they expire with the file's TTL.
+
+Enmeshed's client (`/api/v2`) also sends `owner` (its own address) and `ownerSignature`
+(its device's signature over the plaintext hash, opaque here), and reads the file's bytes
+at `GET Files/{id}` and its JSON at `GET Files/{id}/metadata`; `/api/v1` keeps this
+project's original shape (`GET Files/{id}` the JSON, `.../Content` the bytes) for the
+Connector. Both paths of both shapes answer under both versions except `GET Files/{id}`.
 """
 
 from __future__ import annotations
@@ -13,26 +19,67 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from api.content import INVALID, check_expiry, decode_content
 from api.deps import Authenticated, State
 from api.errors import ApiError
+from api.state import ApiState
 from api.timestamps import iso
+from api.versioning import encode_bytes, is_v1
 from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 
-router = APIRouter(prefix="/api/v1/Files", tags=["files"])
+router = APIRouter(prefix="/Files", tags=["files"])
 
 FileId = Annotated[str, Path(pattern=r"^FIL[A-Za-z0-9]{17}$")]
 CHUNK_BYTES = 256 * 1024
 MAX_PROPERTIES_BYTES = 4096
 NOT_FOUND = "error.platform.recordNotFound"
 TOO_LARGE = "error.platform.validation.file.contentTooLarge"
+
+
+# Packed into the stored `encrypted_properties` (opaque bytes to every other part): the
+# `UploadFile` command has no field for the owner's signature yet, and this way it travels
+# on the log with the file instead of in a second, API-written table. A stored value that
+# does not start with the marker is plain properties (uploads without a signature).
+_PACKED = b"\x00bbprops1\x00"
+MAX_SIGNATURE_CHARS = 4096
+
+
+def pack_properties(props: bytes, signature: str | None) -> bytes:
+    if signature is None:
+        return props
+    raw = signature.encode()
+    return _PACKED + len(raw).to_bytes(4, "big") + raw + props
+
+
+def unpack_properties(stored: bytes) -> tuple[bytes, str | None]:
+    if not stored.startswith(_PACKED):
+        return stored, None
+    rest = stored[len(_PACKED) :]
+    size = int.from_bytes(rest[:4], "big")
+    return rest[4 + size :], rest[4 : 4 + size].decode()
+
+
+def ownership_token(state: ApiState, file_id: str) -> str:
+    """The owner's proof for Enmeshed's ownership calls: derived from the backbone's signing
+    seed and the file id, so it needs no storage (and cannot be regenerated, see README)."""
+    key = hashlib.sha256(
+        b"backbone/file-ownership-token\x00" + state.settings.signing_seed_b64.encode()
+    )
+    mac = hmac.new(key.digest(), file_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:15]).decode()
+
+
+class OwnershipTokenRequest(BaseModel):
+    ownershipToken: str = Field(min_length=1, max_length=100)
 
 
 def _field(form: Any, name: str, required: bool = True) -> str | None:
@@ -48,7 +95,7 @@ def _field(form: Any, name: str, required: bool = True) -> str | None:
 
 @router.post("", status_code=201)
 async def upload_file(request: Request, caller: Authenticated, state: State) -> Any:
-    form = await request.form(max_files=1, max_fields=5, max_part_size=64 * 1024)
+    form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
     content = form.get("content")
     if not isinstance(content, UploadFile):
         raise ApiError(400, INVALID, "content: a file part is required")
@@ -68,6 +115,13 @@ async def upload_file(request: Request, caller: Authenticated, state: State) -> 
     props = (
         decode_content(raw_props, "encryptedProperties", MAX_PROPERTIES_BYTES) if raw_props else b""
     )
+    owner = _field(form, "owner", required=False)
+    if owner is not None and owner != caller.address:
+        raise ApiError(400, INVALID, "owner: must be the uploading identity's address")
+    signature = _field(form, "ownerSignature", required=False)
+    if signature is not None and len(signature) > MAX_SIGNATURE_CHARS:
+        raise ApiError(400, INVALID, f"ownerSignature: at most {MAX_SIGNATURE_CHARS} characters")
+    stored_props = pack_properties(props, signature)
 
     file_id, now = new_id("FIL"), datetime.now(UTC)
     ttl = max(1, int((expires_at - now).total_seconds()) + 1)
@@ -85,12 +139,13 @@ async def upload_file(request: Request, caller: Authenticated, state: State) -> 
         {"file_id": file_id, "owner": caller.address, "owner_device": caller.device_id,
          "cipher_size": len(data), "cipher_hash": cipher_hash,
          "content_sha256": hashlib.sha256(data).digest(), "chunk_count": len(chunks),
-         "expires_at": expires_at, "encrypted_properties": props, "requested_at": now},
+         "expires_at": expires_at, "encrypted_properties": stored_props, "requested_at": now},
     )  # fmt: skip
     return {"result": {"id": file_id, "createdAt": iso(now), "createdBy": caller.address,
                        "createdByDevice": caller.device_id, "expiresAt": iso(expires_at),
-                       "cipherSize": len(data),
-                       "cipherHash": base64.b64encode(cipher_hash).decode()}}  # fmt: skip
+                       "cipherSize": len(data), "cipherHash": encode_bytes(cipher_hash),
+                       "owner": caller.address, "ownerSignature": signature,
+                       "ownershipToken": ownership_token(state, file_id)}}  # fmt: skip
 
 
 async def _row(state: Any, file_id: str) -> Any:
@@ -100,16 +155,37 @@ async def _row(state: Any, file_id: str) -> Any:
     return row
 
 
-@router.get("/{file_id}")
+@router.get("/{file_id}", response_model=None)
+async def get_file(file_id: FileId, caller: Authenticated, state: State) -> Any:
+    """v2 (Enmeshed): the bytes; v1: the metadata, as this API first served them."""
+    if is_v1():
+        return await file_metadata(file_id, caller, state)
+    return await file_content(file_id, caller, state)
+
+
+@router.get("/{file_id}/metadata")
 async def file_metadata(file_id: FileId, caller: Authenticated, state: State) -> Any:
     """Whoever holds the id (it came in a message or a token) may read a file."""
     row = await _row(state, file_id)
+    props, signature = unpack_properties(row.encrypted_properties or b"")
     return {"result": {
         "id": row.id, "createdAt": iso(row.created_at), "createdBy": row.owner,
         "createdByDevice": row.owner_device, "expiresAt": iso(row.expires_at),
-        "cipherSize": row.cipher_size, "cipherHash": base64.b64encode(row.cipher_hash).decode(),
-        "encryptedProperties": base64.b64encode(row.encrypted_properties or b"").decode() or None,
+        "cipherSize": row.cipher_size, "cipherHash": encode_bytes(row.cipher_hash),
+        "encryptedProperties": encode_bytes(props) if props else None,
+        "owner": row.owner, "ownerSignature": signature,
     }}  # fmt: skip
+
+
+@router.post("/{file_id}/ValidateOwnershipToken")
+async def validate_ownership_token(
+    file_id: FileId, body: OwnershipTokenRequest, caller: Authenticated, state: State
+) -> Any:
+    row = await _row(state, file_id)
+    if row.owner != caller.address:
+        raise ApiError(403, "error.platform.forbidden", "only the file's owner may do this")
+    expected = ownership_token(state, file_id)
+    return {"result": {"isValid": hmac.compare_digest(expected, body.ownershipToken)}}
 
 
 @router.get("/{file_id}/Content")

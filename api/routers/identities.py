@@ -18,7 +18,7 @@ from backbone.security.ids import new_id
 from backbone.security.signatures import parse_public_key, serialize_public_key
 from streams.cassandra_io import run_prepared
 
-router = APIRouter(prefix="/api/v1/Identities", tags=["identities"])
+router = APIRouter(prefix="/Identities", tags=["identities"])
 
 MAX_PASSWORD = 200
 

@@ -24,7 +24,7 @@ from api.state import ApiState
 from api.timestamps import iso
 from streams.cassandra_io import run_prepared
 
-router = APIRouter(prefix="/api/v1/Mailbox", tags=["mailbox"])
+router = APIRouter(prefix="/Mailbox", tags=["mailbox"])
 
 MAX_PAGE = 1000
 MAX_WAIT_S = 60

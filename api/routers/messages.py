@@ -7,7 +7,6 @@ recipient's first read is recorded (`receivedAt`) and the sender's mailbox learn
 from __future__ import annotations
 
 import asyncio
-import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,10 +20,11 @@ from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
+from api.versioning import encode_bytes
 from backbone.security.addresses import is_valid_address
 from streams.cassandra_io import run_prepared
 
-router = APIRouter(prefix="/api/v1/Messages", tags=["messages"])
+router = APIRouter(prefix="/Messages", tags=["messages"])
 
 NOT_FOUND = "error.platform.recordNotFound"
 INVALID = "error.platform.validation.invalidPropertyValue"
@@ -40,12 +40,24 @@ class RecipientIn(BaseModel):
     encryptedKey: str = Field(min_length=1, max_length=2000)
 
 
+FileIdField = Annotated[str, Field(pattern=r"^FIL[A-Za-z0-9]{17}$")]
+
+
+class AttachmentIn(BaseModel):
+    id: FileIdField
+
+
 class SendMessageRequest(BaseModel):
     recipients: list[RecipientIn] = Field(min_length=1)
     body: str = Field(min_length=1, max_length=48_000)
-    attachments: list[Annotated[str, Field(pattern=r"^FIL[A-Za-z0-9]{17}$")]] = Field(
+    # Enmeshed sends `[{"id": "FIL…"}]`; a bare id is still taken (older clients, the
+    # Connector).
+    attachments: list[AttachmentIn | FileIdField] = Field(
         default_factory=list, max_length=MAX_ATTACHMENTS
     )
+
+    def attachment_ids(self) -> list[str]:
+        return [a.id if isinstance(a, AttachmentIn) else a for a in self.attachments]
 
 
 @router.post("", status_code=201)
@@ -78,7 +90,7 @@ async def send_message(
         "SendMessage",
         {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
          "body": ciphertext,
-         "attachments": list(body.attachments), "recipients": recipients, "requested_at": now},
+         "attachments": body.attachment_ids(), "recipients": recipients, "requested_at": now},
         idem,
     )  # fmt: skip
     if idem is not None:  # a repeat answers with the first request's time
@@ -180,11 +192,11 @@ def _dto(message: Any, recipients: list[Any]) -> dict[str, Any]:
         "createdByDevice": message.sender_device,
         "createdAt": iso(message.created_at),
         "body": encode_content(message.body),
-        "attachments": list(message.attachments or []),
+        "attachments": [{"id": a} for a in message.attachments or []],
         "recipients": [
             {
                 "address": r.address,
-                "encryptedKey": base64.b64encode(r.encrypted_key).decode(),
+                "encryptedKey": encode_bytes(r.encrypted_key),
                 "receivedAt": iso(r.received_at) if r.received_at else None,
                 "receivedByDevice": r.received_by_device,
             }

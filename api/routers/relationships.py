@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api.content import decode_content, encode_content
+from api.content import INVALID, decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
 from api.idempotency import (
@@ -24,10 +24,11 @@ from api.idempotency import (
 from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
+from backbone.security.addresses import is_valid_address
 from streams.cassandra_io import run_prepared
-from streams.relationship_decider import pair_id
+from streams.relationship_decider import ALREADY_EXISTS, OPEN_STATUSES, pair_id
 
-router = APIRouter(prefix="/api/v1/Relationships", tags=["relationships"])
+router = APIRouter(prefix="/Relationships", tags=["relationships"])
 
 NOT_FOUND = "error.platform.recordNotFound"
 RelationshipId = Annotated[str, Path(pattern=r"^REL[A-Za-z0-9]{17}$")]
@@ -62,6 +63,34 @@ async def request_relationship(
         idem,
     )  # fmt: skip
     return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+
+
+class CanCreateResult(BaseModel):
+    canCreate: bool
+    code: str | None = None
+
+
+class CanCreateResponse(BaseModel):
+    result: CanCreateResult
+
+
+# Before `/{relationship_id}`: that path would take "CanCreate" as an id and refuse it.
+@router.get("/CanCreate", response_model=CanCreateResponse, response_model_exclude_none=True)
+async def can_create(
+    peer: Annotated[str, Query(min_length=1, max_length=80)], caller: Authenticated, state: State
+) -> CanCreateResponse:
+    """Whether the caller may request a relationship with `peer` now: the client asks before
+    every request. The pair's decider still decides; this reads its projection."""
+    if not is_valid_address(peer) or peer == caller.address:
+        raise ApiError(400, INVALID, "peer: not a valid peer address")
+    rows = await run_prepared(
+        state.session,
+        "SELECT status FROM relationship_peers WHERE address = ? AND peer = ?",
+        (caller.address, peer),
+    )
+    if any(r.status in OPEN_STATUSES for r in rows):
+        return CanCreateResponse(result=CanCreateResult(canCreate=False, code=ALREADY_EXISTS))
+    return CanCreateResponse(result=CanCreateResult(canCreate=True))
 
 
 @router.get("/{relationship_id}")

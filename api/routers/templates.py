@@ -15,7 +15,7 @@ from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.timestamps import iso
 
-router = APIRouter(prefix="/api/v1/RelationshipTemplates", tags=["relationship templates"])
+router = APIRouter(prefix="/RelationshipTemplates", tags=["relationship templates"])
 
 TemplateId = Annotated[str, Path(pattern=r"^RLT[A-Za-z0-9]{17}$")]
 MAX_ALLOCATIONS = 1_000_000

@@ -15,7 +15,7 @@ from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.timestamps import iso
 
-router = APIRouter(prefix="/api/v1/Tokens", tags=["tokens"])
+router = APIRouter(prefix="/Tokens", tags=["tokens"])
 
 TokenId = Annotated[str, Path(pattern=r"^TOK[A-Za-z0-9]{17}$")]
 
