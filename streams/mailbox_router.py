@@ -39,14 +39,18 @@ def entries_for(event_name: str, body: dict[str, Any]) -> list[Entry]:
         allocation = {"templateId": body["template_id"], "relationshipId": body["relationship_id"]}
         return [(body["owner"], "RelationshipTemplateAllocated", allocation)]
     if event_name == "RelationshipCreated":
-        payload = {"relationshipId": body["relationship_id"], "status": "Pending"}
+        # `actor`: who caused the change. The Enmeshed sync (api/enmeshed_events.py) hands
+        # the client only its peers' changes, as upstream does; the mailbox keeps both.
+        payload = {"relationshipId": body["relationship_id"], "status": "Pending",
+                   "actor": body["from_address"]}  # fmt: skip
         return [
             (body["to_address"], "RelationshipStatusChanged", payload),
             (body["from_address"], "RelationshipStatusChanged", payload),
         ]
     if event_name == "RelationshipChanged":
-        payload = {"relationshipId": body["relationship_id"], "status": body["status"]}
         actor = body["actor"]
+        payload = {"relationshipId": body["relationship_id"], "status": body["status"],
+                   "actor": actor}  # fmt: skip
         peer = body["to_address"] if actor == body["from_address"] else body["from_address"]
         for_peer = _BY_ACTION.get(body["action"], "RelationshipStatusChanged")
         return [(peer, for_peer, payload), (actor, "RelationshipStatusChanged", payload)]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.content import decode_content, encode_content
 from api.deps import Authenticated, Caller, State
+from api.enmeshed_events import enmeshed_event
 from api.errors import ApiError
 from api.paging import Paging
 from api.state import ApiState
@@ -76,6 +77,19 @@ def external_event_id(index: int) -> str:
     return f"EXT{index:017d}"
 
 
+# Datawallet modifications are numbered 1, 2, 3 ... by the identity's decider
+# (streams/sync_decider.py) and 0, 1, 2 ... on the wire, as Enmeshed numbers them: the
+# client derives each payload's key from the index it expects (`localIndex + 1`, or 0
+# for the first), so the numbers it sees must be exactly its own. -1 is the client's
+# "nothing yet".
+def wire_index(stored: int) -> int:
+    return stored - 1
+
+
+def stored_index(wire: int) -> int:
+    return wire + 1
+
+
 def _modifications(items: list[ModificationIn]) -> list[dict[str, Any]]:
     return [
         {"id": new_id("DWM"), "object_identifier": m.objectIdentifier,
@@ -119,7 +133,7 @@ def _run_dto(row: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/api/v1/SyncRuns", response_model=None)
+@router.post("/SyncRuns", response_model=None)
 async def start_sync_run(
     caller: Authenticated,
     state: State,
@@ -151,12 +165,12 @@ async def start_sync_run(
     )
 
 
-@router.get("/api/v1/SyncRuns/{run_id}")
+@router.get("/SyncRuns/{run_id}")
 async def get_sync_run(run_id: SyncRunId, caller: Authenticated, state: State) -> Any:
     return {"result": _run_dto(await _run_row(state, caller, run_id))}
 
 
-@router.get("/api/v1/SyncRuns/{run_id}/ExternalEvents")
+@router.get("/SyncRuns/{run_id}/ExternalEvents")
 async def external_events(
     run_id: SyncRunId, caller: Authenticated, state: State, page: Paging
 ) -> Any:
@@ -182,12 +196,16 @@ async def external_events(
         state.session, "SELECT idx FROM sync_errors WHERE address = ?", (caller.address,)
     ):
         errors[e.idx] = errors.get(e.idx, 0) + 1
-    events = [
-        {"id": external_event_id(r.idx), "type": r.event_type, "index": r.idx,
-         "createdAt": iso(r.created_at), "syncErrorCount": errors.get(r.idx, 0),
-         "payload": json.loads(r.payload)}
-        for r in sorted(rows, key=lambda r: r.idx)
-    ]  # fmt: skip
+    events = []
+    for r in sorted(rows, key=lambda r: r.idx):
+        # Only what upstream would send, in its shapes (api/enmeshed_events.py).
+        shown = enmeshed_event(r.event_type, json.loads(r.payload), caller.address)
+        if shown is not None:
+            events.append({
+                "id": external_event_id(r.idx), "type": shown[0], "index": r.idx,
+                "createdAt": iso(r.created_at), "syncErrorCount": errors.get(r.idx, 0),
+                "payload": shown[1],
+            })  # fmt: skip
     return page.envelope(events)
 
 
@@ -196,6 +214,7 @@ async def _finalize(
     modifications: list[ModificationIn], new_version: int | None,
 ) -> Any:  # fmt: skip
     mods = _modifications(modifications)
+    run = await _run_row(state, caller, run_id)
     await _send(state, caller, "FinalizeSyncRun", {
         "sync_run_id": run_id,
         "results": [{"index": int(r.externalEventId[3:]), "error_code": r.errorCode}
@@ -203,15 +222,25 @@ async def _finalize(
         "new_datawallet_version": new_version, "modifications": mods,
     })  # fmt: skip
     written = await _written_modifications(state, caller, [m["id"] for m in mods])
+    head = (
+        await run_prepared(
+            state.session,
+            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
+            (caller.address,),
+        )
+    ).one()
     return {
         "result": {
             "newDatawalletModificationIndex": max((m["index"] for m in written), default=None),
             "datawalletModifications": written,
+            # The client starts another run at once while this is true (a run takes at
+            # most MAX_EVENTS_PER_RUN events, and entries keep arriving).
+            "newUnsyncedExternalEventsExist": head is not None and head.idx > run.to_index,
         }
     }
 
 
-@router.put("/api/v1/SyncRuns/{run_id}/FinalizeExternalEventSync")
+@router.put("/SyncRuns/{run_id}/FinalizeExternalEventSync")
 async def finalize_external_event_sync(
     run_id: SyncRunId, body: FinalizeExternalEventSyncRequest, caller: Authenticated, state: State
 ) -> Any:
@@ -219,7 +248,7 @@ async def finalize_external_event_sync(
                            body.datawalletModifications, None)  # fmt: skip
 
 
-@router.put("/api/v1/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade")
+@router.put("/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade")
 async def finalize_version_upgrade(
     run_id: SyncRunId, body: FinalizeVersionUpgradeRequest, caller: Authenticated, state: State
 ) -> Any:
@@ -239,12 +268,12 @@ async def _written_modifications(
         (caller.address, len(ids) * 2),
     )
     wanted = set(ids)
-    found = [{"id": r.id, "index": r.idx, "createdAt": iso(r.created_at)}
+    found = [{"id": r.id, "index": wire_index(r.idx), "createdAt": iso(r.created_at)}
              for r in rows if r.id in wanted]  # fmt: skip
     return sorted(found, key=lambda m: m["index"])
 
 
-@router.get("/api/v1/Datawallet")
+@router.get("/Datawallet")
 async def get_datawallet(caller: Authenticated, state: State) -> Any:
     row = (
         await run_prepared(
@@ -254,21 +283,21 @@ async def get_datawallet(caller: Authenticated, state: State) -> Any:
     return {"result": {"version": row.version if row else 0}}
 
 
-@router.get("/api/v1/Datawallet/Modifications")
+@router.get("/Datawallet/Modifications")
 async def get_modifications(
     caller: Authenticated,
     state: State,
     page: Paging,
     version: DatawalletVersion = 0,
-    local_index: Annotated[int, Query(alias="localIndex", ge=0)] = 0,
+    local_index: Annotated[int, Query(alias="localIndex", ge=-1)] = -1,
 ) -> Any:
     rows = await run_prepared(
         state.session,
         "SELECT * FROM datawallet_modifications WHERE address = ? AND idx > ?",
-        (caller.address, local_index),
+        (caller.address, stored_index(local_index)),
     )
     mods = [
-        {"id": r.id, "index": r.idx, "objectIdentifier": r.object_identifier,
+        {"id": r.id, "index": wire_index(r.idx), "objectIdentifier": r.object_identifier,
          "payloadCategory": r.payload_category, "createdAt": iso(r.created_at),
          "createdByDevice": r.created_by_device, "collection": r.collection, "type": r.type,
          "encryptedPayload": encode_content(r.encrypted_payload)}
@@ -277,13 +306,13 @@ async def get_modifications(
     return page.envelope(mods)
 
 
-@router.post("/api/v1/Datawallet/Modifications", status_code=201)
+@router.post("/Datawallet/Modifications", status_code=201)
 async def create_modifications(
     body: CreateModificationsRequest, caller: Authenticated, state: State,
     version: DatawalletVersion = 0,
 ) -> Any:  # fmt: skip
-    if body.localIndex is not None and body.localIndex < 0:
-        raise ApiError(400, INVALID, "localIndex must not be negative")
+    if body.localIndex is not None and body.localIndex < -1:
+        raise ApiError(400, INVALID, "localIndex must be -1 (nothing yet) or more")
     mods = _modifications(body.modifications)
     await _send(state, caller, "AddDatawalletModifications",
                 {"supported_datawallet_version": version, "modifications": mods})  # fmt: skip

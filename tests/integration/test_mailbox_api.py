@@ -287,9 +287,11 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     identity = await client.create_identity(PASSWORD)
     token = await client.token(identity.device.username, PASSWORD)
     me = Party(identity.address, {"Authorization": f"Bearer {token}"})
-    peer = await _party(http)
-    await _related(http, peer, me)
-    entries = await _mailbox_until(http, me, lambda es: len(es) >= 3)  # device + 2 statuses
+    peer, other_peer = await _party(http), await _party(http)
+    await _related(http, me, peer)
+    await _related(http, me, other_peer)
+    # The device, then per relationship: the allocation, the peer's request, my accept.
+    entries = await _mailbox_until(http, me, lambda es: len(es) >= 7)
     head = entries[-1]["index"]
 
     started = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
@@ -300,8 +302,14 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     assert _code(busy)[1].endswith("cannotStartSyncRunWhenAnotherSyncRunIsRunning")
     events = (await http.get(f"/api/v1/SyncRuns/{run['id']}/ExternalEvents",
                              headers=me.headers)).json()["result"]  # fmt: skip
-    assert [e["index"] for e in events] == list(range(1, head + 1))
-    assert events[0]["id"] == "EXT00000000000000001" and events[0]["syncErrorCount"] == 0
+    # The Enmeshed sync hands out only what upstream would send (api/enmeshed_events.py):
+    # the peers' requests, not the device, the allocations or my own accepts.
+    requested = [e["index"] for e in entries if e["type"] == "RelationshipStatusChanged"
+                 and e["payload"].get("actor") != me.address]  # fmt: skip
+    assert [e["index"] for e in events] == requested and len(requested) == 2
+    assert [e["type"] for e in events] == ["RelationshipStatusChanged"] * 2
+    assert events[0]["payload"].keys() == {"relationshipId", "newStatus"}
+    assert events[0]["id"] == f"EXT{requested[0]:017d}" and events[0]["syncErrorCount"] == 0
 
     # Another device of the identity may not finalize it; a stranger does not see it.
     second = await client.add_device(identity, token, "second device password")
@@ -323,7 +331,7 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     again = (await http.post("/api/v1/SyncRuns", json={}, headers=other)).json()["result"]
     events = (await http.get(f"/api/v1/SyncRuns/{again['syncRun']['id']}/ExternalEvents",
                              headers=other)).json()["result"]  # fmt: skip
-    assert events[0]["index"] == 2 and events[0]["syncErrorCount"] == 1
+    assert events[0]["index"] == requested[1] and events[0]["syncErrorCount"] == 1
     assert all(e["index"] > head for e in events[1:])
     ok = {"externalEventResults": [{"externalEventId": e["id"]} for e in events]}
     await http.put(f"/api/v1/SyncRuns/{again['syncRun']['id']}/FinalizeExternalEventSync",
@@ -341,11 +349,15 @@ async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
          "encryptedPayload": _b64(b"enc")} for i in range(3)]}  # fmt: skip
     first = await http.post("/api/v1/Datawallet/Modifications", json=mods, headers=me.headers)
     assert first.status_code == 201, first.text
-    assert [m["index"] for m in first.json()["result"]["modifications"]] == [1, 2, 3]
+    # Numbered from 0, as Enmeshed numbers them; -1 is "nothing yet".
+    assert [m["index"] for m in first.json()["result"]["modifications"]] == [0, 1, 2]
     second = await http.post("/api/v1/Datawallet/Modifications", json=mods, headers=me.headers)
-    assert second.json()["result"]["newIndex"] == 6
-    listed = await http.get("/api/v1/Datawallet/Modifications?localIndex=4", headers=me.headers)
-    assert [m["index"] for m in listed.json()["result"]] == [5, 6]
+    assert second.json()["result"]["newIndex"] == 5
+    listed = await http.get("/api/v1/Datawallet/Modifications?localIndex=3", headers=me.headers)
+    assert [m["index"] for m in listed.json()["result"]] == [4, 5]
+    everything = await http.get("/api/v1/Datawallet/Modifications?localIndex=-1",
+                                headers=me.headers)  # fmt: skip
+    assert [m["index"] for m in everything.json()["result"]] == list(range(6))
     assert listed.json()["result"][0]["encryptedPayload"] == _b64(b"enc")
     # A version upgrade locks out devices that only know the older version.
     run = await http.post("/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"},
