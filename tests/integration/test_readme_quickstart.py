@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cassandra.cluster import Session
 
@@ -150,3 +151,50 @@ def test_the_connector_walkthrough_runs_twice_and_the_message_arrives_live(
     finally:
         if demo.exists():  # a failed run may have left the Connectors up
             _run(f"DEMO={demo}\n{stop}", env)
+
+
+def test_a_connector_with_a_wrong_client_secret_says_so_and_is_not_healthy(
+    readme_stack: Stack, tmp_path: Path
+) -> None:
+    """Issue 20, finding 4: a Connector whose client secret the backbone rejects looked
+    healthy while every call failed and its log said only that the stream dropped."""
+    secret = Path(readme_stack.env["BACKBONE_STATE_DIR"]) / "secrets" / "client.secret"
+    port = free_port()
+    env = _env(
+        readme_stack,
+        CONNECTOR_BACKBONE_URL=readme_stack.base_url,
+        CONNECTOR_DATA_DIR=str(tmp_path / "org"),
+        CONNECTOR_STORAGE_KEY_FILE=str(tmp_path / "org.key"),
+        CONNECTOR_API_KEY="k" * 32,
+        CONNECTOR_PORT=str(port),
+    )
+
+    def connector(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "connector.cli", *args], cwd=REPO,
+                              env={**env, **extra}, capture_output=True, text=True,
+                              timeout=90)  # fmt: skip
+
+    assert connector("new-key", str(tmp_path / "org.key")).returncode == 0
+    missing = connector("init")
+    assert missing.returncode == 2 and "CONNECTOR_CLIENT_SECRET is not set" in missing.stderr
+    assert not (tmp_path / "org").exists()  # the refusal wrote nothing
+    wrong = connector("init", CONNECTOR_CLIENT_SECRET="not-the-secret-0123456789")
+    assert wrong.returncode == 2 and "invalid_client" in wrong.stderr, wrong.stderr
+    made = connector("init", CONNECTOR_CLIENT_SECRET=secret.read_text().strip())
+    assert made.returncode == 0, made.stderr
+    try:
+        started = connector("start", CONNECTOR_CLIENT_SECRET="not-the-secret-0123456789")
+        assert started.returncode == 1, started.stdout + started.stderr
+        assert "backboneAuthentication" in started.stdout + started.stderr
+        assert "invalid_client" in started.stdout + started.stderr
+        answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert answer.status_code == 503
+        report = answer.json()
+        assert report["isHealthy"] is False
+        assert report["services"] == {"database": "healthy", "backboneConnection": "healthy",
+                                      "backboneAuthentication": "unhealthy"}  # fmt: skip
+        log = (tmp_path / "org" / "connector.log").read_text()
+        assert "mailbox stream dropped (the backbone refused the Connector's client" in log
+        assert "not-the-secret" not in log
+    finally:
+        assert connector("stop").returncode == 0
