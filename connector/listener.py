@@ -25,6 +25,12 @@ def listen(host: str, port: int, secret: str, count: int, timeout: float) -> int
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # "is it listening yet?" for scripts
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"listening\n")
+
         def do_POST(self) -> None:
             nonlocal received
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
