@@ -193,6 +193,10 @@ def test_a_connector_with_a_wrong_client_secret_says_so_and_is_not_healthy(
         assert report["isHealthy"] is False
         assert report["services"] == {"database": "healthy", "backboneConnection": "healthy",
                                       "backboneAuthentication": "unhealthy"}  # fmt: skip
+        status = connector("status", CONNECTOR_CLIENT_SECRET="not-the-secret-0123456789")
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "health: UNHEALTHY" in status.stdout
+        assert "backboneAuthentication   unhealthy  (the backbone refused" in status.stdout
         log = (tmp_path / "org" / "connector.log").read_text()
         assert "mailbox stream dropped (the backbone refused the Connector's client" in log
         assert "not-the-secret" not in log
