@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backbone.audit.cli import add_parsers as add_audit_parsers
 
     add_audit_parsers(sub)  # `backbone auditor`, `backbone audit ...`
+    from backbone.events import add_parser as add_events_parser
+
+    add_events_parser(sub)  # `backbone events`
     return parser
 
 

@@ -1,0 +1,299 @@
+"""`backbone events`: an operator's view of the log, one line (or JSON object) per record.
+
+    backbone events --identity did:e:localhost:dids:… [--type MessageSent] [--since 2026-11-30]
+    backbone events --aggregate message:MSG… [--json]
+    backbone events --key 1a2b… --no-open
+
+What it shows is what the backbone itself may see: the envelope's routing metadata (type,
+time, aggregate key, version, event, correlation and causation ids, sizes) and, opened with
+the master key, the *metadata* fields of the body: ids, addresses, devices, statuses,
+times, counts. Fields that carry end-to-end ciphertext (message bodies, content, wrapped
+keys, encrypted properties) or secrets (password hashes) are never printed, only their
+size: the body fields shown are a fixed allow-list (`SHOWN`), so a field added to a schema
+later stays hidden until someone decides it is metadata.
+
+`--identity` selects the identity's own records (sealed with its data key: what it did)
+and its mailbox entries (keyed to it: what happened to it). A record whose data key was
+shredded still shows its envelope, marked `shredded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from backbone.audit.logread import partitions_of, read_partition
+from backbone.security.logcrypto import DecryptionError, MasterKey
+from backbone.settings import BackboneSettings
+from schemas import codec
+from streams.envelopes import EnvelopeCodec
+from streams.topics import TopicNames
+
+# Body fields that are routing metadata, never end-to-end content or secrets.
+SHOWN = frozenset({
+    "address", "device_id", "created_by_device", "deleted_by_device", "client_id",
+    "identity_version", "relationship_id", "template_id", "token_id", "file_id", "message_id",
+    "sync_run_id", "action", "actor", "actor_device", "status", "old_status",
+    "reactivation_requested_by", "from_address", "from_device", "to_address", "owner",
+    "owner_device", "requester", "requester_device", "sender", "sender_device", "recipient",
+    "recipient_device", "for_identity", "max_allocations", "expires_at", "created_at",
+    "deleted_at", "received_at", "allocated_at", "released_at", "finalized_at", "expired_at",
+    "changed_at", "acknowledged_at", "occurred_at", "requested_at", "index", "run_type",
+    "from_index", "to_index", "head_index", "synced_index", "new_datawallet_version",
+    "event_type", "source_event_id", "cipher_size", "chunk_count", "attachments", "ok",
+    "status_code", "error_code", "correlation_id",
+})  # fmt: skip
+# Inside a mailbox entry's payload (JSON): the ids it points to.
+SHOWN_PAYLOAD = frozenset({"messageId", "relationshipId", "templateId", "status", "actor",
+                           "deviceId", "recipient", "sender"})  # fmt: skip
+# Who acted, in order of preference.
+ACTOR_FIELDS = ("actor", "sender", "owner", "requester", "from_address", "address", "recipient")
+
+
+@dataclass
+class Selection:
+    aggregate_keys: set[str] = field(default_factory=set)
+    data_key_ids: set[str] = field(default_factory=set)
+    types: set[str] = field(default_factory=set)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def wants(self, envelope: dict[str, Any]) -> bool:
+        if self.types and envelope["type"] not in self.types:
+            return False
+        at = envelope["occurred_at"]
+        if self.since is not None and at < self.since:
+            return False
+        if self.until is not None and at >= self.until:
+            return False
+        if not self.aggregate_keys and not self.data_key_ids:
+            return True
+        return (
+            envelope["aggregate_key"] in self.aggregate_keys
+            or envelope["data_key_id"] in self.data_key_ids
+        )
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bytes | str):
+        return len(value)
+    return len(json.dumps(value, default=str))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def metadata(name: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """(fields shown, sizes of the fields withheld) of an opened body."""
+    shown: dict[str, Any] = {}
+    withheld: dict[str, int] = {}
+    for key, value in body.items():
+        if key in SHOWN:
+            shown[key] = _plain(value)
+        elif key == "recipients" and isinstance(value, list):
+            # One wrapped content key per recipient: the addresses are routing, the keys not.
+            shown["recipients"] = [r.get("address") for r in value if isinstance(r, dict)]
+            withheld["recipients[].encrypted_key"] = sum(
+                len(r.get("encrypted_key") or b"") for r in value if isinstance(r, dict)
+            )
+        elif key == "payload_json" and isinstance(value, str):
+            try:
+                payload = json.loads(value)
+            except ValueError:
+                payload = {}
+            if isinstance(payload, dict):
+                shown["payload"] = {k: v for k, v in payload.items() if k in SHOWN_PAYLOAD}
+            withheld[key] = len(value)
+        elif key == "modifications" and isinstance(value, list):
+            shown["modification_count"] = len(value)
+            withheld[key] = _size(value)
+        elif value is not None:
+            withheld[key] = _size(value)
+    return shown, withheld
+
+
+async def data_keys(settings: BackboneSettings) -> dict[str, bytes]:
+    """Every data key that still exists, unwrapped with the master key: the workers'
+    changelog (a deleted key there is shredded) and Cassandra's `data_keys` table."""
+    from streams.cassandra_io import connect
+
+    master = MasterKey.from_base64(settings.master_key_b64)
+    topic = f"{settings.app_id}-data-keys-changelog"
+    bootstrap = settings.cluster.kafka_bootstrap
+    wrapped: dict[str, str | None] = {}
+    for partition in await partitions_of(bootstrap, topic):
+        async for r in read_partition(bootstrap, topic, partition):
+            if r.key is not None:
+                wrapped[json.loads(r.key)] = json.loads(r.value) if r.value is not None else None
+
+    def from_cassandra() -> None:
+        cluster, session = connect(settings.cluster, settings.cluster.keyspace)
+        try:
+            for row in session.execute("SELECT key_id, wrapped FROM data_keys"):
+                wrapped.setdefault(row.key_id, row.wrapped)
+        finally:
+            cluster.shutdown()
+
+    await asyncio.to_thread(from_cassandra)
+    return {
+        kid: master.unwrap(base64.b64decode(w), kid) for kid, w in wrapped.items() if w is not None
+    }
+
+
+async def records(
+    settings: BackboneSettings,
+    selection: Selection,
+    topics: list[str],
+    open_key: Callable[[str], bytes] | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The selected records of the topics as plain dicts, partition by partition."""
+    envelopes = EnvelopeCodec(settings.master_key_b64, open_key or _no_key)
+    bootstrap = settings.cluster.kafka_bootstrap
+    for topic in topics:
+        for partition in await partitions_of(bootstrap, topic):
+            async for r in read_partition(bootstrap, topic, partition):
+                if r.value is None:
+                    continue
+                try:
+                    _, envelope = codec.decode(r.value)
+                except codec.SchemaError:
+                    continue  # not an envelope: not the backbone's
+                if not selection.wants(envelope):
+                    continue
+                out: dict[str, Any] = {
+                    "time": _plain(envelope["occurred_at"]),
+                    "topic": topic.removeprefix(settings.cluster.topic_prefix),
+                    "partition": partition,
+                    "offset": r.offset,
+                    "type": envelope["type"],
+                    "aggregate_key": envelope["aggregate_key"],
+                    "version": envelope["aggregate_version"],
+                    "event_id": envelope["event_id"],
+                    "correlation_id": envelope["correlation_id"],
+                    "causation_id": envelope["causation_id"],
+                    "data_key_id": envelope["data_key_id"],
+                    "record_bytes": len(r.value) + len(r.key or b""),
+                    "sealed_body_bytes": len(envelope["body"]),
+                }
+                if open_key is not None:
+                    try:
+                        opened = envelopes.open(r.value)
+                    except KeyError:
+                        out["body"] = "shredded"  # its data key no longer exists
+                    except (DecryptionError, codec.SchemaError) as exc:
+                        out["body"] = f"cannot open: {exc}"
+                    else:
+                        shown, withheld = metadata(opened.name, opened.body)
+                        out["actor"] = next(
+                            (shown[f] for f in ACTOR_FIELDS if isinstance(shown.get(f), str)),
+                            None,
+                        )
+                        out["fields"] = shown
+                        out["withheld_bytes"] = withheld
+                yield out
+
+
+def _no_key(key_id: str) -> bytes:
+    raise KeyError(key_id)
+
+
+def line(rec: dict[str, Any]) -> str:
+    where = f"{rec['topic']}/{rec['partition']}@{rec['offset']}"
+    head = f"{rec['time']}  {where:<22} {rec['type']:<28} v{rec['version']:<4}"
+    actor = f" by {rec['actor']}" if rec.get("actor") else ""
+    size = f" {rec['record_bytes']} B"
+    body = rec.get("body")
+    if body is not None:
+        return f"{head}{size}  [{body}]"
+    fields = rec.get("fields")
+    detail = ""
+    if fields:
+        skip = {"actor"}
+        detail = "  " + " ".join(f"{k}={json.dumps(v)}" for k, v in fields.items() if k not in skip)
+    withheld = rec.get("withheld_bytes")
+    if withheld:
+        detail += "  withheld: " + ", ".join(f"{k} {n} B" for k, n in withheld.items())
+    return f"{head}{actor}{size}{detail}"
+
+
+def parse_time(text: str) -> datetime:
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def selection_for(settings: BackboneSettings, identity: str | None, aggregates: list[str],
+                  keys: list[str], types: list[str], since: str | None,
+                  until: str | None) -> Selection:  # fmt: skip
+    envelopes = EnvelopeCodec(settings.master_key_b64, _no_key)
+    sel = Selection(types=set(types))
+    if identity:
+        sel.aggregate_keys.add(envelopes.aggregate_key("identity", identity))
+        sel.data_key_ids.add(envelopes.identity_key_id(identity))
+    for aggregate in aggregates:
+        kind, sep, ident = aggregate.partition(":")
+        if not sep or not ident:
+            raise ValueError(f"--aggregate wants TYPE:ID (e.g. message:MSG…), got {aggregate!r}")
+        sel.aggregate_keys.add(envelopes.aggregate_key(kind, ident))
+    sel.aggregate_keys.update(keys)
+    sel.since = parse_time(since) if since else None
+    sel.until = parse_time(until) if until else None
+    return sel
+
+
+def topics_for(settings: BackboneSettings, which: str) -> list[str]:
+    names = TopicNames(settings.cluster.topic_prefix)
+    chosen = {"events": [names.events], "mailbox": [names.mailbox_entries]}
+    return chosen.get(which, [names.events, names.mailbox_entries])
+
+
+async def collect(settings: BackboneSettings, sel: Selection, topics: list[str],
+                  open_bodies: bool, limit: int | None) -> list[dict[str, Any]]:  # fmt: skip
+    keys = await data_keys(settings) if open_bodies else None
+    opener = keys.__getitem__ if keys is not None else None
+    found = [r async for r in records(settings, sel, topics, opener)]
+    found.sort(key=lambda r: (r["time"], r["topic"], r["partition"], r["offset"]))
+    return found[-limit:] if limit else found
+
+
+def cmd_events(args: Any) -> int:
+    import sys
+
+    settings = BackboneSettings.from_env()
+    try:
+        sel = selection_for(settings, args.identity, args.aggregate or [], args.key or [],
+                            args.type or [], args.since, args.until)  # fmt: skip
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    found = asyncio.run(collect(settings, sel, topics_for(settings, args.topic),
+                                not args.no_open, args.limit))  # fmt: skip
+    for rec in found:
+        print(json.dumps(rec, separators=(",", ":")) if args.json else line(rec))
+    if not args.json:
+        print(f"{len(found)} records", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("events", help="the log's records of an identity or aggregate (metadata)")
+    p.add_argument("--identity", help="an address: its own records and its mailbox entries")
+    p.add_argument("--aggregate", action="append", help="TYPE:ID, e.g. message:MSG… (repeat)")
+    p.add_argument("--key", action="append", help="a raw aggregate key (the Kafka record key)")
+    p.add_argument("--type", action="append", help="only this record type (repeat)")
+    p.add_argument("--since", help="ISO time, inclusive")
+    p.add_argument("--until", help="ISO time, exclusive")
+    p.add_argument("--topic", choices=["events", "mailbox", "all"], default="all")
+    p.add_argument("--limit", type=int, help="only the last N")
+    p.add_argument("--no-open", action="store_true", help="envelopes only: no data keys used")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_events)
