@@ -116,13 +116,14 @@ def cmd_status(settings: ConnectorSettings, args: argparse.Namespace) -> int:
     finally:
         store.close()
     pid = _process(settings).pid()
-    print(
-        f"process: {f'pid {pid} (connector start)' if pid else 'none started by connector start'}"
-    )
     report = _health(settings)
+    where = f"http://{settings.host}:{settings.port}"
     if report is None:
-        print(f"nothing answers on http://{settings.host}:{settings.port}")
-        return 3
+        # Not running is a state, not a failure: `connector start` starts it.
+        print(f"not serving: nothing answers on {where}"
+              + (f" (pid {pid} from `connector start` is starting?)" if pid else ""))  # fmt: skip
+        return 0
+    print(f"serving on {where}" + (f" (pid {pid}, from `connector start`)" if pid else ""))
     _print_health(report)
     return 0 if report.get("isHealthy") else 1
 
