@@ -216,3 +216,16 @@ def test_listen_prints_a_signed_event_and_refuses_a_forged_one(
     thread.join(10)
     assert result == [0]
     assert '"type": "MessageReceived"' in capsys.readouterr().out
+
+
+def test_init_names_an_unreachable_backbone(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    env.setenv("CONNECTOR_BACKBONE_URL", f"http://127.0.0.1:{port}")
+    env.setenv("CONNECTOR_CLIENT_SECRET", "s" * 20)
+    env.setenv("CONNECTOR_STORAGE_KEY", base64.b64encode(os.urandom(32)).decode())
+    assert cli.main(["init"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach the backbone at http://127.0.0.1:{port}" in err
+    assert "CONNECTOR_BACKBONE_URL" in err
