@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,6 +160,14 @@ def _raise_oauth(answer: httpx.Response) -> None:
     raise BackboneError(answer.status_code, code, message)
 
 
+def _retry_after(answer: httpx.Response, backoff: float) -> float:
+    try:
+        asked = float(answer.headers.get("Retry-After", "0"))
+    except ValueError:
+        asked = 0.0
+    return min(max(asked, backoff), DeviceSession.MAX_RETRY_S)
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -169,6 +178,11 @@ class DeviceSession:
     out as bytes; encrypting it is the caller's job (the backbone only sees ciphertext)."""
 
     RENEW_BEFORE_S = 60.0
+    # A store's restart takes the backbone away for tens of seconds: about a minute of
+    # retries in all, each after the backbone's Retry-After (or the backoff, if longer).
+    RETRIES = 8
+    FIRST_RETRY_S = 0.5
+    MAX_RETRY_S = 10.0
 
     def __init__(self, client: BackboneClient, username: str, password: str) -> None:
         self.client = client
@@ -192,13 +206,36 @@ class DeviceSession:
             return self._token
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {await self.token()}"}
+        """One call, repeated while the backbone answers 503 or the connection fails (up to
+        RETRIES times). A write carries one Idempotency-Key through all its attempts, so a
+        repeat is answered with the first attempt's outcome instead of writing twice."""
+        key = {"Idempotency-Key": str(uuid.uuid4())} if method in ("POST", "PUT") else {}
+        attempt, backoff = 0, self.FIRST_RETRY_S
+        while True:
+            try:
+                answer = await self._attempt(method, path, key, **kwargs)
+            except httpx.TransportError:
+                if attempt >= self.RETRIES:
+                    raise
+                wait = backoff
+            else:
+                if answer.status_code != 503 or attempt >= self.RETRIES:
+                    return _result(answer)
+                wait = _retry_after(answer, backoff)
+            attempt += 1
+            await asyncio.sleep(wait)
+            backoff = min(backoff * 2, self.MAX_RETRY_S)
+
+    async def _attempt(
+        self, method: str, path: str, key: dict[str, str], **kwargs: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {await self.token()}", **key}
         answer = await self.http.request(method, path, headers=headers, **kwargs)
         if answer.status_code == 401:  # revoked or expired early: one fresh login, then give up
             self._token = None
-            headers = {"Authorization": f"Bearer {await self.token()}"}
+            headers = {"Authorization": f"Bearer {await self.token()}", **key}
             answer = await self.http.request(method, path, headers=headers, **kwargs)
-        return _result(answer)
+        return answer
 
     async def create_template(
         self, content: bytes, expires_at: datetime | None = None, max_allocations: int | None = None
