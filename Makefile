@@ -19,7 +19,7 @@ down: $(BIN)/.installed
 	$(BIN)/backbone down
 
 status: $(BIN)/.installed
-	$(BIN)/backbone infra status
+	$(BIN)/backbone status
 
 test: $(BIN)/.installed      ## the whole suite; starts Kafka and Cassandra when none runs
 	$(BIN)/pytest
