@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from api import errors, versioning
 from api.observe import Observe
 from api.routers import (
+    announcements,
     auth,
     challenges,
     devices,
@@ -23,6 +24,7 @@ from api.routers import (
     mailbox,
     messages,
     relationships,
+    sse,
     sync,
     templates,
     tokens,
@@ -73,7 +75,7 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         app.include_router(unversioned.router)
     # Every other router under /api/v1 and /api/v2 (api/versioning.py says how they differ).
     versioned = (challenges, identities, devices, files, tokens, templates, relationships,
-                 messages, mailbox, sync, version)  # fmt: skip
+                 messages, mailbox, sync, sse, version, announcements)  # fmt: skip
     for module in versioned:
         versioning.mount(app, module.router)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.clients import check_client
@@ -71,6 +71,25 @@ async def create_identity(body: CreateIdentityRequest, state: State) -> dict[str
             "device": {"id": device_id, "username": username, "createdAt": created},
         }
     }
+
+
+class IsDeletedResult(BaseModel):
+    isDeleted: bool
+    deletionDate: str | None = None
+
+
+class IsDeletedResponse(BaseModel):
+    result: IsDeletedResult
+
+
+@router.get("/IsDeleted", response_model=IsDeletedResponse)
+async def is_deleted(
+    username: Annotated[str, Query(min_length=1, max_length=MAX_PASSWORD)],
+) -> IsDeletedResponse:
+    """Anonymous, as upstream: a client whose login fails asks whether its identity is gone.
+    This backbone does not delete identities yet, so the answer is no, for every username
+    alike (it tells nobody which usernames exist)."""
+    return IsDeletedResponse(result=IsDeletedResult(isDeleted=False))
 
 
 @router.get("/Self")

@@ -11,6 +11,7 @@ The driver prints one JSON line per step; each step is asserted here by name.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import json
@@ -20,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from connector.backbone_client import BackboneClient
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 DRIVER_DIR = Path(__file__).resolve().parent.parent / "enmeshed"
@@ -29,6 +32,8 @@ TRANSPORT_VERSION = "7.0.0"
 SCENARIO_TIMEOUT_S = 240
 
 pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
 
 STEPS = [
     "create account A (datawallet enabled)",
@@ -131,3 +136,38 @@ def test_published_enmeshed_client_runs_its_core_flows(stack: Stack) -> None:
     unlisted = [r["step"] for r in results if r["step"] not in STEPS and r["step"] != "done"]
     assert not unlisted, f"the driver ran steps this test does not name: {unlisted}"
     assert by_step.get("done", {}).get("ok"), "the driver did not finish"
+
+
+async def test_enmeshed_sse_announces_the_peers_changes(stack: Stack) -> None:
+    """`GET /api/v2/sse`: an `ExternalEventCreated` for what the Enmeshed sync would hand
+    out (the peer's request), nothing for the identity's own doings."""
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+        me, peer = [await client.create_identity(PASSWORD) for _ in range(2)]
+        mine = {"Authorization": f"Bearer {await client.token(me.device.username, PASSWORD)}"}
+        theirs = {"Authorization": f"Bearer {await client.token(peer.device.username, PASSWORD)}"}
+        async with http.stream("GET", "/api/v2/sse", headers=mine) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith(":")  # the stream is open
+            template = await http.post("/api/v2/RelationshipTemplates",
+                                       json={"content": "eA"}, headers=mine)  # fmt: skip
+            body = {"relationshipTemplateId": template.json()["result"]["id"],
+                    "creationContent": "eA"}  # fmt: skip
+            requested = await http.post("/api/v2/Relationships", json=body, headers=theirs)
+            assert requested.status_code == 201, requested.text
+
+            async def next_event() -> tuple[str, dict[str, Any]]:
+                name = ""
+                async for line in lines:
+                    if line.startswith("event: "):
+                        name = line.removeprefix("event: ")
+                    elif line.startswith("data: ") and name:
+                        return name, json.loads(line.removeprefix("data: "))
+                raise AssertionError("the stream ended")
+
+            name, data = await asyncio.wait_for(next_event(), timeout=20)
+    assert name == "ExternalEventCreated" and data["eventName"] == "ExternalEventCreated"
+    assert data["payload"]["type"] == "RelationshipStatusChanged"
+    assert data["payload"]["eventId"].startswith("EXT")

@@ -1,0 +1,82 @@
+"""`GET /api/v{1,2}/sse`: Enmeshed's server-sent events, which the Enmeshed Connector's SSE
+module and the apps listen to: `event: ExternalEventCreated` whenever the identity gets an
+external event, so the client syncs at once instead of polling.
+
+Fed by the same mailbox notices as our own mailbox stream (api/mailbox_notifier.py): every
+API process reads every notice, so any replica serves any identity's stream and the
+endpoint scales with the API (upstream runs its SSE server as one replica). Only entries
+the Enmeshed sync would hand out are announced (api/enmeshed_events.py); the event names
+the external event, the client fetches it through a sync run as always.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from api import errors
+from api.deps import Authenticated, Caller, State
+from api.enmeshed_events import enmeshed_event
+from api.routers.mailbox import HEARTBEAT_S, MAX_PAGE, _wait_for_more
+from api.routers.sync import external_event_id
+from api.state import ApiState
+from api.timestamps import iso
+from streams.cassandra_io import run_prepared
+
+router = APIRouter(tags=["sync"])
+
+
+@router.get("/sse", response_class=StreamingResponse)
+async def enmeshed_events(
+    request: Request, caller: Authenticated, state: State
+) -> StreamingResponse:
+    head = (
+        await run_prepared(
+            state.session,
+            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
+            (caller.address,),
+        )
+    ).one()
+    return StreamingResponse(
+        _stream(request, state, caller, head.idx if head else 0),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    request: Request, state: ApiState, caller: Caller, since: int
+) -> AsyncIterator[bytes]:
+    yield b": enmeshed events\n\n"
+    try:
+        while not await request.is_disconnected():
+            rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
+            if not rows:
+                yield b": keep-alive\n\n"
+                continue
+            out = [_event(row, caller) for row in rows]
+            if any(out):
+                yield "".join(out).encode()
+            since = rows[-1].idx
+    except errors.STORE_FAILURES as exc:
+        # As the mailbox stream (api/routers/mailbox.py): the headers are gone, so the
+        # stream ends and says when to come back; a client syncs on reconnecting anyway.
+        errors.store_unavailable(exc)
+        yield b"retry: 2000\n\n"
+
+
+def _event(row: Any, caller: Caller) -> str:
+    shown = enmeshed_event(row.event_type, json.loads(row.payload), caller.address)
+    if shown is None:
+        return ""
+    content = {
+        "eventName": "ExternalEventCreated",
+        "sentAt": iso(datetime.now(UTC)),
+        "payload": {"eventId": external_event_id(row.idx), "index": row.idx, "type": shown[0]},
+    }
+    return f"event: ExternalEventCreated\ndata: {json.dumps(content)}\n\n"
