@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backbone.events import add_parser as add_events_parser
 
     add_events_parser(sub)  # `backbone events`
+    from backbone.replay.cli import add_parser as add_replay_parser
+
+    add_replay_parser(sub)  # `backbone replay [verify|retention]`
     return parser
 
 

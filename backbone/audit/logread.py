@@ -3,6 +3,7 @@ group (nothing is committed; an operator's tool never moves the workers' positio
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ async def read_partition(
 ) -> AsyncIterator[RawRecord]:
     """The records of one partition from `first` (default: the log start) up to `end`
     (default: the end offset when reading starts), in offset order."""
+    if first is not None and end is not None and first >= end:
+        return  # nothing to read: no consumer
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -55,6 +58,10 @@ async def read_partition(
         fetch_max_bytes=32 * 1024 * 1024,
     )
     await consumer.start()
+    # aiokafka's group-less consumer starts a task at start() that stop() awaits after
+    # cancelling it; cancelled before it ever ran, it raises CancelledError out of stop().
+    # One turn of the loop lets it start.
+    await asyncio.sleep(0)
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])

@@ -1,0 +1,154 @@
+"""The replay commands of `backbone`:
+
+    backbone replay --keyspace NEW [--restart] [--worker I --workers N] [--batch 500]
+    backbone replay verify --keyspace NEW [--live KEYSPACE] [--json]
+    backbone replay retention [--apply]
+
+`--live` defaults to BACKBONE_CASSANDRA_KEYSPACE: the keyspace the API and workers use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from backbone.settings import BackboneSettings
+
+# What replay needs the log to keep: every event and every mailbox entry, for ever.
+REPLAY_RETENTION = {"events": "-1", "mailbox-entries": "-1"}
+_KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+def _keyspace(name: str) -> str:
+    if not _KEYSPACE.match(name):
+        raise argparse.ArgumentTypeError("a keyspace is lower-case letters, digits and _")
+    return name
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        return _verify(args)
+    if args.action == "retention":
+        return asyncio.run(_retention(args.apply))
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from backbone.replay.rebuild import Replayer, ReplayOptions
+
+    settings = BackboneSettings.from_env()
+    if not args.keyspace:
+        print("error: --keyspace NEW is required", file=sys.stderr)
+        return 2
+    if args.keyspace == settings.cluster.keyspace:
+        print("error: replay builds a fresh keyspace, not the live one", file=sys.stderr)
+        return 2
+    options = ReplayOptions(
+        target=args.keyspace, source=args.live or settings.cluster.keyspace,
+        worker=args.worker, workers=args.workers, batch=args.batch, restart=args.restart,
+        throttle_s=args.throttle,
+    )  # fmt: skip
+    replayer = Replayer(settings, options)
+    tty = sys.stderr.isatty()
+
+    async def main() -> None:
+        async def show() -> None:
+            last_line = 0.0
+            while True:
+                await asyncio.sleep(0.5)
+                if tty:
+                    print("\r" + replayer.progress.line(), end="", file=sys.stderr, flush=True)
+                elif time.monotonic() - last_line >= 5:
+                    last_line = time.monotonic()
+                    print(replayer.progress.line(), file=sys.stderr, flush=True)
+
+        bar = asyncio.create_task(show())
+        try:
+            await replayer.run()
+        finally:
+            bar.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bar
+            await replayer.close()
+
+    asyncio.run(main())
+    p = replayer.progress
+    print(("\r" if tty else "") + p.line(), file=sys.stderr)
+    elapsed = time.monotonic() - p.started
+    print(f"replayed {p.done} records into {args.keyspace} in {elapsed:.1f} s "
+          f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key)")  # fmt: skip
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from backbone.replay.compare import compare, format_comparison
+    from streams.cassandra_io import connect
+
+    settings = BackboneSettings.from_env()
+    if not args.keyspace:
+        print("error: --keyspace REBUILT is required", file=sys.stderr)
+        return 2
+    live = args.live or settings.cluster.keyspace
+    cluster, session = connect(settings.cluster)
+    try:
+        results = compare(session, live, args.keyspace)
+    finally:
+        cluster.shutdown()
+    if args.json:
+        out: list[dict[str, Any]] = [asdict(r) | {"identical": r.identical} for r in results]
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_comparison(results, live, args.keyspace))
+    return 0 if all(r.identical for r in results) else 1
+
+
+async def _retention(apply: bool) -> int:
+    """Shows (and with --apply sets) the retention of the topics replay needs whole."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    settings = BackboneSettings.from_env()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.cluster.kafka_bootstrap)
+    await admin.start()
+    wrong = []
+    try:
+        for short, wanted in REPLAY_RETENTION.items():
+            topic = f"{settings.cluster.topic_prefix}{short}"
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+            response = await admin.describe_configs([resource])
+            entries = {e[0]: e[1] for r in response[0].resources for e in r[4]}
+            now = entries.get("retention.ms")
+            ok = now == wanted
+            print(f"{topic:<40} retention.ms {now!s:>14}  "
+                  f"{'ok' if ok else f'replay needs {wanted}'}")  # fmt: skip
+            if not ok:
+                wrong.append(topic)
+                if apply:
+                    cfg = ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": wanted})
+                    await admin.alter_configs([cfg])
+                    print(f"{topic:<40} retention.ms set to {wanted}")
+    finally:
+        await admin.close()
+    return 0 if not wrong or apply else 1
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("replay", help="rebuild the read models from the log; verify them")
+    p.add_argument("action", nargs="?", default="run", choices=["run", "verify", "retention"])
+    p.add_argument("--keyspace", type=_keyspace, help="the keyspace to build (or verify)")
+    p.add_argument("--live", type=_keyspace, help="the live keyspace (default: configured)")
+    p.add_argument("--restart", action="store_true", help="from the beginning, not resumed")
+    p.add_argument("--worker", type=int, default=0, help="this process's share: 0..N-1")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the partitions")
+    p.add_argument("--batch", type=int, default=500, help="records per batch and checkpoint")
+    p.add_argument("--throttle", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--apply", action="store_true", help="retention: set what replay needs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replay)

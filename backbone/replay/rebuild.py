@@ -1,0 +1,261 @@
+"""Replaying the log into a fresh keyspace with the code the workers run.
+
+What goes where, as in streams/app.py:
+- `events`: each record opened with its data key and written by `Projection.apply`
+  (Replies by `Projection.record_reply`, which keeps the idempotency keys);
+- `mailbox-entries`: numbered by the workers' `Sequencer`, which gives the i-th new entry of
+  an identity index i: the same record order gives the same indexes, so the mailbox comes
+  back with the same per-identity indexes as long as the topic still holds every entry
+  (its retention must be unlimited: see README, Operators);
+- the data keys: from the workers' changelog (and the live `data_keys` table), a deleted
+  key staying deleted (a shredded identity's events are skipped, as the workers would);
+- `file_chunks`: copied from the live keyspace. File bytes are the one thing not on the
+  log (ARCHITECTURE.md): the event pins their hash, the chunks are copied as they are.
+
+Parallel: every partition is replayed by its own task, and several processes can share
+the partitions (`--worker i --workers n`, partition p goes to worker p % n). Within a
+partition, records are taken in batches; a batch's records are applied concurrently across
+aggregates but in log order within one aggregate (the order the workers keep).
+
+Resumable: after each batch the partition's next offset is saved in `replay_progress` in
+the target keyspace; a replay started again continues from there. Writes are idempotent
+(projection rows carry the aggregate version as their timestamp, the sequencer skips
+offsets it has written), so a batch applied twice after a crash writes the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cassandra.cluster import Cluster, Session
+
+from backbone.audit.logread import log_bounds, partitions_of, read_partition
+from backbone.security.logcrypto import DecryptionError, MasterKey
+from backbone.settings import BackboneSettings
+from schemas import codec
+from streams.cassandra_io import connect, execute
+from streams.envelopes import EnvelopeCodec, Opened
+from streams.mailbox_sequencer import Entry, Sequencer
+from streams.readmodels import Projection, create_schema
+from streams.topics import TopicNames
+
+log = logging.getLogger("backbone.replay")
+
+PROGRESS_SCHEMA = """CREATE TABLE IF NOT EXISTS replay_progress (
+    topic text, partition int, next_offset bigint, end_offset bigint, updated_at timestamp,
+    PRIMARY KEY ((topic), partition))"""
+# Tables a replay does not rebuild from the log, and verify does not compare.
+NOT_REBUILT = frozenset({"replay_progress"})
+
+
+@dataclass
+class Progress:
+    """Counts for the progress bar; updated by every partition task."""
+
+    total: int = 0
+    done: int = 0
+    skipped: int = 0  # records whose data key is gone (shredded) or that are not envelopes
+    started: float = field(default_factory=time.monotonic)
+    by_partition: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def line(self) -> str:
+        rate = self.rate()
+        left = max(self.total - self.done, 0)
+        eta = left / rate if rate > 0 else float("inf")
+        share = self.done / self.total if self.total else 1.0
+        bar = "#" * int(share * 30)
+        eta_s = f"{eta:,.0f} s" if eta != float("inf") else "?"
+        return (f"[{bar:<30}] {self.done:,}/{self.total:,} records  {rate:,.0f}/s  "
+                f"ETA {eta_s}  skipped {self.skipped}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    target: str  # keyspace to build
+    source: str  # live keyspace (data keys, file chunks)
+    worker: int = 0
+    workers: int = 1
+    batch: int = 500
+    restart: bool = False  # ignore saved progress: from the beginning
+    throttle_s: float = 0.0  # pause after each batch (tests: a replay slow enough to kill)
+
+
+class Replayer:
+    def __init__(self, settings: BackboneSettings, options: ReplayOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.progress = Progress()
+        self.names = TopicNames(settings.cluster.topic_prefix)
+        self._clusters: list[Cluster] = []
+        self._keys: dict[str, bytes] = {}
+
+    async def _connect(self, keyspace: str | None) -> Session:
+        cluster, session = await asyncio.to_thread(connect, self.settings.cluster, keyspace)
+        self._clusters.append(cluster)
+        return session
+
+    async def close(self) -> None:
+        for cluster in self._clusters:
+            await asyncio.to_thread(cluster.shutdown)
+
+    async def _data_keys(self, source: Session, target: Session) -> None:
+        wrapped: dict[str, str | None] = {}
+        topic = f"{self.settings.app_id}-data-keys-changelog"
+        bootstrap = self.settings.cluster.kafka_bootstrap
+        for p in await partitions_of(bootstrap, topic):
+            async for r in read_partition(bootstrap, topic, p):
+                if r.key is not None:
+                    value = json.loads(r.value) if r.value is not None else None
+                    wrapped[json.loads(r.key)] = value
+        for row in await execute(source, "SELECT key_id, wrapped FROM data_keys"):
+            wrapped.setdefault(row.key_id, row.wrapped)
+        master = MasterKey.from_base64(self.settings.master_key_b64)
+        insert = await asyncio.to_thread(
+            target.prepare, "INSERT INTO data_keys (key_id, wrapped) VALUES (?, ?)"
+        )
+        writes = []
+        for key_id, value in wrapped.items():
+            if value is None:
+                continue  # shredded: stays gone
+            self._keys[key_id] = master.unwrap(base64.b64decode(value), key_id)
+            writes.append(execute(target, insert, (key_id, value)))
+        await asyncio.gather(*writes)
+
+    async def _file_chunks(self, source: Session, target: Session) -> None:
+        """File bytes are not on the log: copied as they are, with their remaining TTL."""
+        insert = await asyncio.to_thread(
+            target.prepare,
+            "INSERT INTO file_chunks (file_id, chunk, data) VALUES (?, ?, ?) USING TTL ?",
+        )
+        rows = await execute(
+            source, "SELECT file_id, chunk, data, TTL(data) AS ttl FROM file_chunks"
+        )
+        pending: list[Awaitable[Any]] = []
+        for row in rows:
+            pending.append(
+                execute(target, insert, (row.file_id, row.chunk, row.data, row.ttl or 0))
+            )
+            if len(pending) >= 64:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+
+    async def run(self) -> Progress:
+        opts = self.options
+        source = await self._connect(opts.source)
+        target = await self._connect(None)
+        await asyncio.to_thread(create_schema, target, opts.target)
+        await execute(target, PROGRESS_SCHEMA)
+        if opts.worker == 0:
+            await self._data_keys(source, target)
+            await self._file_chunks(source, target)
+        else:
+            await self._data_keys(source, target)  # every worker needs them to open records
+        envelopes = EnvelopeCodec(self.settings.master_key_b64, self._keys.__getitem__)
+        projection = await asyncio.to_thread(Projection, target, self.settings.retention_s)
+        sequencer = await asyncio.to_thread(Sequencer, target, self.settings.retention_s)
+        save = await asyncio.to_thread(
+            target.prepare,
+            "INSERT INTO replay_progress (topic, partition, next_offset, end_offset, updated_at)"
+            " VALUES (?, ?, ?, ?, toTimestamp(now()))",
+        )
+        saved = {
+            (r.topic, r.partition): r.next_offset
+            for r in await execute(
+                target, "SELECT topic, partition, next_offset FROM replay_progress"
+            )
+        }
+        bootstrap = self.settings.cluster.kafka_bootstrap
+        jobs: list[tuple[str, int, int, int]] = []
+        for topic in (self.names.events, self.names.mailbox_entries):
+            for p in await partitions_of(bootstrap, topic):
+                if p % opts.workers != opts.worker:
+                    continue
+                start, end = await log_bounds(bootstrap, topic, p)
+                first = start if opts.restart else max(start, saved.get((topic, p), start))
+                jobs.append((topic, p, first, end))
+                self.progress.total += max(end - first, 0)
+
+        async def one(topic: str, p: int, first: int, end: int) -> None:
+            apply = (self._events_batch(envelopes, projection) if topic == self.names.events
+                     else self._entries_batch(envelopes, sequencer))  # fmt: skip
+            batch: list[Any] = []
+
+            async def flush(next_offset: int) -> None:
+                await apply(batch)
+                self.progress.done += len(batch)
+                batch.clear()
+                await execute(target, save, (topic, p, next_offset, end))
+                if opts.throttle_s:
+                    await asyncio.sleep(opts.throttle_s)
+
+            last = first - 1
+            async for r in read_partition(bootstrap, topic, p, first, end):
+                batch.append(r)
+                last = r.offset
+                if len(batch) >= opts.batch:
+                    await flush(last + 1)
+            await flush(max(last + 1, first) if last >= first else end)
+
+        await asyncio.gather(*(one(*job) for job in jobs))
+        return self.progress
+
+    def _open(self, envelopes: EnvelopeCodec, raw: bytes | None) -> Opened | None:
+        if raw is None:
+            return None
+        try:
+            return envelopes.open(raw)
+        except (KeyError, DecryptionError, codec.SchemaError):
+            # A shredded identity's record (its key is gone) or not an envelope: the workers
+            # skip it too.
+            self.progress.skipped += 1
+            return None
+
+    def _events_batch(
+        self, envelopes: EnvelopeCodec, projection: Projection
+    ) -> Callable[[list[Any]], Awaitable[None]]:
+        async def apply(records: list[Any]) -> None:
+            chains: dict[str, list[Opened]] = defaultdict(list)
+            for r in records:
+                event = self._open(envelopes, r.value)
+                if event is not None:
+                    chains[event.envelope["aggregate_key"]].append(event)
+
+            async def chain(events: list[Opened]) -> None:
+                for event in events:  # one aggregate's events in log order
+                    if event.name == "Reply":
+                        await projection.record_reply(event)
+                    else:
+                        await projection.apply(event)
+
+            await asyncio.gather(*(chain(c) for c in chains.values()))
+
+        return apply
+
+    def _entries_batch(
+        self, envelopes: EnvelopeCodec, sequencer: Sequencer
+    ) -> Callable[[list[Any]], Awaitable[None]]:
+        async def apply(records: list[Any]) -> None:
+            entries = []
+            for r in records:
+                opened = self._open(envelopes, r.value)
+                if opened is None:
+                    continue
+                b = opened.body
+                entries.append(Entry(r.offset, b["recipient"], b["event_type"], b["payload_json"],
+                                     b["source_event_id"], b["occurred_at"]))  # fmt: skip
+            if entries:
+                await sequencer.sequence(entries)
+
+        return apply
