@@ -112,7 +112,10 @@ class TopicNames:
             TopicSpec(self.relationship_commands, partitions, short),
             TopicSpec(self.message_commands, partitions, short),
             TopicSpec(self.mailbox_sequenced, partitions, {"retention.ms": str(3600 * 1000)}),
-            TopicSpec(self.mailbox_entries, partitions, {"retention.ms": str(7 * DAY_MS)}),
+            # Kept for ever like the events: the mailbox indexes are a function of this
+            # topic's record order, which the events alone do not fix, so a replay gives
+            # every identity the same indexes only from all of it (`backbone replay`).
+            TopicSpec(self.mailbox_entries, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
             TopicSpec(self.audit_checkpoints, 1, {"retention.ms": "-1"}),
