@@ -2,8 +2,8 @@
 // against a backbone through the core flows of issue 18, one step at a time.
 //
 // Usage: node scenario.js <baseUrl> <clientId> <clientSecret> [addressDomain]
-// Prints one JSON line per step: {"step", "ok", "ms", "error"?}; stops at the first
-// failing step and exits 1. The pytest test (tests/integration/test_enmeshed_client.py)
+// Prints one JSON line per step: {"step", "ok", "ms", "error"?} (and {"info"} lines);
+// stops at the first failing step and exits 1. The pytest test (tests/integration/test_enmeshed_client.py)
 // reads these lines, so a failure names the step and the client's own error.
 "use strict";
 
@@ -91,6 +91,8 @@ async function main() {
 
     const { account: a } = await step("create account A (datawallet enabled)", () => newAccount());
     const { account: b } = await step("create account B (datawallet enabled)", () => newAccount());
+    // Who is who, for the test's own checks on the backbone (e.g. no sync errors reported).
+    console.log(JSON.stringify({ info: { addresses: [a.identity.address.toString(), b.identity.address.toString()] } }));
     await step("sync A and B", async () => {
         await a.syncEverything();
         await b.syncEverything();

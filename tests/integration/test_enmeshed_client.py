@@ -117,13 +117,25 @@ def _run_scenario(stack: Stack) -> tuple[list[dict[str, Any]], float, str]:
     return lines, time.monotonic() - started, done.stderr[-4000:]
 
 
-def test_published_enmeshed_client_runs_its_core_flows(stack: Stack) -> None:
+def _sync_errors(session: Any, addresses: list[str]) -> list[tuple[str, int]]:
+    """External events the client reported as failed (it cannot process them)."""
+    query = "SELECT idx FROM sync_errors WHERE address = %s"
+    return [(a, row.idx) for a in addresses for row in session.execute(query, (a,))]
+
+
+def test_published_enmeshed_client_runs_its_core_flows(
+    stack: Stack, cassandra_session: Any
+) -> None:
     _install_client()
-    results, seconds, stderr = _run_scenario(stack)
+    lines, seconds, stderr = _run_scenario(stack)
+    results = [line for line in lines if "step" in line]
+    addresses = [a for line in lines if "info" in line for a in line["info"]["addresses"]]
     by_step = {r["step"]: r for r in results}
     print(f"Enmeshed client scenario: {seconds:.1f} s")
     for r in results:
         print(f"  {'ok ' if r['ok'] else 'FAIL'} {r.get('ms', 0):6} ms  {r['step']}")
+    # Every external event the sync handed out was one the client could process.
+    assert addresses and not _sync_errors(cassandra_session, addresses)
     for name in STEPS:
         found = by_step.get(name)
         if found is None:
