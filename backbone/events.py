@@ -50,7 +50,8 @@ SHOWN = frozenset({
 })  # fmt: skip
 # Inside a mailbox entry's payload (JSON): the ids it points to.
 SHOWN_PAYLOAD = frozenset({"messageId", "relationshipId", "templateId", "status", "actor",
-                           "deviceId", "recipient", "sender"})  # fmt: skip
+                           "deviceId", "recipient", "sender", "createdBy", "createdByDevice",
+                           "createdAt", "attachments"})  # fmt: skip
 # Who acted, in order of preference.
 ACTOR_FIELDS = ("actor", "sender", "owner", "requester", "from_address", "address", "recipient")
 

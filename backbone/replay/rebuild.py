@@ -208,6 +208,7 @@ class Replayer:
                     await flush(last + 1)
             await flush(max(last + 1, first) if last >= first else end)
 
+        self.progress.started = time.monotonic()  # the rate is of replaying, not setting up
         await asyncio.gather(*(one(*job) for job in jobs))
         return self.progress
 
