@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.errors import ApiError
 from api.state import ApiState
 from backbone.security.challenges import Challenge, ChallengeError
-from backbone.security.signatures import parse_signature
+from schemas.signatures import parse_signature
 
 INVALID_SIGNATURE_FORMAT = "error.platform.validation.device.invalidSignature"
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from nacl.signing import SigningKey
 
-from backbone.security.signatures import serialize_public_key, serialize_signature
+from schemas.signatures import serialize_public_key, serialize_signature
 
 
 class BackboneError(Exception):

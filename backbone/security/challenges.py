@@ -42,7 +42,7 @@ from nacl.hash import blake2b
 from nacl.signing import SigningKey
 
 from backbone.security.ids import ALPHABET, RANDOM_LENGTH, is_valid_id
-from backbone.security.signatures import verify
+from schemas.signatures import verify
 
 PREFIX: str = "CHL"
 NONCE_CHARS: int = 6

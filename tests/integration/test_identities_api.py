@@ -15,8 +15,8 @@ from nacl.signing import SigningKey
 
 from backbone.security.addresses import address_from_public_key
 from backbone.security.challenges import ChallengeIssuer
-from backbone.security.signatures import serialize_public_key, serialize_signature
 from connector.backbone_client import BackboneClient, BackboneError, Identity
+from schemas.signatures import serialize_public_key, serialize_signature
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 pytestmark = pytest.mark.integration

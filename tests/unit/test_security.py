@@ -24,7 +24,8 @@ from backbone.security.challenges import (
 from backbone.security.ids import ALPHABET, is_valid_id, new_id
 from backbone.security.logcrypto import DecryptionError, MasterKey, new_data_key, open_sealed, seal
 from backbone.security.passwords import hash_password, verify_password
-from backbone.security.signatures import (
+from backbone.security.tokens import InvalidToken, TokenIssuer
+from schemas.signatures import (
     b64url_encode,
     parse_public_key,
     parse_signature,
@@ -32,7 +33,6 @@ from backbone.security.signatures import (
     serialize_signature,
     verify,
 )
-from backbone.security.tokens import InvalidToken, TokenIssuer
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
