@@ -29,7 +29,8 @@ import httpx
 
 from bench.context import add_stack_arguments, secret_of
 from bench.results import machine_line
-from deploy.process import free_port
+from localproc.ports import free_port
+from localproc.process import ManagedProcess
 
 API_KEY = base64.b64encode(os.urandom(24)).decode()
 
@@ -47,8 +48,9 @@ class Org:
             "CONNECTOR_PORT": str(self.port),
             "CONNECTOR_STORAGE_KEY": base64.b64encode(os.urandom(32)).decode(),
         }
-        self.log = (root / f"{name}.log").open("wb")
-        self.proc: subprocess.Popen[bytes] | None = None
+        # Run from here, so that `python -m` imports this checkout.
+        serve = [sys.executable, "-m", "connector.cli", "serve"]
+        self.process = ManagedProcess(name, root, argv=serve, env=self.env, cwd=Path.cwd())
         self.http = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.port}", timeout=60, headers={"X-API-KEY": API_KEY}
         )
@@ -65,12 +67,7 @@ class Org:
         self.address = out.stdout.split()[2]
 
     async def serve(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited)
-            [sys.executable, "-m", "connector.cli", "serve"],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process.start()
         while True:
             try:
                 if (await self.http.get("/health")).status_code == 200:
@@ -79,8 +76,9 @@ class Org:
                 await asyncio.sleep(0.05)
 
     def rss_mib(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        pid = self.process.pid()
+        assert pid is not None
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
@@ -96,9 +94,7 @@ class Org:
         return bool(await self.call("GET", path))
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
+        self.process.stop(timeout=30)
 
 
 async def _until(check: Callable[[], Awaitable[Any]]) -> Any:

@@ -12,7 +12,6 @@ SIGKILL after a grace period; `stop_all` runs on every way out (also Ctrl-C).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,8 @@ import httpx
 
 from backbone.settings import InfraSettings, default_state_dir
 from deploy.backbone import worker_ready
-from deploy.process import free_port, signal_group
+from localproc.ports import free_port
+from localproc.process import ManagedProcess
 
 SEQUENCER_ASSIGNED = b"sequencer partitions assigned"
 STACK_PARTS = {"api": "api", "worker": "worker", "kafka": "kafka", "cassandra": "cassandra"}
@@ -75,19 +75,16 @@ def _backbone_command() -> list[str]:
 @dataclass
 class Extra:
     kind: str  # "worker" or "api"
-    process: subprocess.Popen[bytes]
-    log: Path
+    process: ManagedProcess
+    pid: int
     url: str | None = None
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def log(self) -> Path:
+        return self.process.log_file
 
     def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.process.log_tail(lines)
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,24 +158,16 @@ class ExtraProcesses:
 
     def _start(self, kind: str, args: list[str], env: dict[str, str]) -> Extra:
         """`backbone <args>` as a new process group, its output in a log of its own."""
-        log = self.root / f"{kind}{len(self.extras)}.log"
         argv = [*_backbone_command(), *args]
         if self.code is not None:
             # `python -m` puts the working directory first on sys.path, and PYTHONPATH
             # reaches the faust process `backbone worker` replaces itself with.
             argv = [sys.executable, "-m", "backbone.cli", *args]
             env = {**env, "PYTHONPATH": str(self.code)}
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.code or self.root,
-                env={**os.environ, **env},
-                start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
-            )
-        extra = Extra(kind, process, log)
+        process = ManagedProcess(
+            f"{kind}{len(self.extras)}", self.root, argv=argv, env=env, cwd=self.code
+        )
+        extra = Extra(kind, process, process.start())
         self.extras.append(extra)
         return extra
 
@@ -198,7 +187,7 @@ class ExtraProcesses:
         mailbox sequencer, which has a consumer group of its own, has got partitions."""
         started = time.monotonic()
         while not (worker_ready(extra.log, 0) and SEQUENCER_ASSIGNED in _read(extra.log)):
-            self._check_alive(extra)
+            extra.process.check_alive()
             if time.monotonic() - started > timeout_s:
                 raise RuntimeError(f"extra worker not ready in {timeout_s:.0f}s:\n{extra.tail()}")
             await asyncio.sleep(0.5)
@@ -208,7 +197,7 @@ class ExtraProcesses:
         started = time.monotonic()
         async with httpx.AsyncClient(timeout=3) as http:
             while True:
-                self._check_alive(extra)
+                extra.process.check_alive()
                 try:
                     if (await http.get(f"{extra.url}/ready")).status_code == 200:
                         return time.monotonic() - started
@@ -217,13 +206,6 @@ class ExtraProcesses:
                 if time.monotonic() - started > timeout_s:
                     raise RuntimeError(f"extra API not ready in {timeout_s:.0f}s:\n{extra.tail()}")
                 await asyncio.sleep(0.5)
-
-    @staticmethod
-    def _check_alive(extra: Extra) -> None:
-        if extra.process.poll() is not None:
-            raise RuntimeError(
-                f"extra {extra.kind} exited with {extra.process.returncode}:\n{extra.tail()}"
-            )
 
     def workers(self) -> list[Extra]:
         return [e for e in self.extras if e.kind == "worker"]
@@ -236,14 +218,11 @@ class ExtraProcesses:
         # Each extra leads its own process group (start_new_session): signalling the group
         # reaches a child it may have, and nothing we did not start.
         for extra in extras:
-            signal_group(extra.pid, signal.SIGTERM)
+            extra.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for extra in extras:
-            try:
-                extra.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                signal_group(extra.pid, signal.SIGKILL)
-                extra.process.wait(timeout=10)
+            if not extra.process.wait(max(0.1, deadline - time.monotonic())):
+                extra.process.stop(signal.SIGKILL, timeout=10)
             if extra in self.extras:
                 self.extras.remove(extra)
 

@@ -24,7 +24,7 @@ from connector.config import ConnectorSettings, SettingsError
 from connector.identities import create_identity, load_identities
 from connector.keystore import Keystore, KeystoreError, new_key_file, private_database
 from connector.store import SqliteStore
-from deploy.process import ManagedProcess
+from localproc.process import ManagedProcess
 
 START_TIMEOUT_S = 30.0
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from backbone.settings import BackboneSettings, InfraSettings
 from deploy.infra import ServiceStatus
-from deploy.process import LaunchError, ManagedProcess, require_free_ports
+from deploy.process import LaunchError, require_free_ports
+from localproc.process import ManagedProcess
 
 READY_TIMEOUT_S = 90.0
 WORKER_READY = b"[^Worker]: Ready"

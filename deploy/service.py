@@ -7,7 +7,7 @@ from pathlib import Path
 from string import Template
 
 from backbone.settings import InfraSettings
-from deploy.process import ManagedProcess
+from localproc.process import ManagedProcess
 
 CONF_DIR = Path(__file__).parent / "conf"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -16,46 +15,18 @@ import httpx
 
 from backbone.settings import ClusterSettings
 from deploy.backbone import worker_ready
-from deploy.process import free_port
+from localproc.ports import free_port
+from localproc.process import ManagedProcess
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret-0123456789"
 START_TIMEOUT_S = 120.0
 
 
-class Process:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_file = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_offset = 0
-
-    def start(self) -> None:
-        self.log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+def stack_process(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> ManagedProcess:
+    """A process of the test run, logging to `workdir/<name>.log`, run from where the tests
+    run (so that `python -m` imports this checkout)."""
+    return ManagedProcess(name, workdir, argv=argv, env=env, cwd=Path.cwd(), grace_s=60)
 
 
 class Stack:
@@ -87,15 +58,15 @@ class Stack:
             **overrides,
         }
         cli = [sys.executable, "-m", "backbone.cli"]
-        self.worker = Process(
+        self.worker = stack_process(
             "worker",
             [*cli, "worker", "--data-dir", str(workdir / "worker-data")],
             self.env,
             workdir,
         )
-        self.api = Process("api", [*cli, "api"], self.env, workdir)
+        self.api = stack_process("api", [*cli, "api"], self.env, workdir)
         # A second worker, started on demand: the scale-out tests.
-        self.worker2 = Process(
+        self.worker2 = stack_process(
             "worker2",
             [*cli, "worker", "--data-dir", str(workdir / "worker2-data")],
             self.env,
@@ -103,7 +74,9 @@ class Stack:
         )
         # A second API replica, started on demand: commands from both meet in one decider.
         self.api2_port = free_port()
-        self.api2 = Process("api2", [*cli, "api", "--port", str(self.api2_port)], self.env, workdir)
+        self.api2 = stack_process(
+            "api2", [*cli, "api", "--port", str(self.api2_port)], self.env, workdir
+        )
 
     @property
     def base_url(self) -> str:
@@ -123,7 +96,7 @@ class Stack:
         self.api.start()
         self.wait_api_ready()
 
-    def start_worker(self, worker: Process | None = None) -> None:
+    def start_worker(self, worker: ManagedProcess | None = None) -> None:
         worker = worker or self.worker
         worker.start()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -136,12 +109,12 @@ class Stack:
     def second_api(self) -> str:
         """Start (once) a second API process; returns its base URL."""
         url = f"http://127.0.0.1:{self.api2_port}"
-        if self.api2.proc is None:
+        if self.api2.pid() is None:
             self.api2.start()
             self.wait_api_ready(self.api2, url)
         return url
 
-    def wait_api_ready(self, api: Process | None = None, url: str | None = None) -> None:
+    def wait_api_ready(self, api: ManagedProcess | None = None, url: str | None = None) -> None:
         api, url = api or self.api, url or self.base_url
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

@@ -26,7 +26,7 @@ from cassandra.cluster import Session
 
 from backbone.settings import ClusterSettings
 from connector.store import SqliteStore
-from deploy.process import free_port
+from localproc.ports import free_port
 from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -31,10 +31,10 @@ from connector.identities import load_identities
 from connector.keystore import Keystore
 from connector.store import SqliteStore
 from connector.webhooks import verify_signature
-from deploy.process import free_port
+from localproc.ports import free_port
 from streams.topics import TopicNames, read_records
 from tests.integration.log_access import operator_codec
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Process, Stack
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack, stack_process
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ class Org:
         assert init.returncode == 0, init.stderr
         self.address = init.stdout.split()[2]
         cli = [sys.executable, "-m", "connector.cli", "serve"]
-        self.process = Process(f"connector-{name}", cli, self.env, workdir)
+        self.process = stack_process(f"connector-{name}", cli, self.env, workdir)
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
                                       headers={"X-API-KEY": API_KEY})  # fmt: skip
 

@@ -24,7 +24,7 @@ from connector.keystore import Keystore, KeystoreError, private_database
 from connector.mailbox_consumer import drop_reason
 from connector.store import SqliteStore, StoredIdentity
 from connector.webhooks import signature
-from deploy.process import free_port
+from localproc.ports import free_port
 
 SETTINGS = ("CONNECTOR_DATA_DIR", "CONNECTOR_BACKBONE_URL", "CONNECTOR_CLIENT_ID",
             "CONNECTOR_CLIENT_SECRET", "CONNECTOR_STORAGE_KEY", "CONNECTOR_STORAGE_KEY_FILE",

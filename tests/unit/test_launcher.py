@@ -14,8 +14,9 @@ from deploy import infra
 from deploy.cassandra import Cassandra, commitlog_sync, jvm_options
 from deploy.kafka import new_cluster_id
 from deploy.maven import require_java, resolve_classpath
-from deploy.process import LaunchError, ManagedProcess, require_free_ports
+from deploy.process import LaunchError, require_free_ports
 from deploy.service import render
+from localproc.process import ManagedProcess
 
 
 def test_taken_port_is_named_in_the_error() -> None:
