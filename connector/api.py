@@ -19,11 +19,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import errors
 from connector import crypto
 from connector.backbone_client import BackboneError
 from connector.service import ConnectorError, ConnectorService
+from schemas.errors import (
+    INVALID_CONTENT_TYPE,
+    INVALID_PROPERTY_VALUE,
+    error_body,
+    http_error_code,
+)
 
 VERSION = "0.1.0"
 MAX_CONTENT_CHARS = 24_000  # sealed, base64'd and wrapped, this stays under the backbone's 32 KiB
@@ -81,7 +87,7 @@ def _check_key(request: Request) -> None:
     given = request.headers.get("x-api-key", "")
     expected: str = request.app.state.api_key
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise errors.ApiError(401, "error.connector.unauthorized", "missing or wrong X-API-KEY")
+        raise ConnectorError(401, "error.connector.unauthorized", "missing or wrong X-API-KEY")
 
 
 Service = Annotated[ConnectorService, Depends(_service)]
@@ -240,24 +246,35 @@ async def message(message_id: MessageId, service: Service) -> Any:
     return {"result": service.message_dto(message_id)}
 
 
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
 def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) -> FastAPI:
     # The docs' files come with the Connector (fastapi-offline), not from a CDN.
     app = FastAPIOffline(title="Connector", version=VERSION, lifespan=lifespan)
     app.state.service = service
     app.state.api_key = api_key
     app.state.consumer = None  # set by `connector serve`
-    errors.install(app)
 
     @app.exception_handler(ConnectorError)
     async def _refused(_: Request, exc: ConnectorError) -> JSONResponse:
-        return errors.response(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and wrong methods, in the same error shape as everything else.
+        status = exc.status_code
+        return _error(status, http_error_code(status), str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(BackboneError)
     async def _backbone(_: Request, exc: BackboneError) -> JSONResponse:
         # The backbone refusing the Connector's own login (401) or failing (5xx) is not the
         # caller's fault: a gateway error.
         status = exc.status if 400 <= exc.status < 500 and exc.status != 401 else 502
-        return errors.response(status, exc.code, exc.message)
+        return _error(status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -267,17 +284,16 @@ def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) ->
         body_expected = any(e.get("loc", ())[:1] == ("body",) for e in exc.errors())
         json_or_form = kind.endswith("json") or kind.startswith("multipart/")
         if body_expected and kind and not json_or_form:  # no Content-Type is read as JSON
-            return errors.response(
+            return _error(
                 400,
-                "error.platform.validation.invalidContentType",
+                INVALID_CONTENT_TYPE,
                 f"send the body as JSON with the header Content-Type: application/json "
                 f"(this request had {kind})",
             )
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = first.get("msg", "invalid request")
-        return errors.response(400, "error.platform.validation.invalidPropertyValue",
-                               f"{where}: {message}" if where else message)  # fmt: skip
+        return _error(400, INVALID_PROPERTY_VALUE, f"{where}: {message}" if where else message)
 
     @app.get("/health")
     async def health(request: Request) -> Any:
