@@ -228,6 +228,8 @@ async function main() {
     });
 
     console.log(JSON.stringify({ step: "done", ok: true, ms: Date.now() - started }));
+    // The client keeps HTTP connections and timers alive: end here, everything is said.
+    process.exit(0);
 }
 
 main().catch((e) => {
