@@ -53,7 +53,7 @@ class InfraSettings:
     cassandra_storage_port: int = 7000
     cassandra_heap: str = "2g"
     # batch | group | periodic: when the local node acknowledges a write (deploy/conf).
-    cassandra_commitlog_sync: str = "group"
+    cassandra_commitlog_sync: str = "batch"
 
     @classmethod
     def from_env(cls) -> InfraSettings:
