@@ -12,6 +12,7 @@ The driver prints one JSON line per step; each step is asserted here by name.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import hashlib
 import json
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 from connector.backbone_client import BackboneClient
+from streams.relationship_decider import ALREADY_EXISTS
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 DRIVER_DIR = Path(__file__).resolve().parent.parent / "enmeshed"
@@ -183,3 +185,32 @@ async def test_enmeshed_sse_announces_the_peers_changes(stack: Stack) -> None:
     assert name == "ExternalEventCreated" and data["eventName"] == "ExternalEventCreated"
     assert data["payload"]["type"] == "RelationshipStatusChanged"
     assert data["payload"]["eventId"].startswith("EXT")
+
+
+async def test_versions_differ_only_in_how_bytes_are_written(stack: Stack) -> None:
+    """v2 writes base64url without padding, v1 standard base64; both read both; and
+    `CanCreate` says no, with upstream's code, once a relationship is open."""
+    raw = bytes([0xFB, 0xFF, 0xBF, 0x00])  # "+/+/AA==" in standard base64
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+        me, peer = [await client.create_identity(PASSWORD) for _ in range(2)]
+        mine = {"Authorization": f"Bearer {await client.token(me.device.username, PASSWORD)}"}
+        theirs = {"Authorization": f"Bearer {await client.token(peer.device.username, PASSWORD)}"}
+        created = await http.post("/api/v2/RelationshipTemplates",
+                                  json={"content": "-_-_AA"}, headers=mine)  # fmt: skip
+        template_id = created.json()["result"]["id"]
+        v2 = await http.get(f"/api/v2/RelationshipTemplates/{template_id}", headers=theirs)
+        v1 = await http.get(f"/api/v1/RelationshipTemplates/{template_id}", headers=theirs)
+        assert v2.json()["result"]["content"] == "-_-_AA"
+        assert v1.json()["result"]["content"] == base64.b64encode(raw).decode() == "+/+/AA=="
+
+        can = await http.get(f"/api/v2/Relationships/CanCreate?peer={me.address}", headers=theirs)
+        assert can.json() == {"result": {"canCreate": True}}
+        body = {"relationshipTemplateId": template_id, "creationContent": "+/+/AA=="}
+        assert (await http.post("/api/v2/Relationships", json=body, headers=theirs)).is_success
+        can = await http.get(f"/api/v2/Relationships/CanCreate?peer={me.address}", headers=theirs)
+        assert can.json()["result"] == {"canCreate": False, "code": ALREADY_EXISTS}
+        bad = await http.get("/api/v2/Relationships/CanCreate?peer=nobody", headers=theirs)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "error.platform.validation.invalidPropertyValue"
+        assert (await http.get("/api/v2/Version")).json() == {"result": {"majorVersion": 7}}
