@@ -29,6 +29,10 @@ NOT_RUNNING = "error.platform.validation.syncRun.syncRunAlreadyFinalizedOrExpire
 OTHER_DEVICE = "error.platform.validation.syncRun.cannotFinalizeSyncRunStartedByAnotherDevice"
 UNKNOWN_EVENT = "error.platform.validation.syncRun.externalEventNotInSyncRun"
 OLD_VERSION = "error.platform.validation.datawallet.insufficientSupportedDatawalletVersion"
+NOT_UP_TO_DATE = "error.platform.validation.datawallet.datawalletNotUpToDate"
+DURING_RUN = (
+    "error.platform.validation.datawallet.cannotPushDatawalletModificationsDuringActiveSyncRun"
+)
 NOT_FOUND = "error.platform.recordNotFound"
 
 
@@ -112,6 +116,19 @@ def decide_modifications(
 ) -> list[Event] | Rejection:
     if cmd["supported_datawallet_version"] < sync["datawallet_version"]:
         return Rejection(400, OLD_VERSION, "this device supports an older datawallet version")
+    # The device encrypts each payload under a key derived from the index it expects its
+    # modification to get (the one after the newest it knows): if another device added
+    # some meanwhile, those would be stored under indexes nobody could decrypt them with.
+    # As upstream: the device must apply the newer modifications first, then push again.
+    running = sync["running"]
+    if running is not None and running["expires_at"] > now.timestamp():
+        # A run's finalize adds modifications numbered from the index its device knew.
+        return Rejection(400, DURING_RUN, "a sync run is active; push again when it is done")
+    local = cmd.get("local_index")
+    if local is not None and local != sync["datawallet_index"]:
+        return Rejection(
+            400, NOT_UP_TO_DATE, "the datawallet has newer modifications; fetch them first"
+        )
     return [_modifications(sync, cmd)]
 
 

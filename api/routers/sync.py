@@ -314,8 +314,11 @@ async def create_modifications(
     if body.localIndex is not None and body.localIndex < -1:
         raise ApiError(400, INVALID, "localIndex must be -1 (nothing yet) or more")
     mods = _modifications(body.modifications)
+    # Checked by the decider against the newest index (stored numbering; -1 → 0: none).
+    local = stored_index(body.localIndex) if body.localIndex is not None else None
     await _send(state, caller, "AddDatawalletModifications",
-                {"supported_datawallet_version": version, "modifications": mods})  # fmt: skip
+                {"supported_datawallet_version": version, "local_index": local,
+                 "modifications": mods})  # fmt: skip
     written = await _written_modifications(state, caller, [m["id"] for m in mods])
     return {"result": {"newIndex": written[-1]["index"] if written else None,
                        "modifications": written}}  # fmt: skip

@@ -214,3 +214,32 @@ async def test_versions_differ_only_in_how_bytes_are_written(stack: Stack) -> No
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "error.platform.validation.invalidPropertyValue"
         assert (await http.get("/api/v2/Version")).json() == {"result": {"majorVersion": 7}}
+
+
+async def test_datawallet_pushes_only_on_top_of_the_newest_modification(stack: Stack) -> None:
+    """Numbered from 0 on the wire; a push names the newest index its device knows
+    (`localIndex`, -1: none) and is refused if there is a newer one: the device derived its
+    payloads' keys from the indexes it expected."""
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+        me = await client.create_identity(PASSWORD)
+        headers = {"Authorization": f"Bearer {await client.token(me.device.username, PASSWORD)}",
+                   "x-supported-datawallet-version": "1"}  # fmt: skip
+        mod = {"objectIdentifier": "OBJ1", "collection": "Relationships", "type": "Create",
+               "encryptedPayload": "cGF5bG9hZA"}  # fmt: skip
+        path = "/api/v2/Datawallet/Modifications"
+
+        async def push(local_index: int) -> httpx.Response:
+            body = {"localIndex": local_index, "modifications": [mod, mod]}
+            return await http.post(path, json=body, headers=headers)
+
+        first = await push(-1)
+        assert first.status_code == 201, first.text
+        assert first.json()["result"]["newIndex"] == 1
+        stale = await push(-1)
+        assert stale.status_code == 400
+        assert stale.json()["error"]["code"].endswith("datawallet.datawalletNotUpToDate")
+        assert (await push(1)).json()["result"]["newIndex"] == 3
+        listed = await http.get(f"{path}?localIndex=1", headers=headers)
+        assert [m["index"] for m in listed.json()["result"]] == [2, 3]
+        assert listed.json()["result"][0]["encryptedPayload"] == "cGF5bG9hZA"
