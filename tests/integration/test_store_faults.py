@@ -210,11 +210,21 @@ async def _pairs(http: httpx.AsyncClient) -> list[tuple[Party, Party]]:
     return pairs
 
 
+async def _follow_stream(http: httpx.AsyncClient, who: Party, lines: list[str]) -> None:
+    """Read one mailbox stream until it ends (or the task is cancelled)."""
+    headers = {**who.headers, "Accept": "text/event-stream"}
+    async with http.stream("GET", "/api/v1/Mailbox", headers=headers) as answer:
+        async for line in answer.aiter_lines():
+            lines.append(line)
+
+
 async def test_killing_cassandra_under_load_loses_nothing_answered_201(
     http: httpx.AsyncClient, private_infra: InfraSettings
 ) -> None:
     pairs = await _pairs(http)
     load = Load(http, pairs)
+    stream_lines: list[str] = []
+    stream = asyncio.create_task(_follow_stream(http, pairs[0][1], stream_lines))
     load.start()
     back_after: list[float] = []
     try:
@@ -226,7 +236,14 @@ async def test_killing_cassandra_under_load_loses_nothing_answered_201(
         await asyncio.sleep(2)
     finally:
         await load.stop()
+        ended = stream.done()
+        stream.cancel()
+        await asyncio.gather(stream, return_exceptions=True)
     print(f"statuses {dict(load.statuses)}; 201 again after {back_after} s")
+    # An open stream that lost its store ends by saying so (and when to come back); it does
+    # not just drop the connection.
+    if ended:
+        assert "event: unavailable" in stream_lines[-4:], stream_lines[-4:]
     assert not load.failures, load.failures[:5]
     assert load.statuses[500] == 0
     assert load.statuses[503] > 0, "the kill did not land on any request"
