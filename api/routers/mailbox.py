@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from api import errors
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
 from api.state import ApiState
@@ -107,16 +108,23 @@ async def _stream(
     request: Request, state: ApiState, caller: Caller, since: int
 ) -> AsyncIterator[bytes]:
     yield b": mailbox stream\n\n"
-    while not await request.is_disconnected():
-        rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
-        if not rows:
-            yield b": keep-alive\n\n"
-            continue
-        # One write per page, not per entry.
-        yield "".join(
-            f"id: {row.idx}\nevent: {row.event_type}\ndata: {_entry_json(row)}\n\n" for row in rows
-        ).encode()
-        since = rows[-1].idx
+    try:
+        while not await request.is_disconnected():
+            rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
+            if not rows:
+                yield b": keep-alive\n\n"
+                continue
+            # One write per page, not per entry.
+            yield "".join(
+                f"id: {row.idx}\nevent: {row.event_type}\ndata: {_entry_json(row)}\n\n"
+                for row in rows
+            ).encode()
+            since = rows[-1].idx
+    except errors.STORE_FAILURES as exc:
+        # The headers are long gone, so no 503: the stream ends, telling the client when to
+        # come back; it resumes after the last id it got (Last-Event-ID).
+        errors.store_unavailable(exc)
+        yield b"retry: 2000\nevent: unavailable\ndata: {}\n\n"
 
 
 @router.get("/Cursor")
