@@ -22,17 +22,11 @@ import time
 import httpx
 
 from bench.context import add_stack_arguments, secret_of
-from bench.identity_latency import _percentile
 from bench.results import machine_line
+from bench.stats import percentile
 from connector.backbone_client import BackboneClient
 
 BODY = base64.b64encode(os.urandom(1024)).decode()
-
-
-async def _login(client: BackboneClient, password: str) -> tuple[str, dict[str, str]]:
-    identity = await client.create_identity(password)
-    token = await client.token(identity.device.username, password)
-    return identity.address, {"Authorization": f"Bearer {token}"}
 
 
 async def related_pair(
@@ -40,10 +34,12 @@ async def related_pair(
 ) -> tuple[dict[str, str], str, dict[str, str]]:
     """A new sender and recipient with an active relationship: the sender's auth headers,
     the recipient's address and auth headers."""
-    _, sender = await _login(client, "bench sender password")
-    recipient_address, recipient = await _login(client, "bench recipient password")
-    template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
-                               headers=recipient)  # fmt: skip
+    sender = (await client.create_identity_and_log_in("bench sender password")).headers
+    logged_in = await client.create_identity_and_log_in("bench recipient password")
+    recipient_address, recipient = logged_in.address, logged_in.headers
+    template = await http.post(
+        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=recipient
+    )
     body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
     rid = (await http.post("/api/v1/Relationships", json=body, headers=sender)).json()
     await http.put(f"/api/v1/Relationships/{rid['result']['id']}/Accept", headers=recipient)
@@ -60,8 +56,11 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
         all_in = asyncio.Event()
 
         async def listen() -> None:
-            headers = {**recipient, "Accept": "text/event-stream",
-                       "Last-Event-ID": str(since["last"])}  # fmt: skip
+            headers = {
+                **recipient,
+                "Accept": "text/event-stream",
+                "Last-Event-ID": str(since["last"]),
+            }
             async with http.stream("GET", "/api/v1/Mailbox", headers=headers) as stream:
                 async for line in stream.aiter_lines():
                     if line.startswith("data: "):
@@ -77,8 +76,10 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
         started: dict[str, float] = {}
         answered: dict[str, float] = {}
         slots = asyncio.Semaphore(concurrency)
-        message = {"recipients": [{"address": recipient_address, "encryptedKey": "a2V5"}],
-                   "body": BODY}  # fmt: skip
+        message = {
+            "recipients": [{"address": recipient_address, "encryptedKey": "a2V5"}],
+            "body": BODY,
+        }
 
         async def send() -> None:
             async with slots:
@@ -97,8 +98,10 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
     after_send = [(arrived[m] - started[m]) * 1000 for m in started]
     print(f"{machine_line()}; api {url}; concurrency {concurrency}")
     for name, ms in (("201 -> stream", after_201), ("send start -> stream", after_send)):
-        print(f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
-              f"p99 {_percentile(ms, 0.99):7.1f} ms   min {min(ms):7.1f} ms")  # fmt: skip
+        print(
+            f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
+            f"p99 {percentile(ms, 0.99):7.1f} ms   min {min(ms):7.1f} ms"
+        )
     print(f"throughput             {n / wall:.1f} messages/s delivered over {wall:.1f} s")
 
 

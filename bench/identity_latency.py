@@ -21,19 +21,15 @@ from nacl.signing import SigningKey
 
 from bench.context import add_stack_arguments, secret_of
 from bench.results import machine_line
+from bench.stats import percentile
 from connector.backbone_client import BackboneClient
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _report(name: str, samples: list[float]) -> str:
     ms = [s * 1000 for s in samples]
     return (
         f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
-        f"p99 {_percentile(ms, 0.99):7.1f} ms   max {max(ms):7.1f} ms"
+        f"p99 {percentile(ms, 0.99):7.1f} ms   max {max(ms):7.1f} ms"
     )
 
 

@@ -74,10 +74,9 @@ async def login(clients: Clients, party: Party) -> None:
 
 async def new_party(clients: Clients, api: int) -> Party:
     password = secrets.token_urlsafe(18)
-    identity = await clients.backbone[api % len(clients.http)].create_identity(password)
-    party = Party(identity.address, identity.device.username, password, api)
-    await login(clients, party)
-    return party
+    new = await clients.backbone[api % len(clients.http)].create_identity_and_log_in(password)
+    device = new.identity.device
+    return Party(new.address, device.username, password, api, new.headers, time.monotonic())
 
 
 async def relate(clients: Clients, sender: Party, recipient: Party) -> None:

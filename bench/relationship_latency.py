@@ -20,23 +20,19 @@ import time
 import httpx
 
 from bench.context import add_stack_arguments, secret_of
-from bench.identity_latency import _percentile
 from bench.results import machine_line
+from bench.stats import percentile
 from connector.backbone_client import BackboneClient
 
 CONTENT = base64.b64encode(os.urandom(1024)).decode()  # 1 KiB of "ciphertext"
 
 
-async def _login(client: BackboneClient, password: str) -> dict[str, str]:
-    identity = await client.create_identity(password)
-    token = await client.token(identity.device.username, password)
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _line(name: str, samples: list[float]) -> str:
     ms = [s * 1000 for s in samples]
-    return (f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
-            f"p99 {_percentile(ms, 0.99):7.1f} ms")  # fmt: skip
+    return (
+        f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
+        f"p99 {percentile(ms, 0.99):7.1f} ms"
+    )
 
 
 async def run(url: str, client_id: str, secret: str, n: int, contenders: int, limit: int) -> None:
@@ -46,22 +42,26 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
 
         async def login(i: int) -> dict[str, str]:
             async with slots:
-                return await _login(client, f"bench password {i}")
+                return (await client.create_identity_and_log_in(f"bench password {i}")).headers
 
         people = await asyncio.gather(*(login(i) for i in range(2 * n + contenders + 1)))
         times: dict[str, list[float]] = {"create template": [], "request": [], "accept": []}
         for i in range(n):
             owner, peer = people[2 * i], people[2 * i + 1]
             t0 = time.perf_counter()
-            answer = await http.post("/api/v1/RelationshipTemplates",
-                                     json={"content": CONTENT}, headers=owner)  # fmt: skip
+            answer = await http.post(
+                "/api/v1/RelationshipTemplates", json={"content": CONTENT}, headers=owner
+            )
             t1 = time.perf_counter()
-            body = {"relationshipTemplateId": answer.json()["result"]["id"],
-                    "creationContent": CONTENT}  # fmt: skip
+            body = {
+                "relationshipTemplateId": answer.json()["result"]["id"],
+                "creationContent": CONTENT,
+            }
             rel = (await http.post("/api/v1/Relationships", json=body, headers=peer)).json()
             t2 = time.perf_counter()
-            accepted = await http.put(f"/api/v1/Relationships/{rel['result']['id']}/Accept",
-                                      headers=owner)  # fmt: skip
+            accepted = await http.put(
+                f"/api/v1/Relationships/{rel['result']['id']}/Accept", headers=owner
+            )
             t3 = time.perf_counter()
             assert accepted.status_code == 200, accepted.text
             times["create template"].append(t1 - t0)
@@ -69,9 +69,11 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
             times["accept"].append(t3 - t2)
 
         owner, rest = people[2 * n], people[2 * n + 1 :]
-        answer = await http.post("/api/v1/RelationshipTemplates",
-                                 json={"content": CONTENT, "maxNumberOfAllocations": limit},
-                                 headers=owner)  # fmt: skip
+        answer = await http.post(
+            "/api/v1/RelationshipTemplates",
+            json={"content": CONTENT, "maxNumberOfAllocations": limit},
+            headers=owner,
+        )
         body = {"relationshipTemplateId": answer.json()["result"]["id"], "creationContent": CONTENT}
         t0 = time.perf_counter()
         answers = await asyncio.gather(
@@ -82,8 +84,10 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
     print(f"{machine_line()}; api {url}")
     for name, samples in times.items():
         print(_line(name, samples))
-    print(f"contention             {len(rest)} concurrent requests, limit {limit}: "
-          f"{granted} granted, all answered in {contended * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"contention             {len(rest)} concurrent requests, limit {limit}: "
+        f"{granted} granted, all answered in {contended * 1000:.0f} ms"
+    )
 
 
 def main() -> None:

@@ -46,6 +46,23 @@ class Identity:
     device: Device
 
 
+@dataclass(frozen=True)
+class LoggedIn:
+    """A new identity and a bearer token of its first device: where a test or a benchmark
+    that talks to the API directly starts."""
+
+    identity: Identity
+    token: str
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return _auth(self.token)
+
+
 def _result(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         try:
@@ -94,6 +111,10 @@ class BackboneClient:
         created = _result(await self.http.post("/api/v1/Identities", json=body))
         device = Device(created["device"]["id"], created["device"]["username"], password)
         return Identity(created["address"], key, device)
+
+    async def create_identity_and_log_in(self, password: str) -> LoggedIn:
+        identity = await self.create_identity(password)
+        return LoggedIn(identity, await self.token(identity.device.username, password))
 
     async def token(self, username: str, password: str) -> str:
         token, _ = await self.token_with_lifetime(username, password)
@@ -245,8 +266,9 @@ class DeviceSession:
             body["expiresAt"] = expires_at.isoformat()
         if max_allocations is not None:
             body["maxNumberOfAllocations"] = max_allocations
-        created: dict[str, Any] = await self._call("POST", "/api/v1/RelationshipTemplates",
-                                                   json=body)  # fmt: skip
+        created: dict[str, Any] = await self._call(
+            "POST", "/api/v1/RelationshipTemplates", json=body
+        )
         return created
 
     async def template(self, template_id: str) -> dict[str, Any]:
@@ -294,8 +316,11 @@ class DeviceSession:
     async def upload_file(
         self, ciphertext: bytes, cipher_hash: bytes, expires_at: datetime, properties: bytes
     ) -> dict[str, Any]:
-        form = {"cipherHash": _b64(cipher_hash), "expiresAt": expires_at.isoformat(),
-                "encryptedProperties": _b64(properties)}  # fmt: skip
+        form = {
+            "cipherHash": _b64(cipher_hash),
+            "expiresAt": expires_at.isoformat(),
+            "encryptedProperties": _b64(properties),
+        }
         files = {"content": ("content", ciphertext, "application/octet-stream")}
         created: dict[str, Any] = await self._call("POST", "/api/v1/Files", data=form, files=files)
         return created

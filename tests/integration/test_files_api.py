@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.api_client import new_party
 from tests.integration.stack import Stack
-from tests.integration.test_mailbox_api import _party
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 async def test_a_file_round_trips_byte_for_byte_to_whoever_holds_its_id(
     http: httpx.AsyncClient,
 ) -> None:
-    owner, other = await _party(http), await _party(http)
+    owner, other = await new_party(http), await new_party(http)
     data = os.urandom(LIMIT)  # four chunks exactly
     props = base64.b64encode(b"sealed name and type").decode()
     up = await http.post("/api/v1/Files", headers=owner.headers,
@@ -62,7 +62,7 @@ async def test_a_file_round_trips_byte_for_byte_to_whoever_holds_its_id(
 
 
 async def test_file_limits_are_refused_with_codes(http: httpx.AsyncClient) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     small = b"ciphertext"
 
     async def code_of(**request: Any) -> tuple[int, str]:
@@ -90,7 +90,7 @@ async def test_file_limits_are_refused_with_codes(http: httpx.AsyncClient) -> No
 
 
 async def test_an_expired_file_is_gone(http: httpx.AsyncClient) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     up = await http.post("/api/v1/Files", headers=me.headers,
                          **_form(b"short-lived", expires_in=timedelta(seconds=3)))  # fmt: skip
     file_id = up.json()["result"]["id"]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import signal
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,51 +19,22 @@ from backbone.security.addresses import address_from_public_key
 from connector.backbone_client import BackboneClient
 from streams.envelopes import EnvelopeCodec
 from streams.topics import TopicNames
+from tests.integration.api_client import PASSWORD, Party, b64, code_of, new_party, relate
 from tests.integration.log_access import operator_codec
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
+# test_store_faults imports these helpers from here, under their old names.
+__all__ = ["Party", "_mailbox", "_party", "_related"]
+_party, _related = new_party, relate
 NO_RELATIONSHIP = "error.platform.validation.message.noActiveRelationshipWithRecipient"
-
-
-@dataclass
-class Party:
-    address: str
-    headers: dict[str, str]
 
 
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as client:
         yield client
-
-
-async def _party(http: httpx.AsyncClient) -> Party:
-    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
-    identity = await client.create_identity(PASSWORD)
-    token = await client.token(identity.device.username, PASSWORD)
-    return Party(identity.address, {"Authorization": f"Bearer {token}"})
-
-
-async def _related(http: httpx.AsyncClient, owner: Party, peer: Party) -> None:
-    template = await http.post(
-        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.headers
-    )
-    body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
-    rel = await http.post("/api/v1/Relationships", json=body, headers=peer.headers)
-    rid = rel.json()["result"]["id"]
-    accepted = await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.headers)
-    assert accepted.status_code == 200
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _code(answer: httpx.Response) -> tuple[int, str]:
-    return answer.status_code, answer.json()["error"]["code"]
 
 
 async def _mailbox(http: httpx.AsyncClient, who: Party, since: int = 0) -> list[dict[str, Any]]:
@@ -99,14 +68,14 @@ def _assert_gap_free(entries: list[dict[str, Any]]) -> None:
 async def test_a_message_to_three_recipients_reaches_each_mailbox_once(
     http: httpx.AsyncClient,
 ) -> None:
-    sender = await _party(http)
-    recipients = [await _party(http) for _ in range(3)]
+    sender = await new_party(http)
+    recipients = [await new_party(http) for _ in range(3)]
     for r in recipients:
-        await _related(http, sender, r)
+        await relate(http, sender, r)
     body = {
-        "recipients": [{"address": r.address, "encryptedKey": _b64(f"key {i}".encode())}
+        "recipients": [{"address": r.address, "encryptedKey": b64(f"key {i}".encode())}
                        for i, r in enumerate(recipients)],
-        "body": _b64(b"ciphertext"),
+        "body": b64(b"ciphertext"),
     }  # fmt: skip
     sent = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
     assert sent.status_code == 201, sent.text
@@ -123,10 +92,10 @@ async def test_a_message_to_three_recipients_reaches_each_mailbox_once(
         _assert_gap_free(entries)
         mine = received(entries)
         assert len(mine) == 1
-        assert mine[0]["payload"]["body"] == _b64(b"ciphertext")  # small: rides along
-        assert mine[0]["payload"]["encryptedKey"] == _b64(f"key {i}".encode())
+        assert mine[0]["payload"]["body"] == b64(b"ciphertext")  # small: rides along
+        assert mine[0]["payload"]["encryptedKey"] == b64(f"key {i}".encode())
         got = await http.get(f"/api/v1/Messages/{mid}", headers=r.headers)
-        assert got.json()["result"]["body"] == _b64(b"ciphertext")
+        assert got.json()["result"]["body"] == b64(b"ciphertext")
     # The sender's mailbox learns of the send and of each first read.
     entries = await _mailbox_until(
         http, sender, lambda es: sum(e["type"] == "MessageDelivered" for e in es) >= 3
@@ -140,14 +109,18 @@ async def test_a_message_to_three_recipients_reaches_each_mailbox_once(
 
 
 async def test_no_one_else_reads_a_message_or_a_mailbox(http: httpx.AsyncClient) -> None:
-    sender, recipient, stranger = await _party(http), await _party(http), await _party(http)
-    await _related(http, sender, recipient)
+    sender, recipient, stranger = (
+        await new_party(http),
+        await new_party(http),
+        await new_party(http),
+    )
+    await relate(http, sender, recipient)
     body = {"recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
-            "body": _b64(b"private")}  # fmt: skip
+            "body": b64(b"private")}  # fmt: skip
     mid = (await http.post("/api/v1/Messages", json=body, headers=sender.headers)).json()
     mid = mid["result"]["id"]
     answer = await http.get(f"/api/v1/Messages/{mid}", headers=stranger.headers)
-    assert _code(answer) == (404, "error.platform.recordNotFound")
+    assert code_of(answer) == (404, "error.platform.recordNotFound")
     listed = await http.get("/api/v1/Messages", headers=stranger.headers)
     assert listed.json()["result"] == []
     # The mailbox has no "whose" parameter: each caller reads only its own.
@@ -161,12 +134,12 @@ async def test_no_one_else_reads_a_message_or_a_mailbox(http: httpx.AsyncClient)
 
 
 async def test_message_limits_give_clear_errors(http: httpx.AsyncClient) -> None:
-    sender, peer = await _party(http), await _party(http)
+    sender, peer = await new_party(http), await new_party(http)
     invalid = (400, "error.platform.validation.invalidPropertyValue")
 
     def to(addresses: list[str], body: bytes = b"x") -> dict[str, Any]:
         return {"recipients": [{"address": a, "encryptedKey": "a2V5"} for a in addresses],
-                "body": _b64(body)}  # fmt: skip
+                "body": b64(body)}  # fmt: skip
 
     strangers = [address_from_public_key(bytes(SigningKey.generate().verify_key), "localhost")
                  for _ in range(51)]  # fmt: skip
@@ -181,15 +154,15 @@ async def test_message_limits_give_clear_errors(http: httpx.AsyncClient) -> None
     ]  # fmt: skip
     for body, expected in cases:
         answer = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
-        assert _code(answer) == expected, body["recipients"][:1]
+        assert code_of(answer) == expected, body["recipients"][:1]
     cursor = await http.put("/api/v1/Mailbox/Cursor", json={"index": -1}, headers=sender.headers)
-    assert _code(cursor) == invalid
+    assert code_of(cursor) == invalid
     answer = await http.get("/api/v1/Mailbox?limit=1001", headers=sender.headers)
-    assert _code(answer) == invalid
+    assert code_of(answer) == invalid
 
 
 async def test_cursor_is_kept_per_device_and_only_moves_forward(http: httpx.AsyncClient) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     put = await http.put("/api/v1/Mailbox/Cursor", json={"index": 5}, headers=me.headers)
     assert put.json()["result"]["index"] == 5
     back = await http.put("/api/v1/Mailbox/Cursor", json={"index": 2}, headers=me.headers)
@@ -225,7 +198,7 @@ def _synthetic_in_order(entries: list[dict[str, Any]]) -> list[int]:
 async def test_an_offline_recipient_catches_up_on_10000_entries_in_order(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     codec = await operator_codec(stack)
     before = len(await _mailbox_until(http, me, lambda es: len(es) >= 1))
     await _produce_entries(stack, codec, [me.address] * 10_000)
@@ -237,7 +210,7 @@ async def test_an_offline_recipient_catches_up_on_10000_entries_in_order(
 async def test_the_stream_resumes_from_last_event_id_without_loss(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     codec = await operator_codec(stack)
     await _mailbox_until(http, me, lambda es: len(es) >= 1)
     headers = {**me.headers, "Accept": "text/event-stream"}
@@ -265,7 +238,7 @@ async def test_the_stream_resumes_from_last_event_id_without_loss(
 async def test_long_poll_answers_as_soon_as_an_entry_is_sequenced(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     codec = await operator_codec(stack)
     last = (await _mailbox_until(http, me, lambda es: len(es) >= 1))[-1]["index"]
     poll = asyncio.create_task(
@@ -284,12 +257,12 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     http: httpx.AsyncClient,
 ) -> None:
     client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
-    identity = await client.create_identity(PASSWORD)
-    token = await client.token(identity.device.username, PASSWORD)
-    me = Party(identity.address, {"Authorization": f"Bearer {token}"})
-    peer, other_peer = await _party(http), await _party(http)
-    await _related(http, me, peer)
-    await _related(http, me, other_peer)
+    logged_in = await client.create_identity_and_log_in(PASSWORD)
+    identity, token = logged_in.identity, logged_in.token
+    me = Party(logged_in.address, logged_in.headers)
+    peer, other_peer = await new_party(http), await new_party(http)
+    await relate(http, me, peer)
+    await relate(http, me, other_peer)
     # The device, then per relationship: the allocation, the peer's request, my accept.
     entries = await _mailbox_until(http, me, lambda es: len(es) >= 7)
     head = entries[-1]["index"]
@@ -299,7 +272,7 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     run = started.json()["result"]["syncRun"]
     assert started.json()["result"]["status"] == "Created" and run["eventCount"] == head
     busy = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
-    assert _code(busy)[1].endswith("cannotStartSyncRunWhenAnotherSyncRunIsRunning")
+    assert code_of(busy)[1].endswith("cannotStartSyncRunWhenAnotherSyncRunIsRunning")
     events = (await http.get(f"/api/v1/SyncRuns/{run['id']}/ExternalEvents",
                              headers=me.headers)).json()["result"]  # fmt: skip
     # The Enmeshed sync hands out only what upstream would send (api/enmeshed_events.py):
@@ -318,8 +291,8 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     results["externalEventResults"][1]["errorCode"] = "error.runtime.cannotProcess"
     wrong = await http.put(f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync",
                            json=results, headers=other)  # fmt: skip
-    assert _code(wrong)[1].endswith("cannotFinalizeSyncRunStartedByAnotherDevice")
-    assert _code(await http.get(f"/api/v1/SyncRuns/{run['id']}", headers=peer.headers)) == (
+    assert code_of(wrong)[1].endswith("cannotFinalizeSyncRunStartedByAnotherDevice")
+    assert code_of(await http.get(f"/api/v1/SyncRuns/{run['id']}", headers=peer.headers)) == (
         404, "error.platform.recordNotFound"
     )  # fmt: skip
     done = await http.put(f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync",
@@ -343,10 +316,10 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
 async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
     http: httpx.AsyncClient,
 ) -> None:
-    me = await _party(http)
+    me = await new_party(http)
     mods = {"modifications": [
         {"objectIdentifier": f"OBJ{i}", "collection": "Relationships", "type": "Create",
-         "encryptedPayload": _b64(b"enc")} for i in range(3)]}  # fmt: skip
+         "encryptedPayload": b64(b"enc")} for i in range(3)]}  # fmt: skip
     first = await http.post("/api/v1/Datawallet/Modifications", json=mods, headers=me.headers)
     assert first.status_code == 201, first.text
     # Numbered from 0, as Enmeshed numbers them; -1 is "nothing yet".
@@ -358,7 +331,7 @@ async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
     everything = await http.get("/api/v1/Datawallet/Modifications?localIndex=-1",
                                 headers=me.headers)  # fmt: skip
     assert [m["index"] for m in everything.json()["result"]] == list(range(6))
-    assert listed.json()["result"][0]["encryptedPayload"] == _b64(b"enc")
+    assert listed.json()["result"][0]["encryptedPayload"] == b64(b"enc")
     # A version upgrade locks out devices that only know the older version.
     run = await http.post("/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"},
                           headers=me.headers)  # fmt: skip
@@ -372,7 +345,7 @@ async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
     path = "/api/v1/Datawallet/Modifications"
     v1 = {**me.headers, "x-supported-datawallet-version": "1"}
     old = await http.post(path, json=mods, headers=v1)
-    assert _code(old)[1].endswith("insufficientSupportedDatawalletVersion")
+    assert code_of(old)[1].endswith("insufficientSupportedDatawalletVersion")
     v2 = {**me.headers, "x-supported-datawallet-version": "2"}
     new = await http.post(path, json=mods, headers=v2)
     assert new.status_code == 201
@@ -383,7 +356,7 @@ async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate
 ) -> None:
     """20,000 entries over 10 identities; the worker is SIGKILLed while it sequences them
     and a new one takes over. Runs last in this module: it replaces the shared worker."""
-    people = [await _party(http) for _ in range(10)]
+    people = [await new_party(http) for _ in range(10)]
     codec = await operator_codec(stack)
     before = {p.address: len(await _mailbox_until(http, p, lambda es: len(es) >= 1))
               for p in people}  # fmt: skip
@@ -409,12 +382,12 @@ async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate
 
 
 async def test_only_an_active_relationship_lets_messages_through(http: httpx.AsyncClient) -> None:
-    owner, peer = await _party(http), await _party(http)
+    owner, peer = await new_party(http), await new_party(http)
     message = {"recipients": [{"address": peer.address, "encryptedKey": "a2V5"}], "body": "eA=="}
 
     async def send() -> tuple[int, str]:
         answer = await http.post("/api/v1/Messages", json=message, headers=owner.headers)
-        return (201, "") if answer.status_code == 201 else _code(answer)
+        return (201, "") if answer.status_code == 201 else code_of(answer)
 
     template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
                                headers=owner.headers)  # fmt: skip

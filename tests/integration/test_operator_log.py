@@ -16,12 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.backbone_client import BackboneClient
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+from tests.integration.api_client import b64, new_party, relate
+from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
 BODY = b"end-to-end ciphertext the backbone must never print"
 WRAPPED = b"a wrapped content key, also never printed"
 AUDIT_SEED = base64.b64encode(bytes(range(32))).decode()
@@ -41,41 +40,30 @@ async def _backbone(env: dict[str, str], *argv: str) -> subprocess.CompletedProc
     )
 
 
-async def _party(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
-    identity = await client.create_identity(PASSWORD)
-    token = await client.token(identity.device.username, PASSWORD)
-    return identity.address, {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture(scope="module")
 async def exchange(stack: Stack) -> AsyncIterator[dict[str, str]]:
     """Two identities with a relationship, and a message from one to the other."""
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
-        sender, s_headers = await _party(http)
-        recipient, r_headers = await _party(http)
-        template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
-                                   headers=r_headers)  # fmt: skip
-        body = {"relationshipTemplateId": template.json()["result"]["id"],
-                "creationContent": "eA=="}  # fmt: skip
-        rid = (await http.post("/api/v1/Relationships", json=body, headers=s_headers)).json()
-        rid = rid["result"]["id"]
-        accepted = await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=r_headers)
-        assert accepted.status_code == 200, accepted.text
+        sender, recipient = await new_party(http), await new_party(http)
+        rid = await relate(http, recipient, sender)
         message = {
-            "recipients": [{"address": recipient,
-                            "encryptedKey": base64.b64encode(WRAPPED).decode()}],
-            "body": base64.b64encode(BODY).decode(),
-        }  # fmt: skip
-        sent = await http.post("/api/v1/Messages", json=message, headers=s_headers)
+            "recipients": [{"address": recipient.address, "encryptedKey": b64(WRAPPED)}],
+            "body": b64(BODY),
+        }
+        sent = await http.post("/api/v1/Messages", json=message, headers=sender.headers)
         assert sent.status_code == 201, sent.text
         mid = sent.json()["result"]["id"]
         for _ in range(100):  # until the recipient's mailbox entry is on the log
-            page = await http.get("/api/v1/Mailbox?since=0", headers=r_headers)
+            page = await http.get("/api/v1/Mailbox?since=0", headers=recipient.headers)
             if any(e["type"] == "MessageReceived" for e in page.json()["result"]):
                 break
             await asyncio.sleep(0.2)
-        yield {"sender": sender, "recipient": recipient, "message": mid, "relationship": rid}
+        yield {
+            "sender": sender.address,
+            "recipient": recipient.address,
+            "message": mid,
+            "relationship": rid,
+        }
 
 
 def _never_shows_content(text: str) -> None:

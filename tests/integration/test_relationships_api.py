@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from connector.backbone_client import BackboneClient
 from streams.relationship_decider import WRONG_STATUS
 from streams.topics import TopicNames, read_records
+from tests.integration.api_client import Party, b64, code_of, new_party
 from tests.integration.log_access import operator_codec
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+from tests.integration.stack import Stack
 from tests.unit.test_relationship_decider import ACTIONS, ALLOWED, A, B
 from tests.unit.test_relationship_decider import PATHS as STATE_PATHS
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "a long enough password"
 
 # The API path of each action of the state machine.
 PATHS = {
@@ -34,35 +30,14 @@ PATHS = {
 }  # fmt: skip
 
 
-@dataclass
-class Party:
-    address: str
-    headers: dict[str, str]
-
-
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
         yield client
 
 
-async def _party(http: httpx.AsyncClient) -> Party:
-    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
-    identity = await client.create_identity(PASSWORD)
-    token = await client.token(identity.device.username, PASSWORD)
-    return Party(identity.address, {"Authorization": f"Bearer {token}"})
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _code(answer: httpx.Response) -> tuple[int, str]:
-    return answer.status_code, answer.json()["error"]["code"]
-
-
 async def _template(http: httpx.AsyncClient, owner: Party, **fields: Any) -> str:
-    body = {"content": _b64(b"template content"), **fields}
+    body = {"content": b64(b"template content"), **fields}
     answer = await http.post("/api/v1/RelationshipTemplates", json=body, headers=owner.headers)
     assert answer.status_code == 201, answer.text
     template_id: str = answer.json()["result"]["id"]
@@ -70,7 +45,7 @@ async def _template(http: httpx.AsyncClient, owner: Party, **fields: Any) -> str
 
 
 async def _request(http: httpx.AsyncClient, peer: Party, template_id: str) -> httpx.Response:
-    body = {"relationshipTemplateId": template_id, "creationContent": _b64(b"hello")}
+    body = {"relationshipTemplateId": template_id, "creationContent": b64(b"hello")}
     return await http.post("/api/v1/Relationships", json=body, headers=peer.headers)
 
 
@@ -79,7 +54,7 @@ async def _act(http: httpx.AsyncClient, who: Party, rid: str, action: str) -> ht
 
 
 async def test_the_whole_lifecycle_with_its_audit_log(http: httpx.AsyncClient) -> None:
-    owner, peer = await _party(http), await _party(http)
+    owner, peer = await new_party(http), await new_party(http)
     template_id = await _template(http, owner, maxNumberOfAllocations=5)
     requested = await _request(http, peer, template_id)
     assert requested.status_code == 201, requested.text
@@ -89,15 +64,15 @@ async def test_the_whole_lifecycle_with_its_audit_log(http: httpx.AsyncClient) -
     # The owner reads the request at once (read-your-writes across parties is not promised,
     # but the projection ran before the requester's 201).
     seen = await http.get(f"/api/v1/Relationships/{rid}", headers=owner.headers)
-    assert seen.json()["result"]["creationContent"] == _b64(b"hello")
+    assert seen.json()["result"]["creationContent"] == b64(b"hello")
 
     accept = await http.put(
         f"/api/v1/Relationships/{rid}/Accept",
-        json={"creationResponseContent": _b64(b"welcome")},
+        json={"creationResponseContent": b64(b"welcome")},
         headers=owner.headers,
     )
     assert accept.json()["result"]["status"] == "Active"
-    assert accept.json()["result"]["creationResponseContent"] == _b64(b"welcome")
+    assert accept.json()["result"]["creationResponseContent"] == b64(b"welcome")
     steps = [
         (peer, "Terminate", "Terminated"),
         (owner, "RequestReactivation", "Terminated"),
@@ -130,7 +105,7 @@ async def test_the_whole_lifecycle_with_its_audit_log(http: httpx.AsyncClient) -
 
 async def _in_state(http: httpx.AsyncClient, start: str) -> tuple[Party, Party, str]:
     """A fresh pair whose relationship is in `start` (A requested, B owns the template)."""
-    a, b = await asyncio.gather(_party(http), _party(http))
+    a, b = await asyncio.gather(new_party(http), new_party(http))
     rid = (await _request(http, a, await _template(http, b))).json()["result"]["id"]
     for action, actor in STATE_PATHS[start]:
         assert (await _act(http, a if actor == A else b, rid, action)).status_code == 200
@@ -152,7 +127,7 @@ async def test_every_forbidden_transition_is_refused(http: httpx.AsyncClient, st
             if not expected.startswith("error."):
                 continue  # allowed: the lifecycle test takes those steps
             answer = await _act(http, party, rid, action)
-            assert _code(answer) == (400, expected), (start, action, name)
+            assert code_of(answer) == (400, expected), (start, action, name)
             refused += 1
     after = (await http.get(f"/api/v1/Relationships/{rid}", headers=a.headers)).json()["result"]
     assert after == before  # nothing refused left a trace
@@ -160,31 +135,31 @@ async def test_every_forbidden_transition_is_refused(http: httpx.AsyncClient, st
 
 
 async def test_no_second_open_relationship_between_a_pair(http: httpx.AsyncClient) -> None:
-    owner, peer = await _party(http), await _party(http)
+    owner, peer = await new_party(http), await new_party(http)
     first = await _request(http, peer, await _template(http, owner))
     assert first.status_code == 201
     second = await _request(http, peer, await _template(http, owner))
-    assert _code(second) == (
+    assert code_of(second) == (
         400, "error.platform.validation.relationshipRequest.relationshipToTargetAlreadyExists"
     )  # fmt: skip
     # Nor the other way round: the owner asking the peer.
     reverse = await _request(http, owner, await _template(http, peer))
     assert reverse.status_code == 400
     own = await _request(http, owner, await _template(http, owner))
-    assert _code(own)[1].endswith("cannotSendRelationshipRequestToYourself")
+    assert code_of(own)[1].endswith("cannotSendRelationshipRequestToYourself")
 
 
 async def test_allocations_are_exact_under_concurrency_across_two_api_processes(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
     limit, peers_count = 10, 50
-    owner = await _party(http)
+    owner = await new_party(http)
     template_id = await _template(http, owner, maxNumberOfAllocations=limit)
     slots = asyncio.Semaphore(6)
 
     async def make_peer() -> Party:
         async with slots:
-            return await _party(http)
+            return await new_party(http)
 
     peers = await asyncio.gather(*(make_peer() for _ in range(peers_count)))
     async with httpx.AsyncClient(base_url=stack.second_api(), timeout=60) as other:
@@ -195,7 +170,7 @@ async def test_allocations_are_exact_under_concurrency_across_two_api_processes(
     statuses = sorted(a.status_code for a in answers)
     assert statuses.count(201) == limit, [a.text for a in answers if a.status_code != 400][:3]
     exhausted = [a for a in answers if a.status_code != 201]
-    assert {_code(a) for a in exhausted} == {
+    assert {code_of(a) for a in exhausted} == {
         (400, "error.platform.validation.relationshipTemplate.maxNumberOfAllocationsExhausted")
     }
     listed = await http.get("/api/v1/Relationships", headers=owner.headers)
@@ -205,23 +180,23 @@ async def test_allocations_are_exact_under_concurrency_across_two_api_processes(
 async def test_templates_and_tokens_expire_everywhere(
     http: httpx.AsyncClient, cassandra_session: Any
 ) -> None:
-    owner, peer = await _party(http), await _party(http)
+    owner, peer = await new_party(http), await new_party(http)
     soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
     template_id = await _template(http, owner, expiresAt=soon)
     token = await http.post(
-        "/api/v1/Tokens", json={"content": _b64(b"qr"), "expiresAt": soon}, headers=owner.headers
+        "/api/v1/Tokens", json={"content": b64(b"qr"), "expiresAt": soon}, headers=owner.headers
     )
     token_id = token.json()["result"]["id"]
     assert (await http.get(f"/api/v1/Tokens/{token_id}")).status_code == 200
     got = await http.get(f"/api/v1/RelationshipTemplates/{template_id}", headers=peer.headers)
     assert got.status_code == 200
     await asyncio.sleep(4)
-    assert _code(await http.get(f"/api/v1/Tokens/{token_id}"))[0] == 404
+    assert code_of(await http.get(f"/api/v1/Tokens/{token_id}"))[0] == 404
     got = await http.get(f"/api/v1/RelationshipTemplates/{template_id}", headers=peer.headers)
     assert got.status_code == 404
     own = await http.get("/api/v1/Tokens", headers=owner.headers)
     assert own.json()["result"] == []
-    assert _code(await _request(http, peer, template_id)) == (
+    assert code_of(await _request(http, peer, template_id)) == (
         400, "error.platform.validation.relationshipTemplate.expired"
     )  # fmt: skip
     # Gone from Cassandra itself (TTL), not only hidden by the API.
@@ -232,70 +207,69 @@ async def test_templates_and_tokens_expire_everywhere(
     assert rows.one() is None
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     answer = await http.post(
-        "/api/v1/Tokens", json={"content": _b64(b"x"), "expiresAt": past}, headers=owner.headers
+        "/api/v1/Tokens", json={"content": b64(b"x"), "expiresAt": past}, headers=owner.headers
     )
-    assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue")
+    assert code_of(answer) == (400, "error.platform.validation.invalidPropertyValue")
 
 
 async def test_a_third_identity_can_neither_read_nor_act(http: httpx.AsyncClient) -> None:
-    owner, peer, stranger = await _party(http), await _party(http), await _party(http)
+    owner, peer, stranger = [await new_party(http) for _ in range(3)]
     private = await _template(http, owner, forIdentity=peer.address)
     rid = (await _request(http, peer, private)).json()["result"]["id"]
     not_found = (404, "error.platform.recordNotFound")
-    assert _code(await http.get(f"/api/v1/Relationships/{rid}", headers=stranger.headers)) == (
+    assert code_of(await http.get(f"/api/v1/Relationships/{rid}", headers=stranger.headers)) == (
         not_found
     )
     for action in ACTIONS:
-        assert _code(await _act(http, stranger, rid, action)) == not_found, action
+        assert code_of(await _act(http, stranger, rid, action)) == not_found, action
     listed = await http.get("/api/v1/Relationships", headers=stranger.headers)
     assert listed.json()["result"] == []
     # The template is for the peer only; the stranger can neither read nor use it.
     answer = await http.get(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
-    assert _code(answer) == not_found
-    assert _code(await _request(http, stranger, private)) == not_found
-    assert _code(
+    assert code_of(answer) == not_found
+    assert code_of(await _request(http, stranger, private)) == not_found
+    assert code_of(
         await http.delete(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
     ) == not_found  # fmt: skip
     # Tokens: for one identity, or behind a password.
     soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    body = {"content": _b64(b"t"), "expiresAt": soon, "forIdentity": peer.address}
+    body = {"content": b64(b"t"), "expiresAt": soon, "forIdentity": peer.address}
     tok = (await http.post("/api/v1/Tokens", json=body, headers=owner.headers)).json()["result"]
-    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}")) == not_found
-    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}", headers=stranger.headers)) == (
+    assert code_of(await http.get(f"/api/v1/Tokens/{tok['id']}")) == not_found
+    assert code_of(await http.get(f"/api/v1/Tokens/{tok['id']}", headers=stranger.headers)) == (
         not_found
     )
     assert (await http.get(f"/api/v1/Tokens/{tok['id']}", headers=peer.headers)).status_code == 200
-    assert _code(await http.delete(f"/api/v1/Tokens/{tok['id']}", headers=stranger.headers)) == (
-        not_found
-    )
-    body = {"content": _b64(b"t"), "expiresAt": soon, "password": "1234"}
+    deleted = await http.delete(f"/api/v1/Tokens/{tok['id']}", headers=stranger.headers)
+    assert code_of(deleted) == not_found
+    body = {"content": b64(b"t"), "expiresAt": soon, "password": "1234"}
     tok = (await http.post("/api/v1/Tokens", json=body, headers=owner.headers)).json()["result"]
-    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}"))[0] == 403
-    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}?password=4321"))[0] == 403
+    assert code_of(await http.get(f"/api/v1/Tokens/{tok['id']}"))[0] == 403
+    assert code_of(await http.get(f"/api/v1/Tokens/{tok['id']}?password=4321"))[0] == 403
     assert (await http.get(f"/api/v1/Tokens/{tok['id']}?password=1234")).status_code == 200
     deleted = await http.delete(f"/api/v1/Tokens/{tok['id']}", headers=owner.headers)
     assert deleted.status_code == 204
-    assert _code(await http.get(f"/api/v1/Tokens/{tok['id']}?password=1234"))[0] == 404
+    assert code_of(await http.get(f"/api/v1/Tokens/{tok['id']}?password=1234"))[0] == 404
 
 
 async def test_limits_and_bad_input_are_refused(http: httpx.AsyncClient) -> None:
-    owner = await _party(http)
-    too_big = {"content": _b64(b"x" * (32 * 1024 + 1))}
+    owner = await new_party(http)
+    too_big = {"content": b64(b"x" * (32 * 1024 + 1))}
     answer = await http.post("/api/v1/RelationshipTemplates", json=too_big, headers=owner.headers)
-    assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue")
-    for bad in ({"content": "not base64!"}, {"content": _b64(b"x"), "maxNumberOfAllocations": 0}):
+    assert code_of(answer) == (400, "error.platform.validation.invalidPropertyValue")
+    for bad in ({"content": "not base64!"}, {"content": b64(b"x"), "maxNumberOfAllocations": 0}):
         answer = await http.post("/api/v1/RelationshipTemplates", json=bad, headers=owner.headers)
-        assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue"), bad
+        assert code_of(answer) == (400, "error.platform.validation.invalidPropertyValue"), bad
     answer = await http.get("/api/v1/Relationships?pageSize=1001", headers=owner.headers)
-    assert _code(answer) == (400, "error.platform.validation.invalidPropertyValue")
+    assert code_of(answer) == (400, "error.platform.validation.invalidPropertyValue")
     answer = await _request(http, owner, "RLTnoSuchTemplate000")
-    assert _code(answer) == (404, "error.platform.recordNotFound")
+    assert code_of(answer) == (404, "error.platform.recordNotFound")
     answer = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="})
-    assert _code(answer) == (401, "error.platform.unauthorized")
+    assert code_of(answer) == (401, "error.platform.unauthorized")
 
 
 async def test_every_change_reaches_both_mailboxes(http: httpx.AsyncClient, stack: Stack) -> None:
-    owner, peer = await _party(http), await _party(http)
+    owner, peer = await new_party(http), await new_party(http)
     rid = (await _request(http, peer, await _template(http, owner))).json()["result"]["id"]
     await _act(http, owner, rid, "Accept")
     await _act(http, peer, rid, "Terminate")

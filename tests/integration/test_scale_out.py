@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from streams.topics import TopicNames, read_records
+from tests.integration.api_client import Party, new_party, relate
 from tests.integration.log_access import operator_codec
 from tests.integration.stack import Stack
-from tests.integration.test_mailbox_api import Party, _mailbox, _party, _related
+from tests.integration.test_mailbox_api import _mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +48,16 @@ async def _send(http: httpx.AsyncClient, sender: Party, to: Party, n: int) -> st
 async def test_killing_one_of_two_workers_under_load_loses_and_doubles_nothing(
     http: httpx.AsyncClient, stack: Stack, cassandra_session: Any
 ) -> None:
-    pairs = [(await _party(http), await _party(http)) for _ in range(SENDERS)]
+    pairs = [(await new_party(http), await new_party(http)) for _ in range(SENDERS)]
     for sender, recipient in pairs:
-        await _related(http, recipient, sender)
+        await relate(http, recipient, sender)
     stack.start_worker(stack.worker2)
     await asyncio.sleep(8)  # the group rebalances onto both workers
     # Identities made now get their data keys on either worker; each is used on the other
     # one too (a worker that joined later used to never see keys made elsewhere).
     for _ in range(SENDERS):
-        sender, recipient = await _party(http), await _party(http)
-        await _related(http, recipient, sender)
+        sender, recipient = await new_party(http), await new_party(http)
+        await relate(http, recipient, sender)
         pairs.append((sender, recipient))
     accepted: dict[str, list[str]] = {r.address: [] for _, r in pairs}
     unknown: dict[str, int] = Counter()

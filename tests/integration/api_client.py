@@ -1,0 +1,48 @@
+"""What the integration tests that call the backbone's API directly share: an identity created
+and logged in (`new_party`), two in an active relationship (`relate`), an error's code."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import httpx
+
+from connector.backbone_client import BackboneClient
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET
+
+PASSWORD = "a long enough password"
+
+
+@dataclass
+class Party:
+    address: str
+    headers: dict[str, str]
+
+
+async def new_party(http: httpx.AsyncClient) -> Party:
+    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+    logged_in = await client.create_identity_and_log_in(PASSWORD)
+    return Party(logged_in.address, logged_in.headers)
+
+
+async def relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
+    """An active relationship (its id): a template by `owner`, requested by `peer`, accepted."""
+    template = await http.post(
+        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.headers
+    )
+    body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
+    rel = await http.post("/api/v1/Relationships", json=body, headers=peer.headers)
+    rid: str = rel.json()["result"]["id"]
+    accepted = await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.headers)
+    assert accepted.status_code == 200, accepted.text
+    return rid
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def code_of(answer: httpx.Response) -> tuple[int, str]:
+    """The status and the machine-readable code of an error answer."""
+    return answer.status_code, answer.json()["error"]["code"]
