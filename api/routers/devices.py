@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import Authenticated, State
 from api.errors import ApiError
+from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from backbone.security.challenges import CHALLENGE_INVALID
-from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/Devices", tags=["devices"])
@@ -29,7 +29,7 @@ class RegisterDeviceRequest(BaseModel):
 
 @router.post("", status_code=201)
 async def register_device(
-    body: RegisterDeviceRequest, caller: Authenticated, state: State
+    body: RegisterDeviceRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> dict[str, Any]:
     """A new device of the caller's identity, proven by a challenge signed with its identity
     key: a stolen password alone cannot add devices."""
@@ -46,7 +46,9 @@ async def register_device(
     if challenge.created_by not in (None, caller.address):
         raise ApiError(400, CHALLENGE_INVALID, "the challenge was issued to another identity")
     now = datetime.now(UTC)
-    device_id, username = new_id("DVC"), new_id("USR")
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
+    device_id, username = new_resource_id("DVC", idem), new_resource_id("USR", idem)
     await state.bus.send(
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),
@@ -61,7 +63,17 @@ async def register_device(
             "created_by_device": caller.device_id,
             "requested_at": now,
         },
+        idem,
     )
+    if idem is not None:  # a repeat answers with the first request's time
+        first = (
+            await run_prepared(
+                state.session,
+                "SELECT created_at FROM devices WHERE address = ? AND id = ?",
+                (caller.address, device_id),
+            )
+        ).one()
+        now = first.created_at if first is not None else now
     return {
         "result": {
             "id": device_id,

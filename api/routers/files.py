@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -30,10 +31,10 @@ from starlette.datastructures import UploadFile
 from api.content import INVALID, check_expiry, decode_content
 from api.deps import Authenticated, State
 from api.errors import ApiError
+from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes, is_v1
-from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/Files", tags=["files"])
@@ -94,7 +95,9 @@ def _field(form: Any, name: str, required: bool = True) -> str | None:
 
 
 @router.post("", status_code=201)
-async def upload_file(request: Request, caller: Authenticated, state: State) -> Any:
+async def upload_file(
+    request: Request, caller: Authenticated, state: State, key: MaybeIdempotent
+) -> Any:
     form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
     content = form.get("content")
     if not isinstance(content, UploadFile):
@@ -123,7 +126,16 @@ async def upload_file(request: Request, caller: Authenticated, state: State) -> 
         raise ApiError(400, INVALID, f"ownerSignature: at most {MAX_SIGNATURE_CHARS} characters")
     stored_props = pack_properties(props, signature)
 
-    file_id, now = new_id("FIL"), datetime.now(UTC)
+    content_sha256 = hashlib.sha256(data).digest()
+    idem = None
+    if key is not None:
+        # A multipart body's boundary changes with every attempt: the fields are the body.
+        fields = [content_sha256, cipher_hash, props, (signature or "").encode(),
+                  (_field(form, "expiresAt") or "").encode()]  # fmt: skip
+        fingerprint = hashlib.sha256(b"\x1f".join(fields)).hexdigest()[:32]
+        idem = dataclasses.replace(key, fingerprint=fingerprint).scoped(caller.address)
+        await refuse_reused_key(state.session, idem)
+    file_id, now = new_resource_id("FIL", idem), datetime.now(UTC)
     ttl = max(1, int((expires_at - now).total_seconds()) + 1)
     chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
     await asyncio.gather(*(
@@ -138,9 +150,12 @@ async def upload_file(request: Request, caller: Authenticated, state: State) -> 
         "UploadFile",
         {"file_id": file_id, "owner": caller.address, "owner_device": caller.device_id,
          "cipher_size": len(data), "cipher_hash": cipher_hash,
-         "content_sha256": hashlib.sha256(data).digest(), "chunk_count": len(chunks),
+         "content_sha256": content_sha256, "chunk_count": len(chunks),
          "expires_at": expires_at, "encrypted_properties": stored_props, "requested_at": now},
+        idem,
     )  # fmt: skip
+    if idem is not None:  # a repeat answers with the first request's time
+        now = (await _row(state, file_id)).created_at
     return {"result": {"id": file_id, "createdAt": iso(now), "createdBy": caller.address,
                        "createdByDevice": caller.device_id, "expiresAt": iso(expires_at),
                        "cipherSize": len(data), "cipherHash": encode_bytes(cipher_hash),

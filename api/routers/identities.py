@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from api.clients import check_client
 from api.deps import Authenticated, State
 from api.errors import ApiError
+from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from backbone.security.addresses import address_from_public_key
-from backbone.security.ids import new_id
 from backbone.security.signatures import parse_public_key, serialize_public_key
 from streams.cassandra_io import run_prepared
 
@@ -33,8 +33,13 @@ class CreateIdentityRequest(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_identity(body: CreateIdentityRequest, state: State) -> dict[str, Any]:
+async def create_identity(
+    body: CreateIdentityRequest, state: State, key: MaybeIdempotent
+) -> dict[str, Any]:
     check_client(state.settings, body.clientId, body.clientSecret)
+    # No identity yet: the key belongs to the OAuth client that creates it.
+    idem = key.scoped(f"client:{body.clientId}") if key else None
+    await refuse_reused_key(state.session, idem)
     try:
         public_key = parse_public_key(body.identityPublicKey)
     except ValueError as exc:
@@ -44,7 +49,7 @@ async def create_identity(body: CreateIdentityRequest, state: State) -> dict[str
     challenge = check_signed_challenge(state, body.signedChallenge, public_key)
     address = address_from_public_key(public_key, state.settings.address_domain)
     now = datetime.now(UTC)
-    device_id, username = new_id("DVC"), new_id("USR")
+    device_id, username = new_resource_id("DVC", idem), new_resource_id("USR", idem)
     command = {
         "challenge_id": challenge.id,
         "challenge_expires_at": challenge.expires_at,
@@ -62,7 +67,15 @@ async def create_identity(body: CreateIdentityRequest, state: State) -> dict[str
         state.envelopes.aggregate_key("identity", address),
         "CreateIdentity",
         command,
+        idem,
     )
+    if idem is not None:  # a repeat answers with the first request's time
+        first = (
+            await run_prepared(
+                state.session, "SELECT created_at FROM identities WHERE address = ?", (address,)
+            )
+        ).one()
+        now = first.created_at if first is not None else now
     created = iso(now)
     return {
         "result": {

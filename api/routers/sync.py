@@ -17,10 +17,15 @@ from api.content import decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.enmeshed_events import enmeshed_event
 from api.errors import ApiError
+from api.idempotency import (
+    Idempotent,
+    MaybeIdempotent,
+    new_resource_id,
+    refuse_reused_key,
+)
 from api.paging import Paging
 from api.state import ApiState
 from api.timestamps import iso
-from backbone.security.ids import new_id
 from streams.cassandra_io import run_prepared
 
 router = APIRouter(tags=["sync"])
@@ -90,23 +95,32 @@ def stored_index(wire: int) -> int:
     return wire + 1
 
 
-def _modifications(items: list[ModificationIn]) -> list[dict[str, Any]]:
+def _modifications(
+    items: list[ModificationIn], idem: Idempotent | None = None
+) -> list[dict[str, Any]]:
     return [
-        {"id": new_id("DWM"), "object_identifier": m.objectIdentifier,
+        {"id": new_resource_id("DWM", idem, str(n)), "object_identifier": m.objectIdentifier,
          "payload_category": m.payloadCategory, "collection": m.collection, "type": m.type,
          "encrypted_payload": decode_content(m.encryptedPayload, "encryptedPayload",
                                              MAX_PAYLOAD_BYTES) if m.encryptedPayload else None}
-        for m in items
+        for n, m in enumerate(items)
     ]  # fmt: skip
 
 
-async def _send(state: ApiState, caller: Caller, name: str, body: dict[str, Any]) -> None:
+async def _send(
+    state: ApiState,
+    caller: Caller,
+    name: str,
+    body: dict[str, Any],
+    idem: Idempotent | None = None,
+) -> None:
     await state.bus.send(
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),
         name,
         {"address": caller.address, "device_id": caller.device_id,
          "requested_at": datetime.now(UTC), **body},
+        idem,
     )  # fmt: skip
 
 
@@ -137,10 +151,13 @@ def _run_dto(row: Any) -> dict[str, Any]:
 async def start_sync_run(
     caller: Authenticated,
     state: State,
+    key: MaybeIdempotent,
     version: DatawalletVersion = 0,
     body: StartSyncRunRequest | None = None,
 ) -> Any:
     body = body or StartSyncRunRequest()
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
     head = (
         await run_prepared(
             state.session,
@@ -148,11 +165,11 @@ async def start_sync_run(
             (caller.address,),
         )
     ).one()
-    run_id = new_id("SYN")
+    run_id = new_resource_id("SYN", idem)
     await _send(state, caller, "StartSyncRun", {
         "sync_run_id": run_id, "run_type": body.type, "head_index": head.idx if head else 0,
         "lock_seconds": (body.lockDuration or 10) * 60, "supported_datawallet_version": version,
-    })  # fmt: skip
+    }, idem)  # fmt: skip
     row = (
         await run_prepared(state.session, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
     ).one()
@@ -308,17 +325,19 @@ async def get_modifications(
 
 @router.post("/Datawallet/Modifications", status_code=201)
 async def create_modifications(
-    body: CreateModificationsRequest, caller: Authenticated, state: State,
+    body: CreateModificationsRequest, caller: Authenticated, state: State, key: MaybeIdempotent,
     version: DatawalletVersion = 0,
 ) -> Any:  # fmt: skip
     if body.localIndex is not None and body.localIndex < -1:
         raise ApiError(400, INVALID, "localIndex must be -1 (nothing yet) or more")
-    mods = _modifications(body.modifications)
+    idem = key.scoped(caller.address) if key else None
+    await refuse_reused_key(state.session, idem)
+    mods = _modifications(body.modifications, idem)
     # Checked by the decider against the newest index (stored numbering; -1 → 0: none).
     local = stored_index(body.localIndex) if body.localIndex is not None else None
     await _send(state, caller, "AddDatawalletModifications",
                 {"supported_datawallet_version": version, "local_index": local,
-                 "modifications": mods})  # fmt: skip
+                 "modifications": mods}, idem)  # fmt: skip
     written = await _written_modifications(state, caller, [m["id"] for m in mods])
     return {"result": {"newIndex": written[-1]["index"] if written else None,
                        "modifications": written}}  # fmt: skip
