@@ -112,9 +112,10 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
 
 
 def replay(env: dict[str, str], target: str, source: str, worker: int,
-           workers: int) -> subprocess.Popen[str]:  # fmt: skip
+           workers: int, batch: int) -> subprocess.Popen[str]:  # fmt: skip
     argv = [sys.executable, "-m", "backbone.cli", "replay", "--keyspace", target, "--live",
-            source, "--worker", str(worker), "--workers", str(workers), "--restart"]  # fmt: skip
+            source, "--worker", str(worker), "--workers", str(workers), "--restart",
+            "--batch", str(batch)]  # fmt: skip
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
 
@@ -154,7 +155,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             target = f"{source}_w{n}"
             targets.append(target)
             cpu0 = os.times()
-            procs = [replay(env, target, source, i, n) for i in range(n)]
+            procs = [replay(env, target, source, i, n, args.batch) for i in range(n)]
             results = [parse(*p.communicate()) for p in procs]
             cpu1 = os.times()
             cpu = (cpu1.children_user - cpu0.children_user) + (
@@ -210,6 +211,7 @@ def cli() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the log and keyspaces")
+    parser.add_argument("--batch", type=int, default=2000, help="replay's records per batch")
     args = parser.parse_args()
     print(machine_line())
     out = asyncio.run(main(args))

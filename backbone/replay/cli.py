@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async def show() -> None:
-            last_line = 0.0
+            last_line = time.monotonic()  # (not a terminal: a line every 5 s)
             while True:
                 await asyncio.sleep(0.5)
                 if tty:
@@ -147,7 +147,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--restart", action="store_true", help="from the beginning, not resumed")
     p.add_argument("--worker", type=int, default=0, help="this process's share: 0..N-1")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the partitions")
-    p.add_argument("--batch", type=int, default=500, help="records per batch and checkpoint")
+    p.add_argument("--batch", type=int, default=2000, help="records per batch and checkpoint")
     p.add_argument("--throttle", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--apply", action="store_true", help="retention: set what replay needs")
     p.add_argument("--json", action="store_true")

@@ -128,7 +128,7 @@ def compare(session: Session, live: str, rebuilt: str) -> list[TableComparison]:
 
 
 def format_comparison(results: list[TableComparison], live: str, rebuilt: str) -> str:
-    lines = [f"{'table':<28}{live[:10]:>10}{rebuilt[-10:]:>10}"]
+    lines = [f"live: {live}   rebuilt: {rebuilt}", f"{'table':<28}{'live':>10}{'rebuilt':>10}"]
     lines += [r.line() for r in results]
     different = [r.table for r in results if not r.identical]
     lines.append(

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, Session
 
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
@@ -45,6 +46,7 @@ from streams.cassandra_io import connect, execute
 from streams.envelopes import EnvelopeCodec, Opened
 from streams.mailbox_sequencer import Entry, Sequencer
 from streams.readmodels import Projection, create_schema
+from streams.retrying import until_done
 from streams.topics import TopicNames
 
 log = logging.getLogger("backbone.replay")
@@ -52,6 +54,8 @@ log = logging.getLogger("backbone.replay")
 PROGRESS_SCHEMA = """CREATE TABLE IF NOT EXISTS replay_progress (
     topic text, partition int, next_offset bigint, end_offset bigint, updated_at timestamp,
     PRIMARY KEY ((topic), partition))"""
+# Aggregates whose events are being written at once, over all partitions of a process.
+MAX_AGGREGATES_IN_FLIGHT = 256
 # Tables a replay does not rebuild from the log, and verify does not compare.
 NOT_REBUILT = frozenset({"replay_progress"})
 
@@ -86,7 +90,7 @@ class ReplayOptions:
     source: str  # live keyspace (data keys, file chunks)
     worker: int = 0
     workers: int = 1
-    batch: int = 500
+    batch: int = 2000
     restart: bool = False  # ignore saved progress: from the beginning
     throttle_s: float = 0.0  # pause after each batch (tests: a replay slow enough to kill)
 
@@ -99,6 +103,7 @@ class Replayer:
         self.names = TopicNames(settings.cluster.topic_prefix)
         self._clusters: list[Cluster] = []
         self._keys: dict[str, bytes] = {}
+        self._inflight = asyncio.Semaphore(MAX_AGGREGATES_IN_FLIGHT)
 
     async def _connect(self, keyspace: str | None) -> Session:
         cluster, session = await asyncio.to_thread(connect, self.settings.cluster, keyspace)
@@ -155,7 +160,16 @@ class Replayer:
         opts = self.options
         source = await self._connect(opts.source)
         target = await self._connect(None)
-        await asyncio.to_thread(create_schema, target, opts.target)
+        for attempt in range(5):
+            # Schema changes wait for agreement and time out on a busy node (seen at
+            # 10 s); every statement is IF NOT EXISTS, so trying again is safe.
+            try:
+                await asyncio.to_thread(create_schema, target, opts.target)
+                break
+            except OperationTimedOut:
+                if attempt == 4:
+                    raise
+                log.warning("creating the keyspace's tables timed out; trying again")
         await execute(target, PROGRESS_SCHEMA)
         if opts.worker == 0:
             await self._data_keys(source, target)
@@ -240,7 +254,14 @@ class Replayer:
                     else:
                         await projection.apply(event)
 
-            await asyncio.gather(*(chain(c) for c in chains.values()))
+            async def bounded(events: list[Opened]) -> None:
+                # A bounded number of aggregates at once: Cassandra times requests out
+                # when thousands arrive together. A failure replays the aggregate's
+                # events again (idempotent writes), as the workers retry theirs.
+                async with self._inflight:
+                    await until_done(lambda: chain(events), "replaying events failed")
+
+            await asyncio.gather(*(bounded(c) for c in chains.values()))
 
         return apply
 
@@ -257,6 +278,8 @@ class Replayer:
                 entries.append(Entry(r.offset, b["recipient"], b["event_type"], b["payload_json"],
                                      b["source_event_id"], b["occurred_at"]))  # fmt: skip
             if entries:
-                await sequencer.sequence(entries)
+                # As the workers' sequencer loop does: a failed batch is sequenced again
+                # whole (the sequencer re-reads its heads and skips what it wrote).
+                await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
 
         return apply
