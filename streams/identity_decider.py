@@ -92,6 +92,8 @@ def decide(
         return _delete_device(state, cmd)
     if name == "AcknowledgeMailbox":
         return _acknowledge(state, cmd)
+    if name == "ChangeDevicePassword":
+        return _change_password(state, cmd)
     if name in _SYNC_COMMANDS:
         if cmd["device_id"] not in state.devices:
             return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
@@ -186,6 +188,21 @@ def _acknowledge(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rej
             },
         )
     ]
+
+
+def _change_password(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    # The API checked the old password against the read model and hashed the new one; only
+    # a device that still exists may change its own.
+    if cmd["device_id"] not in state.devices:
+        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+    changed = {
+        "address": cmd["address"],
+        "device_id": cmd["device_id"],
+        "username": state.devices[cmd["device_id"]],
+        "password_hash": cmd["password_hash"],
+        "changed_at": cmd["requested_at"],
+    }
+    return [("DevicePasswordChanged", changed)]
 
 
 def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:

@@ -88,6 +88,9 @@ class Projection:
         self._login_deleted = session.prepare(
             "DELETE FROM devices_by_username USING TIMESTAMP ? WHERE username = ?"
         )
+        self._password = session.prepare(
+            "UPDATE devices_by_username USING TIMESTAMP ? SET password_hash = ? WHERE username = ?"
+        )
         self._idempotency_key = session.prepare(
             "INSERT INTO idempotency_keys (key_id, fingerprint, status) VALUES (?, ?, ?)"
             " USING TTL ?"
@@ -130,6 +133,8 @@ class Projection:
                 self._login,
                 (b["username"], b["address"], b["device_id"], b["password_hash"], ts),
             )
+        elif event.name == "DevicePasswordChanged":
+            await execute(self.session, self._password, (ts, b["password_hash"], b["username"]))
         elif event.name in self._others:
             await self._others[event.name](b, ts)
             return True

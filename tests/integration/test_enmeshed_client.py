@@ -73,13 +73,7 @@ STEPS = [
 
 # Steps this backbone does not pass yet, with why. A step listed here that fails makes the
 # test xfail instead of fail; one that passes is a gap closed: remove it from here.
-KNOWN_GAPS = {
-    "the second device logs in again with its new password": (
-        "PUT Devices/Self/Password sends ChangeDevicePassword, which the identity decider "
-        "does not take yet (no DevicePasswordChanged event or projection): the client keeps "
-        "its new password regardless, so the device cannot log in again"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _install_client() -> None:
