@@ -36,8 +36,11 @@ def cpu_per_message(results: Mapping[str, Any]) -> list[CostRow]:
         messages = _messages_in(phase["phase"], end_to_end)
         if not messages:
             continue
-        cpu_s = {k: phase["cpu_percent"][k] / 100 * phase["seconds"]
-                 for k in PROCESSES if phase["cpu_percent"].get(k) is not None}  # fmt: skip
+        cpu_s = {
+            k: phase["cpu_percent"][k] / 100 * phase["seconds"]
+            for k in PROCESSES
+            if phase["cpu_percent"].get(k) is not None
+        }
         rows.append(
             CostRow(
                 phase=phase["phase"],

@@ -249,13 +249,16 @@ def memory_table(results: Mapping[str, Any]) -> str:
         out += "\n\n" + table(
             ["phase", "messages", *(f"{k} ms" for k in PROCESSES), "total ms"],
             [
-                [c["phase"], c["messages"],
-                 *(c["ms_per_message"].get(k) for k in PROCESSES),
-                 round(sum(c["ms_per_message"].values()), 1)]
+                [
+                    c["phase"],
+                    c["messages"],
+                    *(c["ms_per_message"].get(k) for k in PROCESSES),
+                    round(sum(c["ms_per_message"].values()), 1),
+                ]
                 for c in costs
             ],
             "CPU PER MESSAGE (CPU time each process used in the phase / messages sent in it)",
-        )  # fmt: skip
+        )
     lag_rows = [
         [p["phase"], series, lag["count"], lag["mean_ms"]]
         for p in phases

@@ -52,8 +52,10 @@ def machine() -> dict[str, Any]:
 
 def machine_line() -> str:
     """The first line a benchmark script prints, so that its figures say where they came from."""
-    return (f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
-            f"python {platform.python_version()}")  # fmt: skip
+    return (
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
+        f"python {platform.python_version()}"
+    )
 
 
 def new_document(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,8 +50,11 @@ class TopicClock:
         )
         await consumer.start()
         await consumer._client.force_metadata_update()
-        tps = [TopicPartition(t, p) for t in self.topics
-               for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
+        tps = [
+            TopicPartition(t, p)
+            for t in self.topics
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:
@@ -75,8 +78,13 @@ class TopicClock:
 async def run(url: str, client_id: str, secret: str, n: int, gap_s: float) -> None:
     settings = BackboneSettings.from_env()
     names = TopicNames(settings.cluster.topic_prefix)
-    topics = [names.message_commands, names.events, names.mailbox_entries, names.replies,
-              names.mailbox_sequenced]  # fmt: skip
+    topics = [
+        names.message_commands,
+        names.events,
+        names.mailbox_entries,
+        names.replies,
+        names.mailbox_sequenced,
+    ]
     clock = TopicClock(settings.cluster.kafka_bootstrap, topics)
     await clock.start()
     rows: list[dict[str, float]] = []
@@ -84,8 +92,10 @@ async def run(url: str, client_id: str, secret: str, n: int, gap_s: float) -> No
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             client = BackboneClient(http, client_id, secret)
             sender, recipient_address, _ = await related_pair(http, client)
-            message = {"recipients": [{"address": recipient_address, "encryptedKey": "a2V5"}],
-                       "body": BODY}  # fmt: skip
+            message = {
+                "recipients": [{"address": recipient_address, "encryptedKey": "a2V5"}],
+                "body": BODY,
+            }
             await asyncio.sleep(gap_s)
             for _ in range(n):
                 clock.seen.clear()
@@ -104,14 +114,19 @@ async def run(url: str, client_id: str, secret: str, n: int, gap_s: float) -> No
                 rows.append(row)
     finally:
         await clock.stop()
-    labels = sorted({k for r in rows for k in r},
-                    key=lambda k: statistics.median(r[k] for r in rows if k in r))  # fmt: skip
-    print(f"{machine_line()}; api {url}; {n} sends, one at a time;"
-          " ms after the send started (median, min, max)")  # fmt: skip
+    labels = sorted(
+        {k for r in rows for k in r}, key=lambda k: statistics.median(r[k] for r in rows if k in r)
+    )
+    print(
+        f"{machine_line()}; api {url}; {n} sends, one at a time;"
+        " ms after the send started (median, min, max)"
+    )
     for label in labels:
         values = [r[label] for r in rows if label in r]
-        print(f"  {label:<24} n={len(values):<4} {statistics.median(values):7.1f}"
-              f" {min(values):7.1f} {max(values):7.1f}")  # fmt: skip
+        print(
+            f"  {label:<24} n={len(values):<4} {statistics.median(values):7.1f}"
+            f" {min(values):7.1f} {max(values):7.1f}"
+        )
 
 
 def main() -> None:

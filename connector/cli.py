@@ -56,9 +56,12 @@ def cmd_init(settings: ConnectorSettings, args: argparse.Namespace) -> int:
         if args.if_missing:
             print(f"this Connector has its identity already: {existing[0]}")
             return 0
-        print(f"this Connector has an identity already ({existing[0]} in {settings.data_dir});"
-              " use --another for one more, or another CONNECTOR_DATA_DIR for another"
-              " organization", file=sys.stderr)  # fmt: skip
+        print(
+            f"this Connector has an identity already ({existing[0]} in {settings.data_dir});"
+            " use --another for one more, or another CONNECTOR_DATA_DIR for another"
+            " organization",
+            file=sys.stderr,
+        )
         return 1
     settings.require_client_secret()
     keystore = Keystore.from_env(settings.data_dir)
@@ -70,8 +73,9 @@ def cmd_init(settings: ConnectorSettings, args: argparse.Namespace) -> int:
         identity = asyncio.run(create_identity(settings, store, keystore))
     finally:
         store.close()
-    print(f"created identity {identity.address} (device {identity.device_id}) in "
-          f"{settings.data_dir}")  # fmt: skip
+    print(
+        f"created identity {identity.address} (device {identity.device_id}) in {settings.data_dir}"
+    )
     return 0
 
 
@@ -111,8 +115,10 @@ def cmd_status(settings: ConnectorSettings, args: argparse.Namespace) -> int:
     try:
         identities = load_identities(store, Keystore.from_env(settings.data_dir))
         for identity in identities:
-            print(f"{identity.address}  device {identity.device_id}  "
-                  f"mailbox cursor {store.cursor(identity.address)}")  # fmt: skip
+            print(
+                f"{identity.address}  device {identity.device_id}  "
+                f"mailbox cursor {store.cursor(identity.address)}"
+            )
     finally:
         store.close()
     pid = _process(settings).pid()
@@ -120,8 +126,10 @@ def cmd_status(settings: ConnectorSettings, args: argparse.Namespace) -> int:
     where = f"http://{settings.host}:{settings.port}"
     if report is None:
         # Not running is a state, not a failure: `connector start` starts it.
-        print(f"not serving: nothing answers on {where}"
-              + (f" (pid {pid} from `connector start` is starting?)" if pid else ""))  # fmt: skip
+        print(
+            f"not serving: nothing answers on {where}"
+            + (f" (pid {pid} from `connector start` is starting?)" if pid else "")
+        )
         return 0
     print(f"serving on {where}" + (f" (pid {pid}, from `connector start`)" if pid else ""))
     _print_health(report)
@@ -166,8 +174,11 @@ def cmd_start(settings: ConnectorSettings, args: argparse.Namespace) -> int:
     report: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         if process.exited():
-            print(f"error: the Connector exited during start-up. Last lines of "
-                  f"{process.log_file}:\n{process.log_tail(20)}", file=sys.stderr)  # fmt: skip
+            print(
+                f"error: the Connector exited during start-up. Last lines of "
+                f"{process.log_file}:\n{process.log_tail(20)}",
+                file=sys.stderr,
+            )
             return 1
         report = _health(settings)
         if report is not None and (
@@ -177,17 +188,24 @@ def cmd_start(settings: ConnectorSettings, args: argparse.Namespace) -> int:
             break  # healthy, or refused by the backbone: waiting longer will not help
         time.sleep(0.2)
     if report is not None and report.get("isHealthy"):
-        print(f"started the Connector of {identity.address}: {url} "
-              f"(pid {pid}, log: {process.log_file})")  # fmt: skip
+        print(
+            f"started the Connector of {identity.address}: {url} "
+            f"(pid {pid}, log: {process.log_file})"
+        )
         return 0
     if report is None:
-        print(f"error: the Connector (pid {pid}) did not answer on {url} within "
-              f"{args.timeout:.0f}s", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: the Connector (pid {pid}) did not answer on {url} within {args.timeout:.0f}s",
+            file=sys.stderr,
+        )
     else:
         print(f"error: the Connector (pid {pid}) runs but is not healthy:", file=sys.stderr)
         _print_health(report)
-    print(f"last lines of {process.log_file}:\n{process.log_tail(20)}\n"
-          "it keeps retrying; `connector stop` stops it", file=sys.stderr)  # fmt: skip
+    print(
+        f"last lines of {process.log_file}:\n{process.log_tail(20)}\n"
+        "it keeps retrying; `connector stop` stops it",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -216,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_key.set_defaults(func=cmd_new_key)
     p_init = sub.add_parser("init", help="create this organization's identity on the backbone")
     p_init.add_argument("--another", action="store_true", help="add a further identity")
-    p_init.add_argument("--if-missing", action="store_true",
-                        help="succeed without change when an identity exists")  # fmt: skip
+    p_init.add_argument(
+        "--if-missing", action="store_true", help="succeed without change when an identity exists"
+    )
     p_init.set_defaults(func=cmd_init)
     p_status = sub.add_parser("status", help="identities held, and the running one's health")
     p_status.set_defaults(func=cmd_status)
@@ -252,17 +271,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except httpx.TransportError as exc:
         url = exc.request.url
-        print(f"error: cannot reach the backbone at {url.scheme}://{url.netloc.decode()} "
-              f"({type(exc).__name__}): is it running (`backbone status`), and is "
-              "CONNECTOR_BACKBONE_URL right?", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: cannot reach the backbone at {url.scheme}://{url.netloc.decode()} "
+            f"({type(exc).__name__}): is it running (`backbone status`), and is "
+            "CONNECTOR_BACKBONE_URL right?",
+            file=sys.stderr,
+        )
         return 2
     return code
 
 
 def _explain(exc: BackboneError) -> str:
     if exc.code == "invalid_client":
-        return (f"{exc} — the backbone does not know CONNECTOR_CLIENT_ID and "
-                "CONNECTOR_CLIENT_SECRET together; check both")  # fmt: skip
+        return (
+            f"{exc} — the backbone does not know CONNECTOR_CLIENT_ID and "
+            "CONNECTOR_CLIENT_SECRET together; check both"
+        )
     return str(exc)
 
 

@@ -46,8 +46,9 @@ async def create_identity(
             created_at=datetime.now(UTC).isoformat(),
         )
     )
-    return LocalIdentity(created.address, keys, created.device.id, created.device.username,
-                         password)  # fmt: skip
+    return LocalIdentity(
+        created.address, keys, created.device.id, created.device.username, password
+    )
 
 
 def load_identities(store: SqliteStore, keystore: Keystore) -> list[LocalIdentity]:

@@ -41,8 +41,11 @@ class Keystore:
 
     @classmethod
     def from_env(cls, data_dir: Path) -> Keystore:
-        given = [n for n in ("CONNECTOR_STORAGE_KEY", "CONNECTOR_STORAGE_KEY_FILE",
-                             "CONNECTOR_PASSPHRASE") if os.environ.get(n, "").strip()]  # fmt: skip
+        given = [
+            n
+            for n in ("CONNECTOR_STORAGE_KEY", "CONNECTOR_STORAGE_KEY_FILE", "CONNECTOR_PASSPHRASE")
+            if os.environ.get(n, "").strip()
+        ]
         if len(given) > 1:
             raise KeystoreError(f"set only one of {' and '.join(given)}")
         raw = os.environ.get("CONNECTOR_STORAGE_KEY", "").strip()

@@ -41,8 +41,11 @@ def listen(host: str, port: int, secret: str, count: int, timeout: float) -> int
                 self.headers.get("X-Connector-Signature", ""),
                 time.time(),
             ):
-                print("refused an event with a wrong signature (is --secret the target's?)",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    "refused an event with a wrong signature (is --secret the target's?)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 self.send_response(401)
                 self.end_headers()
                 return
@@ -79,7 +82,6 @@ def listen(host: str, port: int, secret: str, count: int, timeout: float) -> int
         server.shutdown()
         server.server_close()
     if not finished and (count or not received):
-        print(f"no{' further' if received else ''} event within {timeout:.0f}s",
-              file=sys.stderr)  # fmt: skip
+        print(f"no{' further' if received else ''} event within {timeout:.0f}s", file=sys.stderr)
         return 1
     return 0

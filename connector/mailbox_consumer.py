@@ -60,10 +60,16 @@ class MailboxConsumer:
                 # entry was not recorded as handled, so it comes again.
                 self.connected = False
                 self.last_error = drop_reason(exc)
-                log.warning("mailbox stream dropped (%s); reconnecting in %.1fs",
-                            self.last_error, backoff,
-                            extra={"error": type(exc).__name__, "reason": self.last_error,
-                                   "retry_in_s": backoff})  # fmt: skip
+                log.warning(
+                    "mailbox stream dropped (%s); reconnecting in %.1fs",
+                    self.last_error,
+                    backoff,
+                    extra={
+                        "error": type(exc).__name__,
+                        "reason": self.last_error,
+                        "retry_in_s": backoff,
+                    },
+                )
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
@@ -75,8 +81,9 @@ class MailboxConsumer:
             "Last-Event-ID": str(cursor),
         }
         since_ack = 0
-        async with self.http.stream("GET", "/api/v1/Mailbox", headers=headers,
-                                    timeout=httpx.Timeout(10, read=60)) as stream:  # fmt: skip
+        async with self.http.stream(
+            "GET", "/api/v1/Mailbox", headers=headers, timeout=httpx.Timeout(10, read=60)
+        ) as stream:
             if stream.status_code == 401:  # the token expired: a fresh one next round
                 raise httpx.HTTPError("the backbone rejected the bearer token (401)")
             stream.raise_for_status()

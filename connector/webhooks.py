@@ -317,9 +317,15 @@ class Outbox:
             )
         log.error(
             "webhook delivery given up",
-            extra={"delivery_id": delivery_id, "event_id": event_id, "event_type": event_type,
-                   "target": _safe_url(url), "attempts": attempts, "error": error},
-        )  # fmt: skip
+            extra={
+                "delivery_id": delivery_id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "target": _safe_url(url),
+                "attempts": attempts,
+                "error": error,
+            },
+        )
 
     def pending_count(self) -> int:
         rows = self._query(
@@ -423,10 +429,15 @@ class WebhookDispatcher:
 
     async def _post(self, target: WebhookTarget, delivery: Delivery) -> bool:
         body = json.dumps(
-            {"id": delivery.event_id, "type": delivery.event_type,
-             "createdAt": delivery.created_at, "data": delivery.payload},
-            separators=(",", ":"), ensure_ascii=False,
-        ).encode()  # fmt: skip
+            {
+                "id": delivery.event_id,
+                "type": delivery.event_type,
+                "createdAt": delivery.created_at,
+                "data": delivery.payload,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
         timestamp = str(int(self._clock()))
         headers = {
             "Content-Type": "application/json",
@@ -437,9 +448,12 @@ class WebhookDispatcher:
         }
         try:
             answer = await self._http.post(
-                target.url, content=body, headers=headers, timeout=self._timeout_s,
+                target.url,
+                content=body,
+                headers=headers,
+                timeout=self._timeout_s,
                 follow_redirects=False,  # a redirect may point anywhere: not a delivery
-            )  # fmt: skip
+            )
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             # The class only: exception texts can quote the URL and its credentials.
             error = type(exc).__name__
@@ -450,9 +464,13 @@ class WebhookDispatcher:
             error = f"HTTP {answer.status_code}"
         log.warning(
             "webhook delivery failed",
-            extra={"target": target.label, "delivery_id": delivery.id,
-                   "event_id": delivery.event_id, "attempt": delivery.attempts + 1,
-                   "error": error},
-        )  # fmt: skip
+            extra={
+                "target": target.label,
+                "delivery_id": delivery.id,
+                "event_id": delivery.event_id,
+                "attempt": delivery.attempts + 1,
+                "error": error,
+            },
+        )
         self._outbox.failed(delivery.id, self._clock(), error)
         return False

@@ -26,10 +26,20 @@ from connector.store import SqliteStore, StoredIdentity
 from connector.webhooks import signature
 from localproc.ports import free_port
 
-SETTINGS = ("CONNECTOR_DATA_DIR", "CONNECTOR_BACKBONE_URL", "CONNECTOR_CLIENT_ID",
-            "CONNECTOR_CLIENT_SECRET", "CONNECTOR_STORAGE_KEY", "CONNECTOR_STORAGE_KEY_FILE",
-            "CONNECTOR_PASSPHRASE", "CONNECTOR_API_KEY", "CONNECTOR_HOST", "CONNECTOR_PORT",
-            "CONNECTOR_WEBHOOKS", "CONNECTOR_IDENTITY")  # fmt: skip
+SETTINGS = (
+    "CONNECTOR_DATA_DIR",
+    "CONNECTOR_BACKBONE_URL",
+    "CONNECTOR_CLIENT_ID",
+    "CONNECTOR_CLIENT_SECRET",
+    "CONNECTOR_STORAGE_KEY",
+    "CONNECTOR_STORAGE_KEY_FILE",
+    "CONNECTOR_PASSPHRASE",
+    "CONNECTOR_API_KEY",
+    "CONNECTOR_HOST",
+    "CONNECTOR_PORT",
+    "CONNECTOR_WEBHOOKS",
+    "CONNECTOR_IDENTITY",
+)
 
 
 @pytest.fixture
@@ -199,8 +209,10 @@ def test_listen_prints_a_signed_event_and_refuses_a_forged_one(
 
     def post(secret: bytes) -> int:
         stamp = str(int(time.time()))
-        headers = {"X-Connector-Timestamp": stamp,
-                   "X-Connector-Signature": signature(secret, stamp, body)}  # fmt: skip
+        headers = {
+            "X-Connector-Timestamp": stamp,
+            "X-Connector-Signature": signature(secret, stamp, body),
+        }
         url = f"http://127.0.0.1:{port}/hook"
         return httpx.post(url, content=body, headers=headers, timeout=5).status_code
 

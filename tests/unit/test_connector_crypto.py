@@ -28,16 +28,24 @@ def test_a_message_to_two_recipients_opens_for_each_and_only_for_them() -> None:
     assert b"hello both" not in sealed.body
     for me, keys, template in ((BOB, bob, "RLT1"), (CAROL, carol, "RLT2")):
         secret = crypto.relationship_secret(keys, alice.public(), template)
-        opened = crypto.open_message(sealed.body, sealed.wrapped_keys[me], ALICE, alice.public(),
-                                     me, secret)  # fmt: skip
+        opened = crypto.open_message(
+            sealed.body, sealed.wrapped_keys[me], ALICE, alice.public(), me, secret
+        )
         assert opened == b"hello both"
     # Carol's secret does not open Bob's key, nor does Bob's key open as someone else's.
     with pytest.raises(DecryptionFailed):
-        crypto.open_message(sealed.body, sealed.wrapped_keys[BOB], ALICE, alice.public(), BOB,
-                            secrets[CAROL])  # fmt: skip
+        crypto.open_message(
+            sealed.body, sealed.wrapped_keys[BOB], ALICE, alice.public(), BOB, secrets[CAROL]
+        )
     with pytest.raises(DecryptionFailed):
-        crypto.open_message(sealed.body, sealed.wrapped_keys[BOB], ALICE, alice.public(),
-                            "did:e:x:dids:eve", secrets[BOB])  # fmt: skip
+        crypto.open_message(
+            sealed.body,
+            sealed.wrapped_keys[BOB],
+            ALICE,
+            alice.public(),
+            "did:e:x:dids:eve",
+            secrets[BOB],
+        )
 
 
 def test_a_forged_or_altered_message_is_refused() -> None:
@@ -52,13 +60,15 @@ def test_a_forged_or_altered_message_is_refused() -> None:
     # Someone holding the secret cannot pass a message off as Alice's.
     forged = crypto.seal_message(mallory, ALICE, b"pay 1000", {BOB: secret})
     with pytest.raises(DecryptionFailed):
-        crypto.open_message(forged.body, forged.wrapped_keys[BOB], ALICE, alice.public(), BOB,
-                            secret)  # fmt: skip
+        crypto.open_message(
+            forged.body, forged.wrapped_keys[BOB], ALICE, alice.public(), BOB, secret
+        )
     # A wrapped key swapped for one of another message does not open this one.
     other = crypto.seal_message(alice, ALICE, b"pay 5", {BOB: secret})
     with pytest.raises(DecryptionFailed):
-        crypto.open_message(sealed.body, other.wrapped_keys[BOB], ALICE, alice.public(), BOB,
-                            secret)  # fmt: skip
+        crypto.open_message(
+            sealed.body, other.wrapped_keys[BOB], ALICE, alice.public(), BOB, secret
+        )
     assert b"pay 5" not in other.body and b"pay 10" not in sealed.body
 
 
