@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connector import crypto
 from connector.backbone_client import BackboneError
-from connector.service import ConnectorError, ConnectorService
+from connector.errors import ConnectorError
+from connector.service import ConnectorService
 from schemas.errors import (
     INVALID_CONTENT_TYPE,
     INVALID_PROPERTY_VALUE,
@@ -95,8 +96,11 @@ Service = Annotated[ConnectorService, Depends(_service)]
 
 def _size_checked(content: Any) -> Any:
     if len(json.dumps(content)) > MAX_CONTENT_CHARS:
-        raise ConnectorError(400, "error.connector.contentTooLarge",
-                             f"content is over {MAX_CONTENT_CHARS} characters of JSON")  # fmt: skip
+        raise ConnectorError(
+            400,
+            "error.connector.contentTooLarge",
+            f"content is over {MAX_CONTENT_CHARS} characters of JSON",
+        )
     return content
 
 
@@ -120,7 +124,7 @@ async def sync(request: Request) -> Any:
 
 @router.post("/RelationshipTemplates/Own", status_code=201)
 async def create_template(body: CreateTemplate, service: Service) -> Any:
-    created = await service.create_template(
+    created = await service.templates.create(
         _size_checked(body.content), body.expiresAt, body.maxNumberOfAllocations
     )
     return {"result": created}
@@ -128,61 +132,65 @@ async def create_template(body: CreateTemplate, service: Service) -> Any:
 
 @router.post("/RelationshipTemplates/Own/{template_id}/Token", status_code=201)
 async def template_token(template_id: TemplateId, service: Service) -> Any:
-    return {"result": await service.create_template_token(template_id)}
+    return {"result": await service.templates.token_for(template_id)}
 
 
 @router.get("/RelationshipTemplates")
 async def templates(service: Service) -> Any:
-    return {"result": service.templates()}
+    return {"result": service.templates.all()}
 
 
 @router.get("/RelationshipTemplates/{template_id}")
 async def template(template_id: TemplateId, service: Service) -> Any:
-    return {"result": service.template_dto(template_id)}
+    return {"result": service.templates.get(template_id)}
 
 
 @router.post("/Tokens/Own", status_code=201)
 async def create_token(body: CreateToken, service: Service) -> Any:
-    return {"result": await service.create_token(_size_checked(body.content), body.expiresAt)}
+    return {
+        "result": await service.templates.create_token(_size_checked(body.content), body.expiresAt)
+    }
 
 
 @router.get("/Tokens")
 async def tokens(service: Service) -> Any:
-    return {"result": service.tokens()}
+    return {"result": service.templates.tokens()}
 
 
 @router.post("/Peer/Load", status_code=201)
 async def load_peer_object(body: LoadReference, service: Service) -> Any:
     """A peer's template (from a template or token reference, e.g. from a QR code) or a
     content token: fetched, decrypted and kept."""
-    return {"result": await service.load_reference(body.reference)}
+    return {"result": await service.templates.load_reference(body.reference)}
 
 
 @router.post("/Relationships", status_code=201)
 async def request_relationship(body: CreateRelationship, service: Service) -> Any:
     content = _size_checked(body.creationContent)
-    return {"result": await service.request_relationship(body.templateId, content)}
+    return {"result": await service.relationships.request(body.templateId, content)}
 
 
 @router.get("/Relationships")
 async def relationships(service: Service, status: str | None = None) -> Any:
-    return {"result": service.relationships(status)}
+    return {"result": service.relationships.all(status)}
 
 
 @router.get("/Relationships/{relationship_id}")
 async def relationship(relationship_id: RelationshipId, service: Service) -> Any:
-    return {"result": service.relationship_dto(relationship_id)}
+    return {"result": service.relationships.get(relationship_id)}
 
 
 @router.put("/Relationships/{relationship_id}/{step}")
 async def relationship_step(
-    relationship_id: RelationshipId, step: str, service: Service,
+    relationship_id: RelationshipId,
+    step: str,
+    service: Service,
     body: AnswerRelationship | None = None,
-) -> Any:  # fmt: skip
+) -> Any:
     if step not in STEPS:
         raise ConnectorError(400, "error.connector.unknownStep", f"step is one of {STEPS}")
     content = _size_checked(body.content) if body else None
-    return {"result": await service.relationship_step(relationship_id, step, content)}
+    return {"result": await service.relationships.step(relationship_id, step, content)}
 
 
 @router.post("/Files/Own", status_code=201)
@@ -196,36 +204,37 @@ async def upload_file(
     if not data:
         raise ConnectorError(400, "error.connector.emptyFile", "the file is empty")
     if len(data) > MAX_FILE_BYTES:
-        raise ConnectorError(400, "error.connector.fileTooLarge",
-                             f"files are at most {MAX_FILE_BYTES} bytes")  # fmt: skip
+        raise ConnectorError(
+            400, "error.connector.fileTooLarge", f"files are at most {MAX_FILE_BYTES} bytes"
+        )
     name = title or file.filename or "file"
     mimetype = file.content_type or "application/octet-stream"
-    return {"result": await service.upload_file(data, name, mimetype, expiresAt)}
+    return {"result": await service.files.upload(data, name, mimetype, expiresAt)}
 
 
 @router.get("/Files")
 async def files(service: Service) -> Any:
     """Own uploads and files attached to received messages."""
-    return {"result": service.files()}
+    return {"result": service.files.all()}
 
 
 @router.get("/Files/{file_id}")
 async def file_metadata(file_id: FileId, service: Service) -> Any:
-    return {"result": service.file_dto(file_id)}
+    return {"result": service.files.get(file_id)}
 
 
 @router.get("/Files/{file_id}/Download")
 async def download_file(file_id: FileId, service: Service) -> Response:
-    data, meta = await service.download_file(file_id)
+    data, meta = await service.files.download(file_id)
     disposition = f"attachment; filename*=UTF-8''{quote(meta['name'])}"
-    return Response(data, media_type=meta["mimetype"],
-                    headers={"Content-Disposition": disposition})  # fmt: skip
+    return Response(data, media_type=meta["mimetype"], headers={"Content-Disposition": disposition})
 
 
 @router.post("/Messages", status_code=201)
 async def send_message(body: SendMessage, service: Service) -> Any:
-    sent = await service.send_message(body.recipients, _size_checked(body.content),
-                                      body.attachments)  # fmt: skip
+    sent = await service.messages.send(
+        body.recipients, _size_checked(body.content), body.attachments
+    )
     return {"result": sent}
 
 
@@ -238,12 +247,12 @@ async def messages(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Oldest first, `limit` at a time from `offset`."""
-    return {"result": service.messages(peer, direction, limit, offset)}
+    return {"result": service.messages.page(peer, direction, limit, offset)}
 
 
 @router.get("/Messages/{message_id}")
 async def message(message_id: MessageId, service: Service) -> Any:
-    return {"result": service.message_dto(message_id)}
+    return {"result": service.messages.get(message_id)}
 
 
 def _error(

@@ -130,7 +130,7 @@ class Health:
                 problems[name] = problem
 
         try:
-            self.store.query("SELECT 1")
+            self.store.ping()
             part("database", None)
         except Exception as exc:
             part("database", f"SQLite failed ({type(exc).__name__}: {exc})")
@@ -175,10 +175,14 @@ def build(settings: ConnectorSettings, keystore: Keystore) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(consumer.run(), name="mailbox"),
-                 asyncio.create_task(dispatcher.run(), name="webhooks")]  # fmt: skip
-        log.info("connector serving", extra={"address": identity.address,
-                                             "webhook_targets": len(targets)})  # fmt: skip
+        tasks = [
+            asyncio.create_task(consumer.run(), name="mailbox"),
+            asyncio.create_task(dispatcher.run(), name="webhooks"),
+        ]
+        log.info(
+            "connector serving",
+            extra={"address": identity.address, "webhook_targets": len(targets)},
+        )
         try:
             yield
         finally:

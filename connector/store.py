@@ -1,9 +1,11 @@
 """The Connector's local store: SQLite by default, one file in the data directory.
 
-`Store` is the interface the rest of the Connector uses; `SqliteStore` implements it. A
-server database can implement the same methods. Secrets arrive here already sealed by the
-keystore; decrypted business data (messages, relationship content) is stored in clear,
-because handing it to business systems is the Connector's job.
+`Store` is what the mailbox consumer and the CLI need (identities, the mailbox cursor);
+`SqliteStore` implements it. The business records (templates, tokens, files, relationships,
+messages) are reached through the repositories in `connector.repositories`, over the same
+database. Secrets arrive here already sealed by the keystore; decrypted business data
+(messages, relationship content) is stored in clear, because handing it to business systems
+is the Connector's job.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,16 +107,14 @@ class StoredIdentity:
 
 
 class Store(Protocol):
-    """What the Connector needs of a database. The service speaks SQL through `query` and
-    `transaction` (SQLite's dialect: `INSERT OR IGNORE`, `json_each`); a server database
-    implements these with its own driver and the few dialect differences."""
+    """What the Connector needs of a database besides its business records; a server
+    database implements the same methods."""
 
     def add_identity(self, identity: StoredIdentity) -> None: ...
     def identities(self) -> list[StoredIdentity]: ...
     def cursor(self, address: str) -> int: ...
     def mark_handled(self, address: str, index: int) -> bool: ...
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]: ...
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    def ping(self) -> None: ...
 
 
 class _Row(dict[str, Any]):
@@ -125,6 +125,11 @@ class _Row(dict[str, Any]):
             return self[name]
         except KeyError as exc:
             raise AttributeError(name) from exc
+
+
+def rows_of(cursor: sqlite3.Cursor) -> list[_Row]:
+    names = [d[0] for d in cursor.description or ()]
+    return [_Row(zip(names, row, strict=True)) for row in cursor]
 
 
 class SqliteDatabase:
@@ -151,9 +156,7 @@ class SqliteDatabase:
     def rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]:
         """Rows with access by column name; `params` by position or by `:name`."""
         with self._lock:
-            cursor = self._db.execute(sql, params)
-            names = [d[0] for d in cursor.description or ()]
-            return [_Row(zip(names, row, strict=True)) for row in cursor]
+            return rows_of(self._db.execute(sql, params))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -170,26 +173,21 @@ class SqliteDatabase:
 
 class SqliteStore:
     def __init__(self, path: Path) -> None:
-        self._database = SqliteDatabase(path, SCHEMA)
+        # The repositories of the business records share this database (and its lock).
+        self.database = SqliteDatabase(path, SCHEMA)
 
     def close(self) -> None:
-        self._database.close()
+        self.database.close()
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return self._database.run(sql, params)
+        return self.database.run(sql, params)
 
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[_Row]:
-        return self._database.rows(sql, params)
-
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return self._database.transaction()
+    def ping(self) -> None:
+        """Raise when the database cannot answer (the health check)."""
+        self._run("SELECT 1")
 
     def add_identity(self, identity: StoredIdentity) -> None:
-        self._run(
-            "INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?)",
-            (identity.address, identity.sealed_keys, identity.device_id, identity.username,
-             identity.sealed_password, identity.created_at),
-        )  # fmt: skip
+        self._run("INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?)", astuple(identity))
 
     def identities(self) -> list[StoredIdentity]:
         return [StoredIdentity(*row) for row in self._run("SELECT * FROM identities")]
@@ -202,7 +200,7 @@ class SqliteStore:
         """Record that mailbox entry `index` was handled and move the cursor; False if it was
         handled before (so handling it again can be skipped: at-least-once made once)."""
         try:
-            with self.transaction() as db:
+            with self.database.transaction() as db:
                 db.execute("INSERT INTO handled_entries VALUES (?, ?)", (address, index))
                 db.execute(
                     "INSERT INTO cursors VALUES (?, ?) ON CONFLICT(address)"

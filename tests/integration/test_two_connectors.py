@@ -260,11 +260,11 @@ def _secrets_of(org: Org) -> list[bytes]:
     keystore = Keystore(org.storage_key)
     [identity] = load_identities(store, keystore)
     found = [identity.keys.to_bytes()[:32], identity.keys.to_bytes()[32:]]
-    for row in store.query("SELECT id, sealed_key FROM templates"):
+    for row in store.database.rows("SELECT id, sealed_key FROM templates"):
         found.append(keystore.open(row.sealed_key, f"template:{row.id}"))
-    for row in store.query("SELECT id, sealed_key FROM files"):
+    for row in store.database.rows("SELECT id, sealed_key FROM files"):
         found.append(keystore.open(row.sealed_key, f"file:{row.id}"))
-    for row in store.query("SELECT id, sealed_secret FROM relationships"):
+    for row in store.database.rows("SELECT id, sealed_secret FROM relationships"):
         found.append(keystore.open(row.sealed_secret, f"secret:{row.id}"))
     store.close()
     return found
