@@ -1,6 +1,6 @@
 """The replay commands of `backbone`:
 
-    backbone replay --keyspace NEW [--restart] [--worker I --workers N] [--batch 500]
+    backbone replay --keyspace NEW [--restart] [--follow] [--worker I --workers N] [--batch N]
     backbone replay verify --keyspace NEW [--live KEYSPACE] [--json]
     backbone replay retention [--apply]
 
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -53,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     options = ReplayOptions(
         target=args.keyspace, source=args.live or settings.cluster.keyspace,
         worker=args.worker, workers=args.workers, batch=args.batch, restart=args.restart,
-        throttle_s=args.throttle,
+        throttle_s=args.throttle, follow=args.follow,
     )  # fmt: skip
     replayer = Replayer(settings, options)
     tty = sys.stderr.isatty()
@@ -69,9 +70,13 @@ def _run(args: argparse.Namespace) -> int:
                     last_line = time.monotonic()
                     print(replayer.progress.line(), file=sys.stderr, flush=True)
 
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         bar = asyncio.create_task(show())
         try:
-            await replayer.run()
+            await replayer.run(stop)
         finally:
             bar.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +150,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--keyspace", type=_keyspace, help="the keyspace to build (or verify)")
     p.add_argument("--live", type=_keyspace, help="the live keyspace (default: configured)")
     p.add_argument("--restart", action="store_true", help="from the beginning, not resumed")
+    follow = "at the end, keep applying new records until SIGTERM (for a switch)"
+    p.add_argument("--follow", action="store_true", help=follow)
     p.add_argument("--worker", type=int, default=0, help="this process's share: 0..N-1")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the partitions")
     p.add_argument("--batch", type=int, default=2000, help="records per batch and checkpoint")

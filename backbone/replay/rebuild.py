@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -35,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, Session
 
@@ -93,6 +95,7 @@ class ReplayOptions:
     batch: int = 2000
     restart: bool = False  # ignore saved progress: from the beginning
     throttle_s: float = 0.0  # pause after each batch (tests: a replay slow enough to kill)
+    follow: bool = False  # at the end, keep applying what is appended until stopped
 
 
 class Replayer:
@@ -104,6 +107,8 @@ class Replayer:
         self._clusters: list[Cluster] = []
         self._keys: dict[str, bytes] = {}
         self._inflight = asyncio.Semaphore(MAX_AGGREGATES_IN_FLIGHT)
+        self._absent: set[str] = set()
+        self._key_lookup: tuple[Any, Any, Session, Session]
 
     async def _connect(self, keyspace: str | None) -> Session:
         cluster, session = await asyncio.to_thread(connect, self.settings.cluster, keyspace)
@@ -156,8 +161,11 @@ class Replayer:
                 pending = []
         await asyncio.gather(*pending)
 
-    async def run(self) -> Progress:
+    async def run(self, stop: asyncio.Event | None = None) -> Progress:
+        """Replays to the end offsets seen at the start; with `follow`, then on until
+        `stop` is set."""
         opts = self.options
+        stop = stop or asyncio.Event()
         source = await self._connect(opts.source)
         target = await self._connect(None)
         for attempt in range(5):
@@ -176,6 +184,16 @@ class Replayer:
             await self._file_chunks(source, target)
         else:
             await self._data_keys(source, target)  # every worker needs them to open records
+        self._key_lookup = (
+            await asyncio.to_thread(
+                source.prepare, "SELECT wrapped FROM data_keys WHERE key_id = ?"
+            ),
+            await asyncio.to_thread(
+                target.prepare, "INSERT INTO data_keys (key_id, wrapped) VALUES (?, ?)"
+            ),
+            source,
+            target,
+        )
         envelopes = EnvelopeCodec(self.settings.master_key_b64, self._keys.__getitem__)
         projection = await asyncio.to_thread(Projection, target, self.settings.retention_s)
         sequencer = await asyncio.to_thread(Sequencer, target, self.settings.retention_s)
@@ -201,12 +219,33 @@ class Replayer:
                 jobs.append((topic, p, first, end))
                 self.progress.total += max(end - first, 0)
 
+        ends = {(topic, p): end for topic, p, _, end in jobs}
+        grew = asyncio.Event()
+
+        async def watch_ends() -> None:
+            """Follow mode: one consumer asks for every partition's end offset twice a
+            second and wakes the partitions' tasks when the log grew."""
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            await asyncio.sleep(0)  # see read_partition: let its start-up task run
+            try:
+                tps = [TopicPartition(t, p) for t, p in ends]
+                while not stop.is_set():
+                    await asyncio.sleep(0.5)
+                    for tp, end in (await consumer.end_offsets(tps)).items():
+                        if end > ends[(tp.topic, tp.partition)]:
+                            self.progress.total += end - ends[(tp.topic, tp.partition)]
+                            ends[(tp.topic, tp.partition)] = end
+                            grew.set()
+            finally:
+                await consumer.stop()
+
         async def one(topic: str, p: int, first: int, end: int) -> None:
             apply = (self._events_batch(envelopes, projection) if topic == self.names.events
                      else self._entries_batch(envelopes, sequencer))  # fmt: skip
             batch: list[Any] = []
 
-            async def flush(next_offset: int) -> None:
+            async def flush(next_offset: int, end: int) -> None:
                 await apply(batch)
                 self.progress.done += len(batch)
                 batch.clear()
@@ -214,28 +253,65 @@ class Replayer:
                 if opts.throttle_s:
                     await asyncio.sleep(opts.throttle_s)
 
-            last = first - 1
-            async for r in read_partition(bootstrap, topic, p, first, end):
-                batch.append(r)
-                last = r.offset
-                if len(batch) >= opts.batch:
-                    await flush(last + 1)
-            await flush(max(last + 1, first) if last >= first else end)
+            while True:
+                last = first - 1
+                async for r in read_partition(bootstrap, topic, p, first, end):
+                    batch.append(r)
+                    last = r.offset
+                    if len(batch) >= opts.batch:
+                        await flush(last + 1, end)
+                await flush(last + 1 if last >= first else end, end)
+                first = end
+                while opts.follow and not stop.is_set() and ends[(topic, p)] <= first:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(grew.wait(), 1.0)
+                    await asyncio.sleep(0.05)  # let every waiting partition see it
+                    grew.clear()
+                if not opts.follow or stop.is_set():
+                    return
+                end = ends[(topic, p)]
 
         self.progress.started = time.monotonic()  # the rate is of replaying, not setting up
-        await asyncio.gather(*(one(*job) for job in jobs))
+        watcher = asyncio.create_task(watch_ends()) if opts.follow else None
+        try:
+            await asyncio.gather(*(one(*job) for job in jobs))
+        finally:
+            stop.set()
+            if watcher is not None:
+                await watcher
         return self.progress
 
-    def _open(self, envelopes: EnvelopeCodec, raw: bytes | None) -> Opened | None:
+    async def _open(self, envelopes: EnvelopeCodec, raw: bytes | None) -> Opened | None:
         if raw is None:
             return None
         try:
             return envelopes.open(raw)
-        except (KeyError, DecryptionError, codec.SchemaError):
-            # A shredded identity's record (its key is gone) or not an envelope: the workers
-            # skip it too.
-            self.progress.skipped += 1
-            return None
+        except KeyError as missing:
+            # A key made after the replay read the keys (a new identity while following,
+            # or while the end offsets were being read): the workers store a key in
+            # Cassandra before any record sealed with it goes out, so it is there now.
+            key_id = str(missing.args[0]) if missing.args else ""
+            if key_id and await self._load_key(key_id):
+                return await self._open(envelopes, raw)
+        except (DecryptionError, codec.SchemaError):
+            pass
+        # A shredded identity's record (its key is gone) or not an envelope: the workers
+        # skip it too.
+        self.progress.skipped += 1
+        return None
+
+    async def _load_key(self, key_id: str) -> bool:
+        if key_id in self._absent:
+            return False
+        select, insert, source, target = self._key_lookup
+        row = (await execute(source, select, (key_id,))).one()
+        if row is None:
+            self._absent.add(key_id)  # shredded, or never made: asking again will not help
+            return False
+        master = MasterKey.from_base64(self.settings.master_key_b64)
+        self._keys[key_id] = master.unwrap(base64.b64decode(row.wrapped), key_id)
+        await execute(target, insert, (key_id, row.wrapped))
+        return True
 
     def _events_batch(
         self, envelopes: EnvelopeCodec, projection: Projection
@@ -243,7 +319,7 @@ class Replayer:
         async def apply(records: list[Any]) -> None:
             chains: dict[str, list[Opened]] = defaultdict(list)
             for r in records:
-                event = self._open(envelopes, r.value)
+                event = await self._open(envelopes, r.value)
                 if event is not None:
                     chains[event.envelope["aggregate_key"]].append(event)
 
@@ -271,7 +347,7 @@ class Replayer:
         async def apply(records: list[Any]) -> None:
             entries = []
             for r in records:
-                opened = self._open(envelopes, r.value)
+                opened = await self._open(envelopes, r.value)
                 if opened is None:
                     continue
                 b = opened.body

@@ -102,7 +102,7 @@ async def populated(stack: Stack) -> AsyncIterator[list[dict[str, str]]]:
 
 @pytest.fixture(scope="module")
 def keyspaces(stack: Stack, cassandra_session: Any) -> Iterator[list[str]]:
-    names = [f"{stack.cluster.keyspace}_r{i}" for i in range(2)]
+    names = [f"{stack.cluster.keyspace}_r{i}" for i in range(3)]
     yield names
     for name in names:
         cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
@@ -189,3 +189,48 @@ async def test_a_replay_killed_half_way_resumes_and_ends_identical(
     verified = await _backbone(stack, "replay", "verify", "--keyspace", target)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "every table identical" in verified.stdout
+
+
+def _partitions_done(session: Any, keyspace: str) -> int:
+    query = f"SELECT partition FROM {keyspace}.replay_progress"  # noqa: S608
+    try:
+        return len(list(session.execute(query)))
+    except Exception:  # the table does not exist yet
+        return 0
+
+
+async def test_a_following_replay_keeps_the_rebuilt_keyspace_identical_while_writes_go_on(
+    stack: Stack, populated: list[dict[str, str]], keyspaces: list[str], cassandra_session: Any
+) -> None:
+    """What a switch-over stands on: the rebuilt keyspace keeps up with the live one,
+    a new identity (a data key made after the replay read the keys) included."""
+    target = keyspaces[2]
+    cmd = [sys.executable, "-m", "backbone.cli", "replay", "--keyspace", target, "--follow"]
+    follower = await asyncio.create_subprocess_exec(
+        *cmd, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):  # caught up: every partition has a checkpoint
+            await asyncio.sleep(0.2)
+            if _partitions_done(cassandra_session, target) == 8:  # 4 + 4 in the test stack
+                break
+        a, b = populated[0], populated[1]
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
+            newcomer = await _party(http)
+            await _relate(http, a, newcomer)
+            for i in range(3):
+                await _send(http, a, [b, newcomer], f"while following {i}".encode())
+        verified = None
+        for _ in range(30):  # until the worker and the follower have both caught up
+            await asyncio.sleep(1)
+            verified = await _backbone(stack, "replay", "verify", "--keyspace", target)
+            if verified.returncode == 0:
+                break
+        assert verified is not None
+        assert verified.returncode == 0, verified.stdout
+        assert "every table identical" in verified.stdout
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(follower.communicate(), 60)
+    assert follower.returncode == 0
+    assert "0 skipped" in out.decode()
