@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -31,6 +32,7 @@ from backbone import logs
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
 from streams import (
+    challenge_decider,
     file_decider,
     identity_decider,
     message_decider,
@@ -47,6 +49,7 @@ from streams.deciding import (
     set_key_loader,
     wait_for_key,
 )
+from streams.decision import Rejection
 from streams.envelopes import EnvelopeCodec, Opened
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.mailbox_router import entries_for
@@ -256,9 +259,36 @@ async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Op
             yield key.decode(), command
 
 
+# The challenge gate (streams/challenge_decider.py): which request used each challenge id.
+# One small entry per identity creation or device registration.
+CHALLENGE_USES = _state_table("challenge-uses")
+_CHALLENGED = frozenset({"CreateIdentity", "AddDevice"})
+
+
 @app.agent(identity_commands, isolated_partitions=True)
 async def identity_agent(stream: faust.StreamT[bytes]) -> None:
+    """A command that proves a key with a challenge arrives under the challenge's key first:
+    the gate lets it through once, then it goes on to the identity's key."""
     async for key, command in _commands(stream):
+        body = command.body
+        if command.name in _CHALLENGED and key == envelopes.aggregate_key(
+            "challenge", body["challenge_id"]
+        ):
+            corr = command.envelope["correlation_id"]
+            outcome = challenge_decider.decide(
+                CHALLENGE_USES.get(key), corr, body, datetime.now(UTC)
+            )
+            if isinstance(outcome, Rejection):
+                await runtime.replies.send(
+                    key=corr.encode(), value=runtime.reply(corr, outcome.status, outcome)
+                )
+                continue
+            CHALLENGE_USES[key] = outcome
+            await runtime.forward(
+                identity_commands, envelopes.aggregate_key("identity", body["address"]),
+                command.name, body, command,
+            )  # fmt: skip
+            continue
         await runtime.decide(IDENTITIES, key, command)
 
 

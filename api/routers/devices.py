@@ -13,7 +13,6 @@ from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
-from backbone.security.challenges import CHALLENGE_INVALID
 from streams.cassandra_io import run_prepared
 
 router = APIRouter(prefix="/Devices", tags=["devices"])
@@ -42,16 +41,16 @@ async def register_device(
     ).one()
     if row is None:
         raise ApiError(404, NOT_FOUND, "identity not found")
-    challenge = check_signed_challenge(state, body.signedChallenge, row.public_key)
-    if challenge.created_by not in (None, caller.address):
-        raise ApiError(400, CHALLENGE_INVALID, "the challenge was issued to another identity")
+    challenge = check_signed_challenge(
+        state, body.signedChallenge, row.public_key, "RegisterDevice", caller.address
+    )
     now = datetime.now(UTC)
     idem = key.scoped(caller.address) if key else None
     await refuse_reused_key(state.session, idem)
     device_id, username = new_resource_id("DVC", idem), new_resource_id("USR", idem)
     await state.bus.send(
         state.topics.identity_commands,
-        state.envelopes.aggregate_key("identity", caller.address),
+        state.envelopes.aggregate_key("challenge", challenge.id),  # the gate first
         "AddDevice",
         {
             "challenge_id": challenge.id,

@@ -46,7 +46,7 @@ async def create_identity(
         raise ApiError(
             400, "error.platform.validation.identity.invalidPublicKey", str(exc)
         ) from exc
-    challenge = check_signed_challenge(state, body.signedChallenge, public_key)
+    challenge = check_signed_challenge(state, body.signedChallenge, public_key, "CreateIdentity")
     address = address_from_public_key(public_key, state.settings.address_domain)
     now = datetime.now(UTC)
     device_id, username = new_resource_id("DVC", idem), new_resource_id("USR", idem)
@@ -64,7 +64,7 @@ async def create_identity(
     }
     await state.bus.send(
         state.topics.identity_commands,
-        state.envelopes.aggregate_key("identity", address),
+        state.envelopes.aggregate_key("challenge", challenge.id),  # the gate first
         "CreateIdentity",
         command,
         idem,

@@ -14,8 +14,9 @@ dropping any field it does not know. `id` and `expiresAt` survive that; so the c
 works both for the runtime's string and for a client that signs the DTO JSON it was given.
 
 A 64-bit tag cannot be forged offline (the key never leaves the backbone), and guessing it
-online takes ~2^63 requests. As upstream, a challenge is not single-use: a signed challenge
-can be replayed until it expires, which only ever re-proves possession of the same key.
+online takes ~2^63 requests. Unlike the tag, single use needs state: the workers' challenge
+gate (streams/app.py, `identity_agent`) lets each challenge id through once, whichever key
+signed it (issue 19).
 
 Error codes are Enmeshed's where it has one (nmshd/backbone
 `Modules/Devices/src/Devices.Application/ApplicationErrors.cs`), all HTTP 400:
@@ -232,6 +233,17 @@ class ChallengeIssuer:
         return Challenge(challenge_id, expires_at, created_by, device)
 
 
+def claimed_type(challenge_json: str) -> str | None:
+    """The `type` the signed text claims (`Identity`, `Device`, `Relationship`), None when it
+    has none (a client that signed the DTO). Read only after `_authenticate` accepted the
+    text; the tag does not cover it, but the client's signature over the text does, so a
+    challenge signed for one purpose cannot be presented for another."""
+    value = _parse_challenge_json(challenge_json).get("type")
+    if value is not None and not isinstance(value, str):
+        raise ChallengeError(CHALLENGE_INVALID)
+    return value
+
+
 def _check_expiry(challenge: Challenge, now: datetime | None) -> None:
     if utc(now) >= challenge.expires_at:
         raise ChallengeError(CHALLENGE_EXPIRED)
@@ -253,7 +265,9 @@ def _parse_challenge_json(challenge_json: str) -> dict[str, Any]:
 
     try:
         obj = json.loads(challenge_json, object_pairs_hook=pairs_hook)
-    except ValueError as exc:  # JSONDecodeError is a ValueError, as is a duplicate field
+    # JSONDecodeError is a ValueError, as is a duplicate field; a few hundred nested `[`
+    # exhaust the parser's recursion (a 500 before, issue 19).
+    except (ValueError, RecursionError) as exc:
         raise ChallengeError(CHALLENGE_INVALID) from exc
     if not isinstance(obj, dict):
         raise ChallengeError(CHALLENGE_INVALID)
