@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connector import crypto
 from connector.backbone_client import BackboneError
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, Damaged, NotFound, Unauthorized, Unavailable
 from connector.service import ConnectorService
 from schemas.errors import (
     INVALID_CONTENT_TYPE,
@@ -88,7 +88,7 @@ def _check_key(request: Request) -> None:
     given = request.headers.get("x-api-key", "")
     expected: str = request.app.state.api_key
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ConnectorError(401, "error.connector.unauthorized", "missing or wrong X-API-KEY")
+        raise Unauthorized("error.connector.unauthorized", "missing or wrong X-API-KEY")
 
 
 Service = Annotated[ConnectorService, Depends(_service)]
@@ -97,7 +97,6 @@ Service = Annotated[ConnectorService, Depends(_service)]
 def _size_checked(content: Any) -> Any:
     if len(json.dumps(content)) > MAX_CONTENT_CHARS:
         raise ConnectorError(
-            400,
             "error.connector.contentTooLarge",
             f"content is over {MAX_CONTENT_CHARS} characters of JSON",
         )
@@ -118,7 +117,7 @@ async def sync(request: Request) -> Any:
     entries were new."""
     consumer = request.app.state.consumer
     if consumer is None:
-        raise ConnectorError(503, "error.connector.notSyncing", "no mailbox consumer runs")
+        raise Unavailable("error.connector.notSyncing", "no mailbox consumer runs")
     return {"result": {"handledEntries": await consumer.catch_up()}}
 
 
@@ -188,7 +187,7 @@ async def relationship_step(
     body: AnswerRelationship | None = None,
 ) -> Any:
     if step not in STEPS:
-        raise ConnectorError(400, "error.connector.unknownStep", f"step is one of {STEPS}")
+        raise ConnectorError("error.connector.unknownStep", f"step is one of {STEPS}")
     content = _size_checked(body.content) if body else None
     return {"result": await service.relationships.step(relationship_id, step, content)}
 
@@ -202,10 +201,10 @@ async def upload_file(
 ) -> Any:
     data = await file.read(MAX_FILE_BYTES + 1)
     if not data:
-        raise ConnectorError(400, "error.connector.emptyFile", "the file is empty")
+        raise ConnectorError("error.connector.emptyFile", "the file is empty")
     if len(data) > MAX_FILE_BYTES:
         raise ConnectorError(
-            400, "error.connector.fileTooLarge", f"files are at most {MAX_FILE_BYTES} bytes"
+            "error.connector.fileTooLarge", f"files are at most {MAX_FILE_BYTES} bytes"
         )
     name = title or file.filename or "file"
     mimetype = file.content_type or "application/octet-stream"
@@ -255,6 +254,19 @@ async def message(message_id: MessageId, service: Service) -> Any:
     return {"result": service.messages.get(message_id)}
 
 
+# The HTTP status of each kind of refusal; any other kind is the caller's to fix (400).
+STATUS: dict[type[ConnectorError], int] = {
+    Unauthorized: 401,
+    NotFound: 404,
+    Damaged: 502,
+    Unavailable: 503,
+}
+
+
+def _status(refusal: ConnectorError) -> int:
+    return next((s for kind, s in STATUS.items() if isinstance(refusal, kind)), 400)
+
+
 def _error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -270,7 +282,7 @@ def create_app(service: ConnectorService, api_key: str, lifespan: Any = None) ->
 
     @app.exception_handler(ConnectorError)
     async def _refused(_: Request, exc: ConnectorError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(_status(exc), exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

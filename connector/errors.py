@@ -1,17 +1,33 @@
-"""What the Connector refuses itself (the backbone's refusals are `BackboneError`)."""
+"""What the Connector refuses itself (the backbone's refusals are `BackboneError`).
+
+Each refusal has a machine-readable code and a kind; the REST API (`connector.api`) chooses
+the HTTP status from the kind, so the handlers know nothing of HTTP.
+"""
 
 from __future__ import annotations
 
 
 class ConnectorError(Exception):
-    """Refused by the Connector itself (not the backbone): `status`, machine-readable `code`."""
+    """The request cannot be done as asked (the caller's to fix)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
 
 
-def not_found(what: str, message: str) -> ConnectorError:
-    return ConnectorError(404, f"error.connector.{what}NotFound", message)
+class NotFound(ConnectorError):
+    """No such record here (or not one of ours)."""
+
+
+class Damaged(ConnectorError):
+    """What the backbone handed over fails its check or does not open: not the caller's
+    fault, and not the Connector's."""
+
+
+class Unavailable(ConnectorError):
+    """A part the request needs is not running."""
+
+
+class Unauthorized(ConnectorError):
+    """The caller did not prove it may use this Connector."""

@@ -12,7 +12,7 @@ from typing import Any
 from connector import crypto
 from connector.backbone_client import DeviceSession
 from connector.crypto import DecryptionFailed
-from connector.errors import ConnectorError, not_found
+from connector.errors import ConnectorError, NotFound
 from connector.identities import LocalIdentity
 from connector.keystore import Keystore
 from connector.repositories import FileRecord, LocalData, RelationshipRecord, TemplateRecord
@@ -58,27 +58,30 @@ class Context:
     def template(self, template_id: str) -> TemplateRecord:
         found = self.data.templates.get(template_id)
         if found is None:
-            raise not_found("template", "unknown template: load it by its reference first")
+            raise NotFound(
+                "error.connector.templateNotFound",
+                "unknown template: load it by its reference first",
+            )
         return found
 
     def relationship(self, relationship_id: str) -> RelationshipRecord:
         found = self.data.relationships.get(relationship_id)
         if found is None:
-            raise not_found("relationship", "relationship not found")
+            raise NotFound("error.connector.relationshipNotFound", "relationship not found")
         return found
 
     def relationship_with(self, peer: str, *, active: bool = True) -> RelationshipRecord:
         found = self.data.relationships.latest_with(peer, active=active)
         if found is None:
             raise ConnectorError(
-                400, "error.connector.noActiveRelationship", f"no active relationship with {peer}"
+                "error.connector.noActiveRelationship", f"no active relationship with {peer}"
             )
         return found
 
     def file(self, file_id: str) -> FileRecord:
         found = self.data.files.get(file_id)
         if found is None:
-            raise not_found("file", f"unknown file {file_id}")
+            raise NotFound("error.connector.fileNotFound", f"unknown file {file_id}")
         return found
 
 
@@ -101,5 +104,5 @@ def open_json(key: bytes, content_b64: str, context: bytes, what: str) -> Any:
         return from_json(crypto.open_sealed(key, base64.b64decode(content_b64), context))
     except (DecryptionFailed, ValueError) as exc:
         raise ConnectorError(
-            400, "error.connector.cannotDecrypt", f"the {what} does not open with this key"
+            "error.connector.cannotDecrypt", f"the {what} does not open with this key"
         ) from exc

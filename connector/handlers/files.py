@@ -9,7 +9,7 @@ from typing import Any
 
 from connector import crypto
 from connector.crypto import DecryptionFailed
-from connector.errors import ConnectorError
+from connector.errors import Damaged
 from connector.handlers.common import Context, now, open_json, to_json
 from connector.repositories import FileRecord
 
@@ -75,15 +75,15 @@ class Files:
         meta = await ctx.session.file_metadata(file_id)
         ciphertext = await ctx.session.file_content(file_id)
         if hashlib.sha256(ciphertext).digest() != base64.b64decode(meta["cipherHash"]):
-            raise ConnectorError(
-                502, "error.connector.fileDamaged", "the file's content does not match its hash"
+            raise Damaged(
+                "error.connector.fileDamaged", "the file's content does not match its hash"
             )
         key = ctx.keys.file_key(file)
         try:
             return crypto.open_sealed(key, ciphertext, b"file"), self.get(file_id)
         except DecryptionFailed as exc:
-            raise ConnectorError(
-                502, "error.connector.cannotDecrypt", "the file does not open with its key"
+            raise Damaged(
+                "error.connector.cannotDecrypt", "the file does not open with its key"
             ) from exc
 
     def get(self, file_id: str) -> dict[str, Any]:

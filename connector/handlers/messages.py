@@ -9,7 +9,7 @@ from typing import Any
 
 from connector import crypto
 from connector.crypto import PublicKeys
-from connector.errors import ConnectorError, not_found
+from connector.errors import ConnectorError, NotFound
 from connector.handlers.common import Context, from_json, now, to_json
 from connector.handlers.files import Files
 from connector.repositories import MessageRecord
@@ -26,7 +26,6 @@ class Messages:
         ctx = self.ctx
         if not recipients or len(set(recipients)) != len(recipients):
             raise ConnectorError(
-                400,
                 "error.connector.invalidRecipients",
                 "recipients must be distinct and at least one",
             )
@@ -55,7 +54,7 @@ class Messages:
     def get(self, message_id: str) -> dict[str, Any]:
         found = self.ctx.data.messages.get(message_id)
         if found is None:
-            raise not_found("message", "message not found")
+            raise NotFound("error.connector.messageNotFound", "message not found")
         return _dto(found)
 
     def page(

@@ -22,7 +22,7 @@ class Relationships:
         template = ctx.template(template_id)
         if template.owner == ctx.address:
             raise ConnectorError(
-                400, "error.connector.ownTemplate", "a relationship to yourself cannot be requested"
+                "error.connector.ownTemplate", "a relationship to yourself cannot be requested"
             )
         peer_keys = PublicKeys.from_json(from_json(template.owner_keys))
         mine = ctx.identity.keys.public().to_json()

@@ -10,7 +10,7 @@ from typing import Any
 
 from connector import crypto
 from connector.crypto import PublicKeys
-from connector.errors import ConnectorError, not_found
+from connector.errors import ConnectorError, NotFound
 from connector.handlers.common import Context, from_json, now, open_json, to_json
 from connector.repositories import TemplateRecord, TokenRecord
 
@@ -49,7 +49,7 @@ class Templates:
         """A token that leads to one of our templates: its reference fits a QR code."""
         template = self.ctx.template(template_id)
         if template.owner != self.ctx.address:
-            raise not_found("template", "no own template")
+            raise NotFound("error.connector.templateNotFound", "no own template")
         inner = {
             "type": "RelationshipTemplate",
             "templateId": template_id,
@@ -93,7 +93,7 @@ class Templates:
         try:
             object_id, key = crypto.decode_reference(reference.strip())
         except ValueError as exc:
-            raise ConnectorError(400, "error.connector.invalidReference", str(exc)) from exc
+            raise ConnectorError("error.connector.invalidReference", str(exc)) from exc
         if object_id.startswith("TOK"):
             token = await self.ctx.session.token_content(object_id)
             inner = open_json(key, token["content"], b"token", "token")
@@ -108,7 +108,7 @@ class Templates:
             }
         if object_id.startswith("RLT"):
             return await self._load_template(object_id, key)
-        raise ConnectorError(400, "error.connector.invalidReference", "unknown object type")
+        raise ConnectorError("error.connector.invalidReference", "unknown object type")
 
     async def _load_template(self, template_id: str, key: bytes) -> dict[str, Any]:
         ctx = self.ctx
@@ -117,7 +117,7 @@ class Templates:
         try:
             PublicKeys.from_json(inner["keys"])
         except (KeyError, ValueError, TypeError) as exc:
-            raise ConnectorError(400, "error.connector.invalidTemplate", "no keys") from exc
+            raise ConnectorError("error.connector.invalidTemplate", "no keys") from exc
         sealed_key = ctx.keys.seal_template_key(key, template_id)
         ctx.data.templates.add_unless_known(
             TemplateRecord(
