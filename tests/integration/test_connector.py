@@ -79,9 +79,8 @@ async def test_the_mailbox_consumer_handles_each_entry_once_across_restarts(
     org = await create_identity(settings, store, keystore)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
         client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
-        peer = await client.create_identity("peer password 123")
-        peer_token = await client.token(peer.device.username, "peer password 123")
-        peer_auth = {"Authorization": f"Bearer {peer_token}"}
+        peer = await client.create_identity_and_log_in("peer password 123")
+        peer_auth = peer.headers
 
         async def org_token() -> str:
             return await client.token(org.username, org.password)
