@@ -32,7 +32,8 @@ STACK_PARTS = {"api": "api", "worker": "worker", "kafka": "kafka", "cassandra": 
 
 
 def stack_pids(infra: InfraSettings) -> dict[str, list[int]]:
-    """kind -> pids of the running local stack (from `<state>/<part>/<part>.pid`)."""
+    """kind -> pids of the running local stack (from `<state>/<part>/<part>.pid`, as
+    `backbone status` finds them)."""
     found: dict[str, list[int]] = {}
     for kind, part in STACK_PARTS.items():
         # Kafka and Cassandra may be shared with a backbone that has a state directory of
@@ -41,11 +42,10 @@ def stack_pids(infra: InfraSettings) -> dict[str, list[int]]:
         if kind in ("kafka", "cassandra"):
             dirs.append(default_state_dir())
         for state_dir in dirs:
-            try:
-                pid = int((state_dir / part / f"{part}.pid").read_text().strip())
-            except (OSError, ValueError):
-                continue
-            if Path(f"/proc/{pid}").exists():
+            home = state_dir / part
+            # The launcher's own record of it: a pid file whose process still names `home`.
+            pid = ManagedProcess(part, home, marker=str(home)).pid()
+            if pid is not None:
                 found[kind] = [pid]
                 break
     return found
