@@ -124,31 +124,17 @@ def metadata(name: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 async def data_keys(settings: BackboneSettings) -> dict[str, bytes]:
-    """Every data key that still exists, unwrapped with the master key: the workers'
-    changelog (a deleted key there is shredded) and Cassandra's `data_keys` table."""
+    """Every data key that still exists, unwrapped with the master key."""
+    from backbone.datakeys import wrapped_data_keys
     from streams.cassandra_io import connect
 
     master = MasterKey.from_base64(settings.master_key_b64)
-    topic = f"{settings.app_id}-data-keys-changelog"
-    bootstrap = settings.cluster.kafka_bootstrap
-    wrapped: dict[str, str | None] = {}
-    for partition in await partitions_of(bootstrap, topic):
-        async for r in read_partition(bootstrap, topic, partition):
-            if r.key is not None:
-                wrapped[json.loads(r.key)] = json.loads(r.value) if r.value is not None else None
-
-    def from_cassandra() -> None:
-        cluster, session = connect(settings.cluster, settings.cluster.keyspace)
-        try:
-            for row in session.execute("SELECT key_id, wrapped FROM data_keys"):
-                wrapped.setdefault(row.key_id, row.wrapped)
-        finally:
-            cluster.shutdown()
-
-    await asyncio.to_thread(from_cassandra)
-    return {
-        kid: master.unwrap(base64.b64decode(w), kid) for kid, w in wrapped.items() if w is not None
-    }
+    cluster, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
+    try:
+        wrapped = await wrapped_data_keys(settings, session)
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+    return {kid: master.unwrap(base64.b64decode(w), kid) for kid, w in wrapped.items()}
 
 
 async def records(

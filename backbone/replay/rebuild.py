@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import time
 from collections import defaultdict
@@ -41,6 +40,7 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, Session
 
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
+from backbone.datakeys import wrapped_data_keys
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
 from schemas import codec
@@ -120,24 +120,15 @@ class Replayer:
             await asyncio.to_thread(cluster.shutdown)
 
     async def _data_keys(self, source: Session, target: Session) -> None:
-        wrapped: dict[str, str | None] = {}
-        topic = f"{self.settings.app_id}-data-keys-changelog"
-        bootstrap = self.settings.cluster.kafka_bootstrap
-        for p in await partitions_of(bootstrap, topic):
-            async for r in read_partition(bootstrap, topic, p):
-                if r.key is not None:
-                    value = json.loads(r.value) if r.value is not None else None
-                    wrapped[json.loads(r.key)] = value
-        for row in await execute(source, "SELECT key_id, wrapped FROM data_keys"):
-            wrapped.setdefault(row.key_id, row.wrapped)
+        """The keys that still exist (backbone/datakeys.py), unwrapped for opening and
+        written to the new keyspace's table; a shredded key stays gone."""
+        wrapped = await wrapped_data_keys(self.settings, source)
         master = MasterKey.from_base64(self.settings.master_key_b64)
         insert = await asyncio.to_thread(
             target.prepare, "INSERT INTO data_keys (key_id, wrapped) VALUES (?, ?)"
         )
         writes = []
         for key_id, value in wrapped.items():
-            if value is None:
-                continue  # shredded: stays gone
             self._keys[key_id] = master.unwrap(base64.b64decode(value), key_id)
             writes.append(execute(target, insert, (key_id, value)))
         await asyncio.gather(*writes)

@@ -1,0 +1,29 @@
+"""The data keys an operator's tool may use, as the workers hold them: the last value of
+each key in the workers' `data-keys` changelog (a deleted key there is a shredded
+identity's: it stays gone), and the keys in the live `data_keys` table the changelog never
+got (a worker writes Cassandra first, and may die before its changelog write)."""
+
+from __future__ import annotations
+
+import json
+
+from cassandra.cluster import Session
+
+from backbone.audit.logread import partitions_of, read_partition
+from backbone.settings import BackboneSettings
+from streams.cassandra_io import execute
+
+
+async def wrapped_data_keys(settings: BackboneSettings, live: Session) -> dict[str, str]:
+    """key id -> wrapped key (base64, sealed with the master key) of every key that still
+    exists; `live` is a session on the live keyspace."""
+    wrapped: dict[str, str | None] = {}
+    topic = f"{settings.app_id}-data-keys-changelog"
+    bootstrap = settings.cluster.kafka_bootstrap
+    for p in await partitions_of(bootstrap, topic):
+        async for r in read_partition(bootstrap, topic, p):
+            if r.key is not None:
+                wrapped[json.loads(r.key)] = json.loads(r.value) if r.value is not None else None
+    for row in await execute(live, "SELECT key_id, wrapped FROM data_keys"):
+        wrapped.setdefault(row.key_id, row.wrapped)
+    return {key_id: value for key_id, value in wrapped.items() if value is not None}
