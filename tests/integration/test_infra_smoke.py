@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -15,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from localproc.process import ManagedProcess
 from streams.topics import TopicSpec, ensure_topics
 from tests.conftest import Infra, RunScope
 
@@ -74,37 +72,33 @@ class CounterWorker:
     """The faust counter app as a real worker process."""
 
     def __init__(self, infra: Infra, prefix: str, workdir: Path) -> None:
-        self.env = {
-            **os.environ,
-            "COUNTER_BOOTSTRAP": infra.kafka_bootstrap,
-            "COUNTER_TOPIC_PREFIX": prefix,
-        }
+        self.env = {"COUNTER_BOOTSTRAP": infra.kafka_bootstrap, "COUNTER_TOPIC_PREFIX": prefix}
         self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: ManagedProcess | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
         datadir = self.workdir / f"data-{self.starts}"  # fresh each time: no local state
-        log = (self.workdir / f"worker-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "tests.integration.faust_counter",
-             "worker", "-l", "warn", "--without-web"],
+        app = "-A tests.integration.faust_counter worker -l warn --without-web"
+        argv = [sys.executable, "-m", "faust", *app.split()]
+        # Run from here, so that `-A tests.integration...` imports this checkout.
+        self.process = ManagedProcess(
+            f"worker-{self.starts}",
+            self.workdir,
+            argv=argv,
             env={**self.env, "COUNTER_DATADIR": str(datadir)},
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=Path.cwd(),
+            grace_s=60,
+        )
+        self.process.start()
 
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process is not None and self.process.pid() is not None
 
     def stop(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        assert self.process is not None
+        self.process.stop()
 
 
 async def _read_counts(
