@@ -16,13 +16,19 @@ def _doc() -> dict[str, Any]:
         },
         "cpu_phases": [
             {"phase": "raw limits", "seconds": 3.0, "cpu_percent": {"worker": 1.0}},
-            {"phase": "e2e 1 rcpt throughput sweep", "seconds": 10.0,
-             "cpu_percent": {"worker": 40.0, "api": 20.0, "machine": 190.0, "other": 5.0}},
-            {"phase": "e2e 1 rcpt latency at half max", "seconds": 8.0,
-             "cpu_percent": {"api": 15.0}},
+            {
+                "phase": "e2e 1 rcpt throughput sweep",
+                "seconds": 10.0,
+                "cpu_percent": {"worker": 40.0, "api": 20.0, "machine": 190.0, "other": 5.0},
+            },
+            {
+                "phase": "e2e 1 rcpt latency at half max",
+                "seconds": 8.0,
+                "cpu_percent": {"api": 15.0},
+            },
             {"phase": "e2e 5 rcpt warm-up", "seconds": 2.0, "cpu_percent": {"worker": 50.0}},
         ],
-    }  # fmt: skip
+    }
 
 
 def test_cpu_seconds_of_a_phase_are_divided_by_its_messages() -> None:

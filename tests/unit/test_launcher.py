@@ -132,9 +132,13 @@ def test_the_commit_log_durability_is_written_into_cassandra_yaml(
     tmp_path: Path, choice: str
 ) -> None:
     target = render(
-        "cassandra.yaml", tmp_path / "cassandra.yaml", port=9042, storage_port=7000,
-        data_dir=tmp_path, commitlog_sync=commitlog_sync(choice),
-    )  # fmt: skip
+        "cassandra.yaml",
+        tmp_path / "cassandra.yaml",
+        port=9042,
+        storage_port=7000,
+        data_dir=tmp_path,
+        commitlog_sync=commitlog_sync(choice),
+    )
     assert f"commitlog_sync: {choice}" in target.read_text().splitlines()
 
 
