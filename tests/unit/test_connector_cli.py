@@ -114,9 +114,9 @@ def test_init_refuses_before_touching_anything_when_an_identity_exists(
 ) -> None:
     database = tmp_path / "org" / "connector.sqlite"
     private_database(database)
-    SqliteStore(database).add_identity(
-        StoredIdentity("did:e:localhost:dids:abc", b"k", "DVC", "USR", b"p", "t")
-    )
+    store = SqliteStore(database)
+    store.add_identity(StoredIdentity("did:e:localhost:dids:abc", b"k", "DVC", "USR", b"p", "t"))
+    store.close()  # checkpointed now, not whenever the collector gets to it
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "org").iterdir()}
     # Not even a storage key or a client secret is needed to be told so.
     assert cli.main(["init"]) == 1
