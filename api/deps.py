@@ -28,6 +28,35 @@ State = Annotated[ApiState, Depends(get_state)]
 class Caller:
     address: str
     device_id: str
+    # When the bearer token runs out: a long poll or a stream opened with it ends then, the
+    # client reconnects with a fresh token (issue 19). None for callers built without one.
+    expires_at: datetime | None = None
+
+    def seconds_left(self, now: datetime | None = None) -> float:
+        if self.expires_at is None:
+            return float("inf")
+        return (self.expires_at - (now or datetime.now(UTC))).total_seconds()
+
+
+async def device_exists(state: ApiState, address: str, device_id: str) -> bool:
+    row = (
+        await run_prepared(
+            state.session,
+            "SELECT deleted_at FROM devices WHERE address = ? AND id = ?",
+            (address, device_id),
+        )
+    ).one()
+    return row is not None and row.deleted_at is None
+
+
+async def still_authorized(state: ApiState, caller: Caller) -> bool:
+    """Whether the credentials a long-lived request was opened with still hold: its token
+    has not expired and its device was not deleted since. Checked by the mailbox's long poll
+    and both streams before they hand out entries, so that nothing reaches a device that has
+    lost its right to it."""
+    return caller.seconds_left() > 0 and await device_exists(
+        state, caller.address, caller.device_id
+    )
 
 
 async def get_caller(request: Request, state: State) -> Caller:
@@ -42,16 +71,9 @@ async def get_caller(request: Request, state: State) -> Caller:
             401, "error.platform.unauthorized", "the token is invalid or expired"
         ) from exc
     # A deleted device's tokens stop working at once, not when they expire.
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT deleted_at FROM devices WHERE address = ? AND id = ?",
-            (claims.address, claims.device_id),
-        )
-    ).one()
-    if row is None or row.deleted_at is not None:
+    if not await device_exists(state, claims.address, claims.device_id):
         raise ApiError(401, "error.platform.unauthorized", "the device no longer exists")
-    return Caller(claims.address, claims.device_id)
+    return Caller(claims.address, claims.device_id, claims.expires_at)
 
 
 Authenticated = Annotated[Caller, Depends(get_caller)]

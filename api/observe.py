@@ -60,9 +60,12 @@ class Observe:
         headers = Headers(scope=scope)
         length = headers.get("content-length")
         limit = MAX_BODY_BYTES
-        if scope["path"] == "/api/v1/Files" and scope["method"] == "POST":
+        if scope["path"] in ("/api/v1/Files", "/api/v2/Files") and scope["method"] == "POST":
             limit += self.max_file_bytes  # the file and its form fields
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        # ASCII digits only: `isdigit()` also takes `²`, which `int()` refuses (a 500).
+        if length is not None and (
+            not (length.isascii() and length.isdigit()) or int(length) > limit
+        ):
             return errors.response(
                 413, "error.platform.requestTooLarge", f"bodies are limited to {limit} bytes"
             )

@@ -31,6 +31,13 @@ class SignedChallenge(BaseModel):
 
 
 Purpose = Literal["CreateIdentity", "RegisterDevice"]
+# The `type` the signed text may claim per purpose (None: a client that signed the DTO).
+# Both are signed with the identity key, which is what is verified. nmshd/runtime claims
+# `Identity` for both; this project's Connector claims `Device` for a device registration.
+_TYPES: dict[str, tuple[str | None, ...]] = {
+    "CreateIdentity": (None, "Identity"),
+    "RegisterDevice": (None, "Identity", "Device"),
+}
 
 
 def check_signed_challenge(
@@ -42,9 +49,9 @@ def check_signed_challenge(
 ) -> Challenge:
     """The challenge, if authentic, signed by `public_key`, unexpired and issued for
     `purpose`: identity creation takes an anonymous challenge, device registration one
-    its own identity fetched with a token (what nmshd/runtime does for both; it signs
-    `"type":"Identity"` in both cases). A challenge a device got, or text claiming another
-    type, is refused, so that one challenge serves one use only (issue 19)."""
+    its own identity fetched with a token (what nmshd/runtime does). A challenge a device
+    got used for identity creation, or text claiming another purpose, is refused, so that
+    one challenge serves one use only (issue 19)."""
     try:
         signature = parse_signature(signed.signature)
     except ValueError as exc:
@@ -56,7 +63,7 @@ def check_signed_challenge(
         kind = claimed_type(signed.challenge)
     except ChallengeError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
-    if kind not in (None, "Identity"):
+    if kind not in _TYPES[purpose]:
         raise ApiError(400, CHALLENGE_INVALID, f"a challenge of type {kind} cannot be used here")
     if purpose == "CreateIdentity" and challenge.created_by is not None:
         raise ApiError(400, CHALLENGE_INVALID, "identity creation takes an anonymous challenge")

@@ -13,6 +13,7 @@ from cassandra.cluster import Cluster, Session
 from api.bus import CommandBus
 from api.mailbox_notifier import MailboxNotifier
 from api.ratelimit import FailedLogins
+from api.stream_slots import StreamSlots
 from backbone.security.challenges import ChallengeIssuer
 from backbone.security.passwords import hash_password, verify_password
 from backbone.security.tokens import TokenIssuer
@@ -44,6 +45,7 @@ class ApiState:
     session: Session
     password_slots: asyncio.Semaphore
     mailbox: MailboxNotifier
+    streams: StreamSlots
 
     @classmethod
     def build(cls, settings: BackboneSettings, cluster: Cluster, session: Session) -> ApiState:
@@ -71,6 +73,7 @@ class ApiState:
             session=session,
             password_slots=asyncio.Semaphore(CONCURRENT_PASSWORD_HASHES),
             mailbox=MailboxNotifier(settings.cluster.kafka_bootstrap, topics.mailbox_sequenced),
+            streams=StreamSlots(),
         )
 
     async def hash_password(self, password: str) -> str:

@@ -17,11 +17,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from api import errors
-from api.deps import Authenticated, Caller, State
+from api.deps import Authenticated, Caller, State, still_authorized
 from api.errors import ApiError
 from api.state import ApiState
+from api.stream_slots import Slot
 from api.timestamps import iso
 from streams.cassandra_io import run_prepared
 
@@ -31,10 +33,26 @@ MAX_PAGE = 1000
 MAX_WAIT_S = 60
 HEARTBEAT_S = 15.0
 INVALID = "error.platform.validation.invalidPropertyValue"
+UNAUTHORIZED = "error.platform.unauthorized"
+# Mailbox indexes are Cassandra bigints: a larger one made the driver fail with a 500.
+MAX_INDEX = 2**63 - 1
+# What a stream says before it ends because its token expired or its device was deleted:
+# the client reconnects with a fresh token (and is refused if its device is gone).
+ENDED_UNAUTHORIZED = b"event: unauthorized\ndata: {}\n\n"
 
 
 class CursorRequest(BaseModel):
-    index: int = Field(ge=0, le=2**62)
+    index: int = Field(ge=0, le=MAX_INDEX)
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The index in a `Last-Event-ID` header; None when absent or empty (as the SSE spec
+    resets it). ASCII digits only: `str.isdigit()` also takes `²`, which `int()` refuses."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_INDEX:
+        raise ApiError(400, INVALID, "Last-Event-ID must be a mailbox index")
+    return int(value)
 
 
 _READ = (
@@ -44,6 +62,18 @@ _READ = (
 
 async def _entries(state: ApiState, address: str, since: int, limit: int) -> list[Any]:
     return list(await run_prepared(state.session, _READ, (address, since, limit)))
+
+
+async def mailbox_head(state: ApiState, address: str) -> int:
+    """The identity's last mailbox index (0 for an empty mailbox)."""
+    head = (
+        await run_prepared(
+            state.session,
+            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
+            (address,),
+        )
+    ).one()
+    return int(head.idx) if head else 0
 
 
 def _entry_json(row: Any) -> str:
@@ -58,18 +88,33 @@ def _entry_json(row: Any) -> str:
 async def _wait_for_more(
     state: ApiState, caller: Caller, since: int, limit: int, timeout_s: float
 ) -> list[Any]:
+    """Entries after `since`, waiting up to `timeout_s` (never past the caller's token) for
+    the first. Raises `CredentialsGone` instead of handing entries to a device that was
+    deleted or whose token expired meanwhile: checked on every wake-up and before returning
+    (one read each), so a long poll or stream ends with its credentials (issue 19)."""
     key = state.envelopes.aggregate_key("identity", caller.address)
+    timeout_s = max(0.0, min(timeout_s, caller.seconds_left()))
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         wake = state.mailbox.event_for(key)  # before the read: a notice in between counts
         rows = await _entries(state, caller.address, since, limit)
         left = deadline - asyncio.get_running_loop().time()
         if rows or left <= 0:
-            return rows
+            break
         try:
             await asyncio.wait_for(wake.wait(), timeout=left)
         except TimeoutError:
-            return await _entries(state, caller.address, since, limit)
+            rows = await _entries(state, caller.address, since, limit)
+            break
+        if not await still_authorized(state, caller):
+            raise CredentialsGone
+    if not await still_authorized(state, caller):
+        raise CredentialsGone
+    return rows
+
+
+class CredentialsGone(Exception):
+    """The token of a waiting request expired, or its device was deleted."""
 
 
 @router.get("", response_model=None)
@@ -77,26 +122,38 @@ async def read_mailbox(
     request: Request,
     caller: Authenticated,
     state: State,
-    since: Annotated[int, Query(ge=0, description="the last index already handled")] = 0,
+    since: Annotated[
+        int, Query(ge=0, le=MAX_INDEX, description="the last index already handled")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     wait: Annotated[int, Query(ge=0, le=MAX_WAIT_S, description="long poll: seconds")] = 0,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=20, pattern=r"^[0-9]*$")
+    ] = None,
 ) -> Any:
     """A page of entries after `since`; with `wait`, hold the request until there is one;
     with `Accept: text/event-stream`, stream every entry as it is sequenced (resume with
-    `Last-Event-ID`)."""
-    if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise ApiError(400, INVALID, "Last-Event-ID must be a mailbox index")
-        since = int(last_event_id)
+    `Last-Event-ID`). Streams and long polls end when the token expires or the device is
+    deleted, and one identity holds at most a few at once (429 beyond)."""
+    resumed = parse_last_event_id(last_event_id)
+    if resumed is not None:
+        since = resumed
     if "text/event-stream" in request.headers.get("accept", ""):
+        slot = state.streams.slot(caller.address)
         return StreamingResponse(
-            _stream(request, state, caller, since),
+            _stream(request, state, caller, since, slot),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(slot.release),
         )
     if wait:
-        rows = await _wait_for_more(state, caller, since, limit, wait)
+        with state.streams.held(caller.address):
+            try:
+                rows = await _wait_for_more(state, caller, since, limit, wait)
+            except CredentialsGone as exc:
+                raise ApiError(
+                    401, UNAUTHORIZED, "the token expired or the device was deleted"
+                ) from exc
     else:
         rows = await _entries(state, caller.address, since, limit)
     last = rows[-1].idx if rows else since
@@ -105,12 +162,16 @@ async def read_mailbox(
 
 
 async def _stream(
-    request: Request, state: ApiState, caller: Caller, since: int
+    request: Request, state: ApiState, caller: Caller, since: int, slot: Slot
 ) -> AsyncIterator[bytes]:
     yield b": mailbox stream\n\n"
     try:
         while not await request.is_disconnected():
-            rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
+            try:
+                rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
+            except CredentialsGone:
+                yield ENDED_UNAUTHORIZED
+                return
             if not rows:
                 yield b": keep-alive\n\n"
                 continue
@@ -125,6 +186,8 @@ async def _stream(
         # come back; it resumes after the last id it got (Last-Event-ID).
         errors.store_unavailable(exc)
         yield b"retry: 2000\nevent: unavailable\ndata: {}\n\n"
+    finally:
+        slot.release()
 
 
 @router.get("/Cursor")
@@ -149,7 +212,12 @@ async def get_cursors(caller: Authenticated, state: State) -> Any:
 
 @router.put("/Cursor")
 async def put_cursor(body: CursorRequest, caller: Authenticated, state: State) -> Any:
-    """Acknowledge the calling device's mailbox up to `index`; a cursor never moves back."""
+    """Acknowledge the calling device's mailbox up to `index`; a cursor never moves back, so
+    one past the mailbox's head would stick there for good: refused. The head only grows, so
+    an index at or below it now stays valid whatever the decider sees later."""
+    head = await mailbox_head(state, caller.address)
+    if body.index > head:
+        raise ApiError(400, INVALID, f"index: past the mailbox's last entry ({head})")
     await state.bus.send(
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),

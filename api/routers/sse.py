@@ -18,15 +18,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from api import errors
 from api.deps import Authenticated, Caller, State
 from api.enmeshed_events import enmeshed_event
-from api.routers.mailbox import HEARTBEAT_S, MAX_PAGE, _wait_for_more
+from api.routers.mailbox import (
+    ENDED_UNAUTHORIZED,
+    HEARTBEAT_S,
+    MAX_PAGE,
+    CredentialsGone,
+    _wait_for_more,
+    mailbox_head,
+)
 from api.routers.sync import external_event_id
 from api.state import ApiState
+from api.stream_slots import Slot
 from api.timestamps import iso
-from streams.cassandra_io import run_prepared
 
 router = APIRouter(tags=["sync"])
 
@@ -35,27 +43,29 @@ router = APIRouter(tags=["sync"])
 async def enmeshed_events(
     request: Request, caller: Authenticated, state: State
 ) -> StreamingResponse:
-    head = (
-        await run_prepared(
-            state.session,
-            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
-            (caller.address,),
-        )
-    ).one()
+    """Ends when the token expires or the device is deleted (`event: unauthorized`): the
+    client reconnects with a fresh token."""
+    head = await mailbox_head(state, caller.address)
+    slot = state.streams.slot(caller.address)
     return StreamingResponse(
-        _stream(request, state, caller, head.idx if head else 0),
+        _stream(request, state, caller, head, slot),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),
     )
 
 
 async def _stream(
-    request: Request, state: ApiState, caller: Caller, since: int
+    request: Request, state: ApiState, caller: Caller, since: int, slot: Slot
 ) -> AsyncIterator[bytes]:
     yield b": enmeshed events\n\n"
     try:
         while not await request.is_disconnected():
-            rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
+            try:
+                rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
+            except CredentialsGone:
+                yield ENDED_UNAUTHORIZED
+                return
             if not rows:
                 yield b": keep-alive\n\n"
                 continue
@@ -68,6 +78,8 @@ async def _stream(
         # stream ends and says when to come back; a client syncs on reconnecting anyway.
         errors.store_unavailable(exc)
         yield b"retry: 2000\n\n"
+    finally:
+        slot.release()
 
 
 def _event(row: Any, caller: Caller) -> str:

@@ -73,8 +73,12 @@ class FinalizeVersionUpgradeRequest(BaseModel):
     )
 
 
+# Indexes are Cassandra bigints and Avro longs; one more than fits was a 500 (issue 19).
+MAX_LOCAL_INDEX = 2**63 - 2  # stored_index adds one
+
+
 class CreateModificationsRequest(BaseModel):
-    localIndex: int | None = None
+    localIndex: int | None = Field(default=None, ge=-1, le=MAX_LOCAL_INDEX)
     modifications: list[ModificationIn] = Field(min_length=1, max_length=MAX_MODIFICATIONS)
 
 
@@ -306,7 +310,7 @@ async def get_modifications(
     state: State,
     page: Paging,
     version: DatawalletVersion = 0,
-    local_index: Annotated[int, Query(alias="localIndex", ge=-1)] = -1,
+    local_index: Annotated[int, Query(alias="localIndex", ge=-1, le=MAX_LOCAL_INDEX)] = -1,
 ) -> Any:
     rows = await run_prepared(
         state.session,

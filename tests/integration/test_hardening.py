@@ -4,7 +4,9 @@ finding, failing before its fix."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +14,8 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
+from api.stream_slots import MAX_STREAMS_PER_IDENTITY
+from backbone.security.tokens import TokenIssuer
 from connector.backbone_client import BackboneClient
 from schemas.signatures import serialize_public_key, serialize_signature
 from tests.integration.api_client import code_of
@@ -104,3 +108,152 @@ async def test_a_deeply_nested_challenge_is_a_400(http: httpx.AsyncClient) -> No
         "/api/v1/Identities", json=_creation(SigningKey.generate(), "[" * 999 + "]" * 999)
     )
     assert code_of(answer) == (400, INVALID_CHALLENGE)
+
+
+# --- 1: a stream or long poll ends with its credentials -----------------------------------
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _read_until_end(response: httpx.Response, within_s: float) -> str:
+    """Everything a stream sends until the server ends it; fails if it is still open."""
+    seen: list[str] = []
+
+    async def read() -> None:
+        async for chunk in response.aiter_text():
+            seen.append(chunk)
+
+    await asyncio.wait_for(read(), timeout=within_s)
+    return "".join(seen)
+
+
+async def test_streams_and_long_polls_end_when_the_device_is_deleted(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    first = await client.create_identity_and_log_in(PASSWORD)
+    second = await client.add_device(first.identity, first.token, PASSWORD)
+    second_token = await client.token(second.username, PASSWORD)
+    headers = {**_bearer(first.token), "Accept": "text/event-stream"}
+    async with (
+        http.stream("GET", "/api/v1/Mailbox", headers=headers) as mailbox_stream,
+        http.stream("GET", "/api/v2/sse", headers=_bearer(first.token)) as enmeshed_stream,
+    ):
+        long_poll = asyncio.create_task(
+            http.get("/api/v1/Mailbox?since=1000000&wait=30", headers=_bearer(first.token))
+        )
+        await asyncio.sleep(0.5)  # all three are waiting
+        deleted = await http.delete(
+            f"/api/v1/Devices/{first.identity.device.id}", headers=_bearer(second_token)
+        )
+        assert deleted.status_code == 204, deleted.text
+        mailbox_text = await _read_until_end(mailbox_stream, 10)
+        enmeshed_text = await _read_until_end(enmeshed_stream, 10)
+    # The device's own deletion is the last thing it would have seen: it is not delivered.
+    assert "event: unauthorized" in mailbox_text and "DeviceDeleted" not in mailbox_text
+    assert "event: unauthorized" in enmeshed_text and "ExternalEventCreated" not in enmeshed_text
+    answer = await asyncio.wait_for(long_poll, 10)
+    assert answer.status_code in (200, 401)  # nothing past 1000000; ended, not held 30 s
+    assert answer.status_code == 401 or answer.json()["result"] == []
+
+
+async def test_streams_and_long_polls_end_when_the_token_expires(
+    client: BackboneClient, http: httpx.AsyncClient, stack: Stack
+) -> None:
+    party = await client.create_identity_and_log_in(PASSWORD)
+    # A token of the stack's own issuer that lives two seconds (the real ones, 15 minutes).
+    short, _ = TokenIssuer(stack.signing_seed, ttl_seconds=2).issue(
+        party.identity.address, party.identity.device.id
+    )
+    started = time.monotonic()
+    headers = {**_bearer(short), "Accept": "text/event-stream"}
+    async with (
+        http.stream("GET", "/api/v1/Mailbox", headers=headers) as mailbox_stream,
+        http.stream("GET", "/api/v1/sse", headers=_bearer(short)) as enmeshed_stream,
+    ):
+        long_poll = await http.get("/api/v1/Mailbox?since=1000&wait=30", headers=_bearer(short))
+        assert code_of(long_poll) == (401, "error.platform.unauthorized")
+        assert "event: unauthorized" in await _read_until_end(mailbox_stream, 10)
+        assert "event: unauthorized" in await _read_until_end(enmeshed_stream, 10)
+    assert time.monotonic() - started < 10
+
+
+async def test_one_identity_holds_a_bounded_number_of_streams(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    party = await client.create_identity_and_log_in(PASSWORD)
+    headers = {**_bearer(party.token), "Accept": "text/event-stream"}
+    async with contextlib.AsyncExitStack() as open_streams:
+        for _ in range(MAX_STREAMS_PER_IDENTITY):
+            stream = await open_streams.enter_async_context(
+                http.stream("GET", "/api/v1/Mailbox", headers=headers)
+            )
+            assert stream.status_code == 200
+        refused = await http.get("/api/v1/Mailbox", headers=headers)
+        assert code_of(refused) == (429, "error.platform.tooManyRequests")
+        assert refused.headers["Retry-After"]
+        poll = await http.get("/api/v1/Mailbox?wait=1", headers=_bearer(party.token))
+        assert poll.status_code == 429
+        # Other identities are not affected.
+        other = await client.create_identity_and_log_in(PASSWORD)
+        assert (await http.get("/api/v1/Mailbox?wait=1", headers=_bearer(other.token))).is_success
+    await asyncio.sleep(0.5)  # closed streams give their slots back
+    assert (await http.get("/api/v1/Mailbox?wait=1", headers=_bearer(party.token))).is_success
+
+
+# --- 6 and 10: indexes out of range, and a cursor past the head ----------------------------
+
+
+async def test_indexes_out_of_range_are_400s(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    party = await client.create_identity_and_log_in(PASSWORD)
+    auth = _bearer(party.token)
+    too_big = str(2**63)
+    invalid = (400, "error.platform.validation.invalidPropertyValue")
+    for path in (
+        f"/api/v1/Mailbox?since={too_big}",
+        f"/api/v1/Datawallet/Modifications?localIndex={too_big}",
+    ):
+        assert code_of(await http.get(path, headers=auth)) == invalid, path
+    # Sent as Latin-1 bytes, as a hostile client would (httpx encodes str headers as ASCII).
+    for last_event_id in (too_big.encode(), b"\xb2", b"1\xb2", b"-1"):
+        answer = await http.get("/api/v1/Mailbox", headers={**auth, "Last-Event-ID": last_event_id})
+        assert code_of(answer) == invalid, last_event_id
+        async with http.stream(
+            "GET",
+            "/api/v1/Mailbox",
+            headers={**auth, "Last-Event-ID": last_event_id, "Accept": "text/event-stream"},
+        ) as streamed:
+            await streamed.aread()
+            assert streamed.status_code == 400, last_event_id
+    # An empty Last-Event-ID is no Last-Event-ID.
+    assert (await http.get("/api/v1/Mailbox", headers={**auth, "Last-Event-ID": ""})).is_success
+    answer = await http.put("/api/v1/Mailbox/Cursor", json={"index": 2**63}, headers=auth)
+    assert code_of(answer) == invalid
+    answer = await http.post(
+        "/api/v1/Datawallet/Modifications",
+        json={"localIndex": 2**63, "modifications": [
+            {"objectIdentifier": "o", "collection": "c", "type": "Create"}]},
+        headers=auth,
+    )  # fmt: skip
+    assert code_of(answer) == invalid
+    # A Content-Length of unicode digits is refused, not a 500 (raw: httpx will not send it).
+    host, port = str(http.base_url.host), int(http.base_url.port or 80)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"POST /api/v1/Challenges HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n")
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.split()[1] in (b"400", b"413"), status_line
+
+
+async def test_the_cursor_cannot_pass_the_mailbox_head(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    party = await client.create_identity_and_log_in(PASSWORD)
+    auth = _bearer(party.token)
+    answer = await http.put("/api/v1/Mailbox/Cursor", json={"index": 1000}, headers=auth)
+    assert code_of(answer) == (400, "error.platform.validation.invalidPropertyValue")
+    assert (await http.get("/api/v1/Mailbox/Cursor", headers=auth)).json()["result"]["index"] == 0
