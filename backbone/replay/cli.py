@@ -88,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     print(("\r" if tty else "") + p.line(), file=sys.stderr)
     elapsed = time.monotonic() - p.started
     print(f"replayed {p.done} records into {args.keyspace} in {elapsed:.1f} s "
-          f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key)")  # fmt: skip
+          f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key), "
+          f"{p.expired} past their retention (not written)")  # fmt: skip
     return 0
 
 

@@ -33,12 +33,14 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, Session
 
+from backbone import idempotency
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
 from backbone.datakeys import wrapped_data_keys
 from backbone.security.logcrypto import DecryptionError, MasterKey
@@ -46,7 +48,7 @@ from backbone.settings import BackboneSettings
 from schemas import codec
 from streams.cassandra_io import connect, execute
 from streams.envelopes import EnvelopeCodec, Opened
-from streams.mailbox_sequencer import Entry, Sequencer
+from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.readmodels import Projection, create_schema
 from streams.retrying import until_done
 from streams.topics import TopicNames
@@ -56,6 +58,20 @@ log = logging.getLogger("backbone.replay")
 PROGRESS_SCHEMA = """CREATE TABLE IF NOT EXISTS replay_progress (
     topic text, partition int, next_offset bigint, end_offset bigint, updated_at timestamp,
     PRIMARY KEY ((topic), partition))"""
+# Events whose rows the projection writes with a TTL counted from when it ran (rather than
+# from a time in the event, as tokens, templates and files are): "retention" is
+# BACKBONE_RETENTION_DAYS (messages), a number is seconds (a Reply's idempotency key).
+_RELATIVE_TTL: dict[str, str] = {
+    "MessageSent": "retention",
+    "MessageReceived": "retention",
+    "Reply": str(idempotency.WINDOW_S),
+}
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 # Aggregates whose events are being written at once, over all partitions of a process.
 MAX_AGGREGATES_IN_FLIGHT = 256
 # Tables a replay does not rebuild from the log, and verify does not compare.
@@ -69,6 +85,7 @@ class Progress:
     total: int = 0
     done: int = 0
     skipped: int = 0  # records whose data key is gone (shredded) or that are not envelopes
+    expired: int = 0  # events and mailbox rows the retention has removed from the live side
     started: float = field(default_factory=time.monotonic)
     by_partition: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -83,7 +100,7 @@ class Progress:
         bar = "#" * int(share * 30)
         eta_s = f"{eta:,.0f} s" if eta != float("inf") else "?"
         return (f"[{bar:<30}] {self.done:,}/{self.total:,} records  {rate:,.0f}/s  "
-                f"ETA {eta_s}  skipped {self.skipped}")  # fmt: skip
+                f"ETA {eta_s}  skipped {self.skipped}  expired {self.expired}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,8 @@ class Replayer:
         self._keys: dict[str, bytes] = {}
         self._inflight = asyncio.Semaphore(MAX_AGGREGATES_IN_FLIGHT)
         self._absent: set[str] = set()
+        self._target: Session
+        self._mailbox_rows: tuple[Any, Any]
         self._key_lookup: tuple[Any, Any, Session, Session]
 
     async def _connect(self, keyspace: str | None) -> Session:
@@ -184,6 +203,16 @@ class Replayer:
             ),
             source,
             target,
+        )
+        self._target = target
+        self._mailbox_rows = (
+            await asyncio.to_thread(
+                target.prepare,
+                "SELECT idx, created_at FROM mailbox WHERE address = ? AND idx >= ? AND idx <= ?",
+            ),
+            await asyncio.to_thread(
+                target.prepare, "DELETE FROM mailbox WHERE address = ? AND idx = ?"
+            ),
         )
         envelopes = EnvelopeCodec(self.settings.master_key_b64, self._keys.__getitem__)
         projection = await asyncio.to_thread(Projection, target, self.settings.retention_s)
@@ -311,7 +340,7 @@ class Replayer:
             chains: dict[str, list[Opened]] = defaultdict(list)
             for r in records:
                 event = await self._open(envelopes, r.value)
-                if event is not None:
+                if event is not None and not self._expired(event):
                     chains[event.envelope["aggregate_key"]].append(event)
 
             async def chain(events: list[Opened]) -> None:
@@ -344,9 +373,36 @@ class Replayer:
                 b = opened.body
                 entries.append(Entry(r.offset, b["recipient"], b["event_type"], b["payload_json"],
                                      b["source_event_id"], b["occurred_at"]))  # fmt: skip
-            if entries:
-                # As the workers' sequencer loop does: a failed batch is sequenced again
-                # whole (the sequencer re-reads its heads and skips what it wrote).
-                await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
+            if not entries:
+                return
+            # As the workers' sequencer loop does: a failed batch is sequenced again
+            # whole (the sequencer re-reads its heads and skips what it wrote).
+            done = await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
+            cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retention_s)
+            if any(_aware(e.occurred_at) <= cutoff for e in entries):
+                await asyncio.gather(*(self._drop_expired_rows(d, cutoff) for d in done))
 
         return apply
+
+    def _expired(self, event: Opened) -> bool:
+        """True for an event whose rows the live keyspace no longer has: they were written
+        with a TTL counted from (about) the event's time, and it has run out. Such an event
+        is not written (a replay would give the rows a new TTL and bring them back)."""
+        ttl = _RELATIVE_TTL.get(event.name)
+        if ttl is None:
+            return False
+        seconds = self.settings.retention_s if ttl == "retention" else int(ttl)
+        at = _aware(event.envelope["occurred_at"])
+        if at + timedelta(seconds=seconds) > datetime.now(UTC):
+            return False
+        self.progress.expired += 1
+        return True
+
+    async def _drop_expired_rows(self, done: Sequenced, cutoff: datetime) -> None:
+        """Mailbox entries older than the retention still take their index (the head
+        counts them, as it does on the live side) but their rows are gone there: here too."""
+        select, delete = self._mailbox_rows
+        rows = await execute(self._target, select, (done.address, done.first, done.last))
+        expired = [r.idx for r in rows if _aware(r.created_at) <= cutoff]
+        await asyncio.gather(*(execute(self._target, delete, (done.address, i)) for i in expired))
+        self.progress.expired += len(expired)
