@@ -28,13 +28,19 @@ class TemplateState:
     for_identity: str | None = None
     deleted: bool = False
     allocations: dict[str, str] = field(default_factory=dict)  # requester -> relationship id
+    # A password-protected template admits only peers that fetched it with its password
+    # (upstream Enmeshed: only a peer that collected it); those peers, in order.
+    password_protected: bool = False
+    collectors: list[str] = field(default_factory=list)
 
     @property
     def exists(self) -> bool:
         return self.version > 0 and not self.deleted
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self), allocations=dict(self.allocations))
+        return dict(
+            vars(self), allocations=dict(self.allocations), collectors=list(self.collectors)
+        )
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TemplateState:
@@ -57,6 +63,13 @@ def decide(
         return [("TemplateDeleted", {**deleted, "deleted_at": cmd["requested_at"]})]
     if name == "RequestRelationship":
         return _allocate(state, cmd, now)
+    if name == "CollectTemplate":
+        collector = cmd["collector"]
+        if not state.password_protected or collector in (state.owner, *state.collectors):
+            return []
+        collected = {"template_id": cmd["template_id"], "owner": state.owner,
+                     "collector": collector, "collected_at": cmd["requested_at"]}  # fmt: skip
+        return [("TemplateCollected", collected)]
     if name == "ReleaseAllocation":
         if state.allocations.get(cmd["requester"]) != cmd["relationship_id"]:
             return []  # released before (a redelivery): nothing to do
@@ -80,6 +93,11 @@ def _allocate(state: TemplateState, cmd: dict[str, Any], now: datetime) -> list[
         return Rejection(400, EXPIRED, "the relationship template has expired")
     if requester in state.allocations:
         return []  # this peer holds an allocation already: it counts once
+    if state.password_protected and requester not in state.collectors:
+        # Upstream answers a template the peer may not collect with "not found" too.
+        return Rejection(
+            404, NOT_FOUND, "relationship template not found (fetch it with its password first)"
+        )
     if state.max_allocations is not None and len(state.allocations) >= state.max_allocations:
         return Rejection(400, EXHAUSTED, "the relationship template has no allocations left")
     return [("TemplateAllocated", _allocation(state, cmd, "allocated_at"))]
@@ -104,11 +122,14 @@ def evolve(state: TemplateState, name: str, event: dict[str, Any]) -> TemplateSt
             max_allocations=event["max_allocations"],
             for_identity=event["for_identity"],
             version=state.version,
+            password_protected=event.get("password_hash") is not None,
         )
     elif name == "TemplateDeleted":
         state.deleted = True
     elif name == "TemplateAllocated":
         state.allocations[event["requester"]] = event["relationship_id"]
+    elif name == "TemplateCollected":
+        state.collectors.append(event["collector"])
     elif name == "TemplateAllocationReleased":
         state.allocations.pop(event["requester"], None)
     state.version += 1

@@ -66,6 +66,17 @@ async def get_template(
 ) -> Any:
     row = await TEMPLATES.row(state, template_id)
     await check_readable(state, row, caller, password, "relationship template")
+    if row.password_hash is not None and caller.address != row.owner:
+        # The password was right: the template's decider records that this peer collected
+        # it, the one way it may request a relationship against it later (issue 19; the
+        # request carries no password, in Enmeshed as here).
+        await state.bus.send(
+            state.topics.template_commands,
+            state.envelopes.aggregate_key("template", template_id),
+            "CollectTemplate",
+            {"template_id": template_id, "collector": caller.address,
+             "requested_at": datetime.now(UTC)},
+        )  # fmt: skip
     return {"result": _dto(row)}
 
 

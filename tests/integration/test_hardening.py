@@ -218,13 +218,13 @@ async def test_indexes_out_of_range_are_400s(
     ):
         assert code_of(await http.get(path, headers=auth)) == invalid, path
     # Sent as Latin-1 bytes, as a hostile client would (httpx encodes str headers as ASCII).
+    raw_auth = {k.encode(): v.encode() for k, v in auth.items()}
     for last_event_id in (too_big.encode(), b"\xb2", b"1\xb2", b"-1"):
-        answer = await http.get("/api/v1/Mailbox", headers={**auth, "Last-Event-ID": last_event_id})
+        resume = {**raw_auth, b"Last-Event-ID": last_event_id}
+        answer = await http.get("/api/v1/Mailbox", headers=resume)
         assert code_of(answer) == invalid, last_event_id
         async with http.stream(
-            "GET",
-            "/api/v1/Mailbox",
-            headers={**auth, "Last-Event-ID": last_event_id, "Accept": "text/event-stream"},
+            "GET", "/api/v1/Mailbox", headers={**resume, b"Accept": b"text/event-stream"}
         ) as streamed:
             await streamed.aread()
             assert streamed.status_code == 400, last_event_id
@@ -257,3 +257,37 @@ async def test_the_cursor_cannot_pass_the_mailbox_head(
     answer = await http.put("/api/v1/Mailbox/Cursor", json={"index": 1000}, headers=auth)
     assert code_of(answer) == (400, "error.platform.validation.invalidPropertyValue")
     assert (await http.get("/api/v1/Mailbox/Cursor", headers=auth)).json()["result"]["index"] == 0
+
+
+# --- 4: a password-protected template admits only peers that know the password ------------
+
+
+async def test_a_relationship_request_needs_the_templates_password(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    owner = await client.create_identity_and_log_in(PASSWORD)
+    peer = await client.create_identity_and_log_in(PASSWORD)
+    created = await http.post(
+        "/api/v1/RelationshipTemplates",
+        json={"content": "eA==", "password": "open sesame"},
+        headers=_bearer(owner.token),
+    )
+    template_id = created.json()["result"]["id"]
+    request = {"relationshipTemplateId": template_id, "creationContent": "eA=="}
+    # As upstream: a peer that has not fetched the template with its password cannot use it.
+    answer = await http.post("/api/v1/Relationships", json=request, headers=_bearer(peer.token))
+    assert code_of(answer) == (404, "error.platform.recordNotFound")
+    wrong = await http.get(
+        f"/api/v1/RelationshipTemplates/{template_id}?password=guess",
+        headers=_bearer(peer.token),
+    )
+    assert wrong.status_code == 403
+    answer = await http.post("/api/v1/Relationships", json=request, headers=_bearer(peer.token))
+    assert code_of(answer) == (404, "error.platform.recordNotFound")
+    right = await http.get(
+        f"/api/v1/RelationshipTemplates/{template_id}?password=open%20sesame",
+        headers=_bearer(peer.token),
+    )
+    assert right.status_code == 200, right.text
+    answer = await http.post("/api/v1/Relationships", json=request, headers=_bearer(peer.token))
+    assert answer.status_code == 201, answer.text
