@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Literal
 
 from aiokafka.errors import KafkaError
@@ -16,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.errors import error_body, http_error_code
 
 log = logging.getLogger("backbone.api")
 
@@ -77,21 +77,6 @@ def unavailable(
     )
 
 
-def error_body(
-    code: str, message: str, extra: dict[str, object] | None = None
-) -> dict[str, object]:
-    return {
-        "error": {
-            "id": str(uuid.uuid4()),
-            "code": code,
-            "message": message,
-            "docs": "",
-            "time": datetime.now(UTC).isoformat(),
-            **(extra or {}),
-        }
-    }
-
-
 def response(
     status: int,
     code: str,
@@ -119,8 +104,9 @@ def install(app: FastAPI) -> None:
 
     async def _store_failed(_: Request, exc: Exception) -> JSONResponse:
         failure = store_unavailable(exc)
-        return response(failure.status, failure.code, failure.message, failure.headers,
-                        failure.extra)  # fmt: skip
+        return response(
+            failure.status, failure.code, failure.message, failure.headers, failure.extra
+        )
 
     for failure in STORE_FAILURES:
         app.add_exception_handler(failure, _store_failed)
@@ -128,10 +114,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Unknown paths and wrong methods, in the same error shape as everything else.
-        code = {404: "error.platform.recordNotFound", 405: "error.platform.methodNotAllowed"}
         return response(
             exc.status_code,
-            code.get(exc.status_code, "error.platform.http"),
+            http_error_code(exc.status_code),
             str(exc.detail),
             dict(exc.headers or {}),
         )

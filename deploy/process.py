@@ -3,10 +3,7 @@ are free before it starts."""
 
 from __future__ import annotations
 
-from localproc.ports import free_port, port_in_use
-
-# Re-exported: `from deploy.process import free_port` still works in tests not yet moved.
-__all__ = ["LaunchError", "free_port", "require_free_ports"]
+from localproc.ports import port_in_use
 
 
 class LaunchError(RuntimeError):

@@ -26,8 +26,6 @@ from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 pytestmark = pytest.mark.integration
 
 # test_store_faults imports these helpers from here, under their old names.
-__all__ = ["Party", "_mailbox", "_party", "_related"]
-_party, _related = new_party, relate
 NO_RELATIONSHIP = "error.platform.validation.message.noActiveRelationshipWithRecipient"
 
 

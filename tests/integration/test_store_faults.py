@@ -31,9 +31,10 @@ from backbone.settings import ClusterSettings, InfraSettings
 from deploy import infra
 from deploy.cassandra import Cassandra
 from deploy.kafka import Kafka
-from deploy.process import free_port
+from localproc.ports import free_port
+from tests.integration.api_client import Party, new_party, relate
 from tests.integration.stack import Stack
-from tests.integration.test_mailbox_api import Party, _mailbox, _party, _related
+from tests.integration.test_mailbox_api import _mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -204,9 +205,9 @@ async def _assert_every_accepted_message_once(
 
 
 async def _pairs(http: httpx.AsyncClient) -> list[tuple[Party, Party]]:
-    pairs = [(await _party(http), await _party(http)) for _ in range(SENDERS)]
+    pairs = [(await new_party(http), await new_party(http)) for _ in range(SENDERS)]
     for sender, recipient in pairs:
-        await _related(http, recipient, sender)
+        await relate(http, recipient, sender)
     return pairs
 
 
@@ -239,7 +240,7 @@ async def test_killing_cassandra_under_load_loses_nothing_answered_201(
         ended = stream.done()
         stream.cancel()
         await asyncio.gather(stream, return_exceptions=True)
-    print(f"statuses {dict(load.statuses)}; 201 again after {back_after} s")
+    print(f"statuses {dict(load.statuses)}; 201 again after {back_after} s; stream {ended=}")
     # An open stream that lost its store ends by saying so (and when to come back); it does
     # not just drop the connection.
     if ended:
