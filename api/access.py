@@ -12,6 +12,7 @@ from api.content import expired
 from api.deps import Caller
 from api.errors import ApiError
 from api.paging import Page
+from api.ratelimit import PER_ADDRESS, PER_PROTECTED_OBJECT, TOO_MANY
 from api.state import ApiState
 from streams.cassandra_io import run_prepared
 
@@ -20,15 +21,27 @@ PASSWORD_CODE = "error.platform.validation.wrongPassword"  # noqa: S105 (an erro
 
 
 async def check_readable(
-    state: ApiState, row: Any, caller: Caller | None, password: str | None, what: str
+    state: ApiState,
+    row: Any,
+    caller: Caller | None,
+    password: str | None,
+    what: str,
+    client: str,
 ) -> None:
-    """Raise 404 (not 403: its existence is not disclosed) or 403 for a missing password."""
+    """Raise 404 (not 403: its existence is not disclosed) or 403 for a missing password;
+    429 when this object or this client address had too many wrong passwords lately, checked
+    before the Argon2 work (api/ratelimit.py)."""
     who = caller.address if caller else None
     if row is None or (row.for_identity is not None and who not in (row.owner, row.for_identity)):
         raise ApiError(404, NOT_FOUND, f"{what} not found")
     if row.password_hash is None or who == row.owner:
         return
-    if password is None or not await state.verify_password(row.password_hash, password):
+    if password is None:  # no Argon2 work: not counted
+        raise ApiError(403, PASSWORD_CODE, f"this {what} needs its password")
+    checked = ((PER_PROTECTED_OBJECT, row.id), (PER_ADDRESS, client))
+    state.limits.check(TOO_MANY, *checked)
+    if not await state.verify_password(row.password_hash, password):
+        await state.limits.failed(*checked)
         raise ApiError(403, PASSWORD_CODE, f"this {what} needs its password")
 
 

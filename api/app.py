@@ -48,11 +48,13 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         state = ApiState.build(settings, cluster, session)
         await state.bus.start()
         await state.mailbox.start()
+        await state.limits.start()
         app.state.backbone = state
         log.info("api ready", extra={"kafka": settings.cluster.kafka_bootstrap})
         try:
             yield
         finally:
+            await state.limits.stop()
             await state.mailbox.stop()
             await state.bus.stop()
             await asyncio.to_thread(cluster.shutdown)

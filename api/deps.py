@@ -87,3 +87,17 @@ async def get_optional_caller(request: Request, state: State) -> Caller | None:
 
 
 MaybeAuthenticated = Annotated[Caller | None, Depends(get_optional_caller)]
+
+
+def client_address(request: Request) -> str:
+    """The peer's IP address, which the shared failure limits count per (api/ratelimit.py).
+    The socket's peer: a deployment behind a proxy must make uvicorn take it from the
+    proxy's header (`--forwarded-allow-ips`), or every client looks like the proxy."""
+    return request.client.host if request.client else "unknown"
+
+
+async def get_client_address(request: Request) -> str:
+    return client_address(request)
+
+
+ClientAddress = Annotated[str, Depends(get_client_address)]

@@ -12,7 +12,7 @@ from cassandra.cluster import Cluster, Session
 
 from api.bus import CommandBus
 from api.mailbox_notifier import MailboxNotifier
-from api.ratelimit import FailedLogins
+from api.ratelimit import Rule, SharedLimits
 from api.stream_slots import StreamSlots
 from backbone.security.challenges import ChallengeIssuer
 from backbone.security.passwords import hash_password, verify_password
@@ -40,7 +40,7 @@ class ApiState:
     bus: CommandBus
     challenges: ChallengeIssuer
     tokens: TokenIssuer
-    failed_logins: FailedLogins
+    limits: SharedLimits
     cluster: Cluster
     session: Session
     password_slots: asyncio.Semaphore
@@ -66,8 +66,11 @@ class ApiState:
                 nacl.signing.SigningKey(seed), ttl_seconds=settings.challenge_ttl_s
             ),
             tokens=TokenIssuer(seed, ttl_seconds=settings.token_ttl_s),
-            failed_logins=FailedLogins(
-                settings.failed_logins_max, float(settings.failed_logins_window_s)
+            limits=SharedLimits(
+                settings.cluster.kafka_bootstrap,
+                topics.api_limits,
+                lambda subject: envelopes.aggregate_key("api-limit", subject),
+                Rule("username", settings.failed_logins_max, settings.failed_logins_window_s),
             ),
             cluster=cluster,
             session=session,

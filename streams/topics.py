@@ -100,6 +100,12 @@ class TopicNames:
         """The auditor's signed checkpoints (backbone/audit): evidence, kept for ever."""
         return f"{self.prefix}audit-checkpoints"
 
+    @property
+    def api_limits(self) -> str:
+        """Failed password checks, which every API replica reads to share its limits
+        (api/ratelimit.py): keyed hashes, needed for minutes only."""
+        return f"{self.prefix}api-limits"
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         # Commands and replies are requests in flight: a day is plenty. Events are the
         # source of truth and are kept forever.
@@ -119,6 +125,7 @@ class TopicNames:
             TopicSpec(self.events, partitions, {"retention.ms": "-1"}),
             TopicSpec(self.replies, partitions, {"retention.ms": str(3600 * 1000)}),
             TopicSpec(self.audit_checkpoints, 1, {"retention.ms": "-1"}),
+            TopicSpec(self.api_limits, partitions, {"retention.ms": str(3600 * 1000)}),
         ]
 
     @staticmethod
@@ -134,7 +141,8 @@ class TopicNames:
 
 
 # The faust tables of streams/app.py; their changelogs are the workers' durable state.
-TABLES = ("identities", "templates", "tokens", "files", "pairs", "messages", "data-keys")
+TABLES = ("identities", "templates", "tokens", "files", "pairs", "messages", "data-keys",
+          "challenge-uses")  # fmt: skip
 
 
 async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:

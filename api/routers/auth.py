@@ -4,17 +4,17 @@ short-lived bearer token, as the Enmeshed Backbone's token endpoint does."""
 from __future__ import annotations
 
 import functools
-import math
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from api import metrics
 from api.clients import check_client
-from api.deps import State
+from api.deps import State, client_address
 from api.errors import ApiError
+from api.ratelimit import PER_ADDRESS
 from api.state import ApiState
 from backbone.security.passwords import hash_password
 from streams.cassandra_io import run_prepared
@@ -35,6 +35,7 @@ def _decoy_hash() -> str:
 
 @router.post("/connect/token", response_model=None)
 async def token(
+    request: Request,
     state: State,
     grant_type: Annotated[str, Form(max_length=MAX_FIELD)],
     username: Annotated[str, Form(max_length=MAX_FIELD)],
@@ -45,7 +46,10 @@ async def token(
     """OAuth2 errors keep OAuth's own shape (`{"error", "error_description"}`, RFC 6749
     section 5.2), which token clients such as the Enmeshed runtime's parse."""
     try:
-        return await _token(state, grant_type, username, password, client_id, client_secret)
+        return await _token(
+            state, client_address(request), grant_type, username, password, client_id,
+            client_secret,
+        )  # fmt: skip
     except ApiError as exc:
         body = {"error": exc.code, "error_description": exc.message}
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
@@ -53,6 +57,7 @@ async def token(
 
 async def _token(
     state: ApiState,
+    client: str,
     grant_type: str,
     username: str,
     password: str,
@@ -62,15 +67,14 @@ async def _token(
     if grant_type != "password":
         raise ApiError(400, "unsupported_grant_type", "only the password grant is supported")
     check_client(state.settings, client_id, client_secret)
-    wait = state.failed_logins.locked_for(username)
-    if wait > 0:
+    limits = state.limits
+    # Before the Argon2 work, on every replica (api/ratelimit.py).
+    checked = ((limits.login_rule, username), (PER_ADDRESS, client))
+    try:
+        limits.check(TOO_MANY_FAILED_LOGINS, *checked)
+    except ApiError:
         metrics.LOGINS.labels("locked").inc()
-        raise ApiError(
-            429,
-            TOO_MANY_FAILED_LOGINS,
-            "too many failed logins for this username; try again later",
-            {"Retry-After": str(math.ceil(wait))},
-        )
+        raise
     row = (
         await run_prepared(
             state.session,
@@ -82,10 +86,10 @@ async def _token(
     good = await state.verify_password(stored, password)
     # The same answer for an unknown user and a wrong password: no username probing.
     if row is None or not good:
-        state.failed_logins.failed(username)
+        await limits.failed(*checked)
         metrics.LOGINS.labels("failed").inc()
         raise ApiError(400, INVALID_GRANT, "the username or password is wrong")
-    state.failed_logins.succeeded(username)
+    await limits.succeeded(limits.login_rule, username)
     metrics.LOGINS.labels("ok").inc()
     access, expires_in = state.tokens.issue(row.address, row.device_id, datetime.now(UTC))
     return {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}

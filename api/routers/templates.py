@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.access import SharedKind, check_readable
 from api.content import check_expiry, decode_content, encode_content
-from api.deps import Authenticated, State
+from api.deps import Authenticated, ClientAddress, State
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.timestamps import iso
@@ -62,10 +62,11 @@ async def get_template(
     template_id: TemplateId,
     caller: Authenticated,
     state: State,
+    client: ClientAddress,
     password: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     row = await TEMPLATES.row(state, template_id)
-    await check_readable(state, row, caller, password, "relationship template")
+    await check_readable(state, row, caller, password, "relationship template", client)
     if row.password_hash is not None and caller.address != row.owner:
         # The password was right: the template's decider records that this peer collected
         # it, the one way it may request a relationship against it later (issue 19; the

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.access import SharedKind, check_readable
 from api.content import check_expiry, decode_content, encode_content
-from api.deps import Authenticated, MaybeAuthenticated, State
+from api.deps import Authenticated, ClientAddress, MaybeAuthenticated, State
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.timestamps import iso
@@ -59,12 +59,13 @@ async def get_token(
     token_id: TokenId,
     caller: MaybeAuthenticated,
     state: State,
+    client: ClientAddress,
     password: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     """Anonymous reads are allowed: whoever holds the id (the QR code) may read the token,
     unless it is for one identity or needs a password."""
     row = await TOKENS.row(state, token_id)
-    await check_readable(state, row, caller, password, "token")
+    await check_readable(state, row, caller, password, "token", client)
     return {"result": _dto(row)}
 
 

@@ -8,12 +8,14 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from nacl.signing import SigningKey
 
+from api.ratelimit import PER_ADDRESS, PER_PROTECTED_OBJECT
 from api.stream_slots import MAX_STREAMS_PER_IDENTITY
 from backbone.security.tokens import TokenIssuer
 from connector.backbone_client import BackboneClient
@@ -291,3 +293,65 @@ async def test_a_relationship_request_needs_the_templates_password(
     assert right.status_code == 200, right.text
     answer = await http.post("/api/v1/Relationships", json=request, headers=_bearer(peer.token))
     assert answer.status_code == 201, answer.text
+
+
+# --- 3: failed password checks are limited across API replicas ----------------------------
+
+
+def _from(address: str, base_url: str) -> httpx.AsyncClient:
+    """A client whose connections come from another loopback address: the limits count per
+    address, and the other tests' failures (from 127.0.0.1) must not count here."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30)
+
+
+async def test_wrong_token_passwords_are_limited_across_replicas(
+    client: BackboneClient, http: httpx.AsyncClient, stack: Stack
+) -> None:
+    owner = await client.create_identity_and_log_in(PASSWORD)
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = {"content": "eA==", "expiresAt": soon, "password": "right one"}
+    created = await http.post("/api/v1/Tokens", json=body, headers=_bearer(owner.token))
+    assert created.status_code == 201, created.text
+    path = f"/api/v1/Tokens/{created.json()['result']['id']}"
+    async with (
+        _from("127.0.0.2", stack.base_url) as first,
+        _from("127.0.0.2", stack.second_api()) as second,
+    ):
+        for n in range(PER_PROTECTED_OBJECT.limit):  # half on each replica
+            answer = await (first if n % 2 else second).get(f"{path}?password=wrong{n}")
+            assert answer.status_code == 403, answer.text
+        await asyncio.sleep(0.5)  # the other replica's failures arrive through Kafka
+        for replica in (first, second):
+            answer = await replica.get(f"{path}?password=wrong")
+            assert code_of(answer) == (429, "error.platform.tooManyRequests")
+            assert 0 < int(answer.headers["Retry-After"]) <= PER_PROTECTED_OBJECT.window_s
+            # Even the right password waits: the check comes before the Argon2 work.
+            assert (await replica.get(f"{path}?password=right%20one")).status_code == 429
+    # The token's own limit holds for every address (guessing from many addresses gains
+    # nothing; upstream even locks such a token for good), its owner still reads it.
+    assert (await http.get(f"{path}?password=right%20one")).status_code == 429
+    assert (await http.get(path, headers=_bearer(owner.token))).status_code == 200
+
+
+async def test_username_spraying_is_limited_per_address_across_replicas(
+    stack: Stack,
+) -> None:
+    form = {"grant_type": "password", "password": "guess", "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET}  # fmt: skip
+    async with (
+        _from("127.0.0.3", stack.base_url) as first,
+        _from("127.0.0.3", stack.second_api()) as second,
+    ):
+        for n in range(0, PER_ADDRESS.limit, 2):  # a new username each time, both replicas
+            answers = await asyncio.gather(
+                first.post("/connect/token", data={**form, "username": f"USR{n}"}),
+                second.post("/connect/token", data={**form, "username": f"USR{n + 1}"}),
+            )
+            assert [a.status_code for a in answers] == [400, 400], [a.text for a in answers]
+        await asyncio.sleep(0.5)
+        for replica in (first, second):
+            answer = await replica.post("/connect/token", data={**form, "username": "USRnew"})
+            assert answer.status_code == 429, answer.text
+            assert answer.json()["error"] == "too_many_failed_logins"
+            assert int(answer.headers["Retry-After"]) > 0
