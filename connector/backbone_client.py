@@ -8,7 +8,6 @@ Used by the connector, the tests and the benchmarks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 from nacl.signing import SigningKey
 
+from schemas import byte_fields
 from schemas.signatures import serialize_public_key, serialize_signature
 
 
@@ -86,7 +86,7 @@ class BackboneClient:
     async def challenge(self, token: str | None = None) -> str:
         """A fresh challenge as the JSON text that gets signed."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return _challenge_text(await self.http.post("/api/v1/Challenges", headers=headers))
+        return _challenge_text(await self.http.post("/api/v2/Challenges", headers=headers))
 
     async def signed_challenge(self, key: SigningKey, token: str | None = None) -> dict[str, str]:
         text = await self.challenge(token)
@@ -108,7 +108,7 @@ class BackboneClient:
             "devicePassword": password,
             "signedChallenge": signed_challenge,
         }
-        created = _result(await self.http.post("/api/v1/Identities", json=body))
+        created = _result(await self.http.post("/api/v2/Identities", json=body))
         device = Device(created["device"]["id"], created["device"]["username"], password)
         return Identity(created["address"], key, device)
 
@@ -140,21 +140,21 @@ class BackboneClient:
             "devicePassword": password,
             "signedChallenge": await self.signed_challenge(identity.signing_key, token),
         }
-        answer = await self.http.post("/api/v1/Devices", json=body, headers=_auth(token))
+        answer = await self.http.post("/api/v2/Devices", json=body, headers=_auth(token))
         created = _result(answer)
         return Device(created["id"], created["username"], password)
 
     async def devices(self, token: str) -> list[dict[str, Any]]:
-        answer = await self.http.get("/api/v1/Devices", headers=_auth(token))
+        answer = await self.http.get("/api/v2/Devices", headers=_auth(token))
         devices: list[dict[str, Any]] = _result(answer)
         return devices
 
     async def delete_device(self, token: str, device_id: str) -> None:
-        _result(await self.http.delete(f"/api/v1/Devices/{device_id}", headers=_auth(token)))
+        _result(await self.http.delete(f"/api/v2/Devices/{device_id}", headers=_auth(token)))
 
     async def me(self, token: str) -> dict[str, Any]:
         me: dict[str, Any] = _result(
-            await self.http.get("/api/v1/Identities/Self", headers=_auth(token))
+            await self.http.get("/api/v2/Identities/Self", headers=_auth(token))
         )
         return me
 
@@ -190,7 +190,7 @@ def _retry_after(answer: httpx.Response, backoff: float) -> float:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    return byte_fields.encode(data)
 
 
 class DeviceSession:
@@ -267,32 +267,32 @@ class DeviceSession:
         if max_allocations is not None:
             body["maxNumberOfAllocations"] = max_allocations
         created: dict[str, Any] = await self._call(
-            "POST", "/api/v1/RelationshipTemplates", json=body
+            "POST", "/api/v2/RelationshipTemplates", json=body
         )
         return created
 
     async def template(self, template_id: str) -> dict[str, Any]:
         found: dict[str, Any] = await self._call(
-            "GET", f"/api/v1/RelationshipTemplates/{template_id}"
+            "GET", f"/api/v2/RelationshipTemplates/{template_id}"
         )
         return found
 
     async def create_token(self, content: bytes, expires_at: datetime) -> dict[str, Any]:
         body = {"content": _b64(content), "expiresAt": expires_at.isoformat()}
-        created: dict[str, Any] = await self._call("POST", "/api/v1/Tokens", json=body)
+        created: dict[str, Any] = await self._call("POST", "/api/v2/Tokens", json=body)
         return created
 
     async def token_content(self, token_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = await self._call("GET", f"/api/v1/Tokens/{token_id}")
+        found: dict[str, Any] = await self._call("GET", f"/api/v2/Tokens/{token_id}")
         return found
 
     async def request_relationship(self, template_id: str, content: bytes) -> dict[str, Any]:
         body = {"relationshipTemplateId": template_id, "creationContent": _b64(content)}
-        created: dict[str, Any] = await self._call("POST", "/api/v1/Relationships", json=body)
+        created: dict[str, Any] = await self._call("POST", "/api/v2/Relationships", json=body)
         return created
 
     async def relationship(self, relationship_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = await self._call("GET", f"/api/v1/Relationships/{relationship_id}")
+        found: dict[str, Any] = await self._call("GET", f"/api/v2/Relationships/{relationship_id}")
         return found
 
     async def relationship_step(
@@ -301,7 +301,7 @@ class DeviceSession:
         """`step`: Accept, Reject, Revoke, Terminate, … (the backbone checks it is allowed)."""
         body = {"creationResponseContent": _b64(response_content)} if response_content else {}
         changed: dict[str, Any] = await self._call(
-            "PUT", f"/api/v1/Relationships/{relationship_id}/{step}", json=body
+            "PUT", f"/api/v2/Relationships/{relationship_id}/{step}", json=body
         )
         return changed
 
@@ -310,7 +310,7 @@ class DeviceSession:
     ) -> dict[str, Any]:
         recipients = [{"address": a, "encryptedKey": _b64(k)} for a, k in wrapped_keys.items()]
         message = {"recipients": recipients, "body": _b64(body), "attachments": attachments or []}
-        sent: dict[str, Any] = await self._call("POST", "/api/v1/Messages", json=message)
+        sent: dict[str, Any] = await self._call("POST", "/api/v2/Messages", json=message)
         return sent
 
     async def upload_file(
@@ -322,20 +322,20 @@ class DeviceSession:
             "encryptedProperties": _b64(properties),
         }
         files = {"content": ("content", ciphertext, "application/octet-stream")}
-        created: dict[str, Any] = await self._call("POST", "/api/v1/Files", data=form, files=files)
+        created: dict[str, Any] = await self._call("POST", "/api/v2/Files", data=form, files=files)
         return created
 
     async def file_metadata(self, file_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = await self._call("GET", f"/api/v1/Files/{file_id}")
+        found: dict[str, Any] = await self._call("GET", f"/api/v2/Files/{file_id}/metadata")
         return found
 
     async def file_content(self, file_id: str) -> bytes:
         headers = {"Authorization": f"Bearer {await self.token()}"}
-        answer = await self.http.get(f"/api/v1/Files/{file_id}/Content", headers=headers)
+        answer = await self.http.get(f"/api/v2/Files/{file_id}/Content", headers=headers)
         if answer.status_code >= 400:
             _result(answer)  # raises with the backbone's code
         return answer.content
 
     async def message(self, message_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = await self._call("GET", f"/api/v1/Messages/{message_id}")
+        found: dict[str, Any] = await self._call("GET", f"/api/v2/Messages/{message_id}")
         return found

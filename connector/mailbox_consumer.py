@@ -5,7 +5,7 @@ between its effect and the record writes its effect in the same SQLite transacti
 
 Order per entry: handle, record as handled (local cursor moves), and every `ACK_EVERY`
 entries or when the stream goes idle, acknowledge the cursor on the backbone
-(`PUT /api/v1/Mailbox/Cursor`) so that other devices and a reinstalled Connector know where
+(`PUT /api/v2/Mailbox/Cursor`) so that other devices and a reinstalled Connector know where
 this one stands. A dropped connection or a backbone
 restart is retried with exponential backoff; on reconnect the stream resumes after the
 local cursor (`Last-Event-ID`), so nothing is skipped.
@@ -82,7 +82,7 @@ class MailboxConsumer:
         }
         since_ack = 0
         async with self.http.stream(
-            "GET", "/api/v1/Mailbox", headers=headers, timeout=httpx.Timeout(10, read=60)
+            "GET", "/api/v2/Mailbox", headers=headers, timeout=httpx.Timeout(10, read=60)
         ) as stream:
             if stream.status_code == 401:  # the token expired: a fresh one next round
                 raise httpx.HTTPError("the backbone rejected the bearer token (401)")
@@ -118,7 +118,7 @@ class MailboxConsumer:
         while True:
             since = self.store.cursor(self.address)
             answer = await self.http.get(
-                f"/api/v1/Mailbox?since={since}&limit=1000",
+                f"/api/v2/Mailbox?since={since}&limit=1000",
                 headers={"Authorization": f"Bearer {await self.token()}"},
             )
             answer.raise_for_status()
@@ -134,7 +134,7 @@ class MailboxConsumer:
     async def acknowledge(self, index: int) -> None:
         try:
             await self.http.put(
-                "/api/v1/Mailbox/Cursor",
+                "/api/v2/Mailbox/Cursor",
                 json={"index": index},
                 headers={"Authorization": f"Bearer {await self.token()}"},
             )

@@ -3,7 +3,6 @@ its records; and the look-ups that answer 404 when a record is unknown."""
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from connector.errors import ConnectorError, NotFound
 from connector.identities import LocalIdentity
 from connector.keystore import Keystore
 from connector.repositories import FileRecord, LocalData, RelationshipRecord, TemplateRecord
+from schemas import byte_fields
 
 
 class LocalKeys:
@@ -101,7 +101,7 @@ def now() -> str:
 def open_json(key: bytes, content_b64: str, context: bytes, what: str) -> Any:
     """Sealed JSON from the backbone, opened; a 400 naming `what` if it does not open."""
     try:
-        return from_json(crypto.open_sealed(key, base64.b64decode(content_b64), context))
+        return from_json(crypto.open_sealed(key, byte_fields.decode(content_b64), context))
     except (DecryptionFailed, ValueError) as exc:
         raise ConnectorError(
             "error.connector.cannotDecrypt", f"the {what} does not open with this key"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -12,6 +11,7 @@ from connector.crypto import DecryptionFailed
 from connector.errors import Damaged
 from connector.handlers.common import Context, now, open_json, to_json
 from connector.repositories import FileRecord
+from schemas import byte_fields
 
 
 class Files:
@@ -74,7 +74,7 @@ class Files:
         file = ctx.file(file_id)
         meta = await ctx.session.file_metadata(file_id)
         ciphertext = await ctx.session.file_content(file_id)
-        if hashlib.sha256(ciphertext).digest() != base64.b64decode(meta["cipherHash"]):
+        if hashlib.sha256(ciphertext).digest() != byte_fields.decode(meta["cipherHash"]):
             raise Damaged(
                 "error.connector.fileDamaged", "the file's content does not match its hash"
             )

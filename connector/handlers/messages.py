@@ -13,6 +13,7 @@ from connector.errors import ConnectorError, NotFound
 from connector.handlers.common import Context, from_json, now, to_json
 from connector.handlers.files import Files
 from connector.repositories import MessageRecord
+from schemas import byte_fields
 
 
 class Messages:
@@ -74,13 +75,13 @@ class Messages:
             return
         sender = payload["createdBy"]
         if "body" in payload:
-            body = base64.b64decode(payload["body"])
+            body = byte_fields.decode(payload["body"])
         else:  # too large to ride in the entry
-            body = base64.b64decode((await ctx.session.message(payload["messageId"]))["body"])
+            body = byte_fields.decode((await ctx.session.message(payload["messageId"]))["body"])
         relationship = ctx.relationship_with(sender, active=False)
         plaintext = crypto.open_message(
             body,
-            base64.b64decode(payload["encryptedKey"]),
+            byte_fields.decode(payload["encryptedKey"]),
             sender,
             PublicKeys.from_json(from_json(relationship.peer_keys)),
             ctx.address,
@@ -89,7 +90,7 @@ class Messages:
         inner = from_json(plaintext)
         attached = inner.get("attachments", [])
         for file in attached:  # before the message: whoever sees it can download them
-            await self.files.learn(file["id"], base64.b64decode(file["key"]))
+            await self.files.learn(file["id"], byte_fields.decode(file["key"]))
         record = MessageRecord(
             id=payload["messageId"],
             address=ctx.address,

@@ -13,6 +13,7 @@ from connector.crypto import PublicKeys
 from connector.errors import ConnectorError, NotFound
 from connector.handlers.common import Context, from_json, now, open_json, to_json
 from connector.repositories import TemplateRecord, TokenRecord
+from schemas import byte_fields
 
 TOKEN_LIFETIME = timedelta(days=30)  # when the template sets no expiry of its own
 
@@ -98,7 +99,7 @@ class Templates:
             token = await self.ctx.session.token_content(object_id)
             inner = open_json(key, token["content"], b"token", "token")
             if inner.get("type") == "RelationshipTemplate":
-                template_key = base64.b64decode(inner["key"])
+                template_key = byte_fields.decode(inner["key"])
                 return await self._load_template(inner["templateId"], template_key)
             return {
                 "type": "Token",
