@@ -3,8 +3,8 @@
 One fresh identity gets N pending entries, then a client reads all of them after the
 index it last saw, two ways, each timed from the first request to the last entry:
 
-- *paging*: `GET /api/v1/Mailbox?since=<last>&limit=1000` until it has all N;
-- *SSE*: `GET /api/v1/Mailbox` with `Accept: text/event-stream` and `Last-Event-ID`.
+- *paging*: `GET /api/v2/Mailbox?since=<last>&limit=1000` until it has all N;
+- *SSE*: `GET /api/v2/Mailbox` with `Accept: text/event-stream` and `Last-Event-ID`.
 
 Both decode every entry's JSON, as a real client would. How the backlog is made:
 
@@ -119,7 +119,7 @@ async def _send_backlog(clients: Clients, party: Party, n: int, senders: int = 4
                 if time.monotonic() - sender.logged_in_at > 600:
                     await login(clients, sender)
                 answer = await clients.of(sender).post(
-                    "/api/v1/Messages", json=body, headers=sender.headers
+                    "/api/v2/Messages", json=body, headers=sender.headers
                 )
                 ok += answer.status_code == 201
                 bar.update()
@@ -139,7 +139,7 @@ async def _wait_sequenced(
     with Progress("catch-up: waiting for the sequencer", last - base, "entry") as bar:
         while time.monotonic() < deadline:
             probe = min(known + 1000, last)
-            page = await get(http, f"/api/v1/Mailbox?since={probe - 1}&limit=1", party.headers)
+            page = await get(http, f"/api/v2/Mailbox?since={probe - 1}&limit=1", party.headers)
             if page.status_code == 200 and page.json()["result"]:
                 known = probe
                 bar.set(known - base)
@@ -157,7 +157,7 @@ async def read_paging(http: httpx.AsyncClient, party: Party, since: int, n: int)
     with Progress("catch-up: paging", n, "entry") as bar:
         started = time.perf_counter()
         while got < n:
-            page = await get(http, f"/api/v1/Mailbox?since={since}&limit={PAGE}", party.headers)
+            page = await get(http, f"/api/v2/Mailbox?since={since}&limit={PAGE}", party.headers)
             page.raise_for_status()
             entries = page.json()["result"]
             if not entries:
@@ -193,7 +193,7 @@ async def read_sse(http: httpx.AsyncClient, party: Party, since: int, n: int) ->
             }
             try:
                 async with http.stream(
-                    "GET", "/api/v1/Mailbox", headers=headers, timeout=timeout
+                    "GET", "/api/v2/Mailbox", headers=headers, timeout=timeout
                 ) as stream:
                     stream.raise_for_status()
                     async for line in stream.aiter_lines():

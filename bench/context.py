@@ -219,7 +219,7 @@ async def fresh_identities_check(clients: Clients, n: int = 6) -> dict[str, Any]
     async def template(party: Party) -> tuple[int, float]:
         started = time.perf_counter()
         answer = await clients.of(party).post(
-            "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=party.headers
+            "/api/v2/RelationshipTemplates", json={"content": "eA=="}, headers=party.headers
         )
         return answer.status_code, time.perf_counter() - started
 

@@ -3,7 +3,7 @@
     python -m bench.delivery_latency [--url http://127.0.0.1:8080] [-n 300] [--concurrency 1]
 
 A sender and a recipient with an active relationship; the recipient holds a server-sent
-events stream open (`GET /api/v1/Mailbox`, `Accept: text/event-stream`); the sender sends
+events stream open (`GET /api/v2/Mailbox`, `Accept: text/event-stream`); the sender sends
 `-n` messages (1 KiB ciphertext each). For each message it prints the time from the send's
 201 to the entry on the stream (median, p99), and from the start of the send. With
 `--concurrency` above 1, sends overlap and the delivery throughput is printed too.
@@ -38,11 +38,11 @@ async def related_pair(
     logged_in = await client.create_identity_and_log_in("bench recipient password")
     recipient_address, recipient = logged_in.address, logged_in.headers
     template = await http.post(
-        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=recipient
+        "/api/v2/RelationshipTemplates", json={"content": "eA=="}, headers=recipient
     )
     body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
-    rid = (await http.post("/api/v1/Relationships", json=body, headers=sender)).json()
-    await http.put(f"/api/v1/Relationships/{rid['result']['id']}/Accept", headers=recipient)
+    rid = (await http.post("/api/v2/Relationships", json=body, headers=sender)).json()
+    await http.put(f"/api/v2/Relationships/{rid['result']['id']}/Accept", headers=recipient)
     return sender, recipient_address, recipient
 
 
@@ -50,7 +50,7 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         client = BackboneClient(http, client_id, secret)
         sender, recipient_address, recipient = await related_pair(http, client)
-        since = (await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=recipient)).json()
+        since = (await http.get("/api/v2/Mailbox?since=0&limit=1000", headers=recipient)).json()
 
         arrived: dict[str, float] = {}
         all_in = asyncio.Event()
@@ -61,7 +61,7 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
                 "Accept": "text/event-stream",
                 "Last-Event-ID": str(since["last"]),
             }
-            async with http.stream("GET", "/api/v1/Mailbox", headers=headers) as stream:
+            async with http.stream("GET", "/api/v2/Mailbox", headers=headers) as stream:
                 async for line in stream.aiter_lines():
                     if line.startswith("data: "):
                         entry = json.loads(line[6:])
@@ -84,7 +84,7 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
         async def send() -> None:
             async with slots:
                 t0 = time.perf_counter()
-                answer = await http.post("/api/v1/Messages", json=message, headers=sender)
+                answer = await http.post("/api/v2/Messages", json=message, headers=sender)
                 t1 = time.perf_counter()
                 mid = answer.json()["result"]["id"]
                 started[mid], answered[mid] = t0, t1

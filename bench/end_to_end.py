@@ -109,7 +109,7 @@ class Sender:
         http = self.clients.of(group.sender)
         started = time.perf_counter()
         try:
-            answer = await http.post("/api/v1/Messages", json=body, headers=group.sender.headers)
+            answer = await http.post("/api/v2/Messages", json=body, headers=group.sender.headers)
         except httpx.HTTPError as exc:
             return Sent(type(exc).__name__, None, to, started, time.perf_counter())
         answered = time.perf_counter()

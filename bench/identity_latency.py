@@ -4,7 +4,7 @@
 
 Against `make up` (client `local`, its secret read from the state directory) or any API
 (`--client-id`, `--client-secret`). One creation is what a new app or connector does:
-`POST /api/v1/Challenges`, sign it, `POST /api/v1/Identities` (the command goes through
+`POST /api/v2/Challenges`, sign it, `POST /api/v2/Identities` (the command goes through
 Kafka, the decider, the projection into Cassandra and back), then `POST /connect/token`,
 which proves the write is readable. The three are timed separately.
 """

@@ -1,6 +1,6 @@
 """Recipients' open mailbox streams, and when each message arrived on each of them.
 
-Every recipient holds `GET /api/v1/Mailbox` with `Accept: text/event-stream` open, as an
+Every recipient holds `GET /api/v2/Mailbox` with `Accept: text/event-stream` open, as an
 app or a Connector does, from the last index the benchmark saw for it. For every
 `MessageReceived` entry the arrival time (`time.perf_counter()`) is kept per message id
 and recipient, whether or not a sender has registered the message yet: a stream can be
@@ -85,7 +85,7 @@ class MailboxStreams:
                 # Read timeout off: a quiet stream only sends a keep-alive every 15 s.
                 timeout = httpx.Timeout(30.0, read=None)
                 async with http.stream(
-                    "GET", "/api/v1/Mailbox", headers=headers, timeout=timeout
+                    "GET", "/api/v2/Mailbox", headers=headers, timeout=timeout
                 ) as stream:
                     stream.raise_for_status()
                     self._open[party.address].set()

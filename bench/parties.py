@@ -82,17 +82,17 @@ async def new_party(clients: Clients, api: int) -> Party:
 async def relate(clients: Clients, sender: Party, recipient: Party) -> None:
     """An active relationship between the two, the sender being the requester."""
     template = await clients.of(recipient).post(
-        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=recipient.headers
+        "/api/v2/RelationshipTemplates", json={"content": "eA=="}, headers=recipient.headers
     )
     template.raise_for_status()
     body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
     request = await clients.of(sender).post(
-        "/api/v1/Relationships", json=body, headers=sender.headers
+        "/api/v2/Relationships", json=body, headers=sender.headers
     )
     request.raise_for_status()
     rid = request.json()["result"]["id"]
     accept = await clients.of(recipient).put(
-        f"/api/v1/Relationships/{rid}/Accept", json={}, headers=recipient.headers
+        f"/api/v2/Relationships/{rid}/Accept", json={}, headers=recipient.headers
     )
     accept.raise_for_status()
 
@@ -102,7 +102,7 @@ async def mailbox_head(clients: Clients, party: Party) -> int:
     since = party.last_index
     while True:
         page = await get(
-            clients.of(party), f"/api/v1/Mailbox?since={since}&limit=1000", party.headers
+            clients.of(party), f"/api/v2/Mailbox?since={since}&limit=1000", party.headers
         )
         page.raise_for_status()
         last = int(page.json()["last"])

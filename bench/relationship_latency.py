@@ -50,17 +50,17 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
             owner, peer = people[2 * i], people[2 * i + 1]
             t0 = time.perf_counter()
             answer = await http.post(
-                "/api/v1/RelationshipTemplates", json={"content": CONTENT}, headers=owner
+                "/api/v2/RelationshipTemplates", json={"content": CONTENT}, headers=owner
             )
             t1 = time.perf_counter()
             body = {
                 "relationshipTemplateId": answer.json()["result"]["id"],
                 "creationContent": CONTENT,
             }
-            rel = (await http.post("/api/v1/Relationships", json=body, headers=peer)).json()
+            rel = (await http.post("/api/v2/Relationships", json=body, headers=peer)).json()
             t2 = time.perf_counter()
             accepted = await http.put(
-                f"/api/v1/Relationships/{rel['result']['id']}/Accept", headers=owner
+                f"/api/v2/Relationships/{rel['result']['id']}/Accept", headers=owner
             )
             t3 = time.perf_counter()
             assert accepted.status_code == 200, accepted.text
@@ -70,14 +70,14 @@ async def run(url: str, client_id: str, secret: str, n: int, contenders: int, li
 
         owner, rest = people[2 * n], people[2 * n + 1 :]
         answer = await http.post(
-            "/api/v1/RelationshipTemplates",
+            "/api/v2/RelationshipTemplates",
             json={"content": CONTENT, "maxNumberOfAllocations": limit},
             headers=owner,
         )
         body = {"relationshipTemplateId": answer.json()["result"]["id"], "creationContent": CONTENT}
         t0 = time.perf_counter()
         answers = await asyncio.gather(
-            *(http.post("/api/v1/Relationships", json=body, headers=p) for p in rest)
+            *(http.post("/api/v2/Relationships", json=body, headers=p) for p in rest)
         )
         contended = time.perf_counter() - t0
     granted = sum(a.status_code == 201 for a in answers)

@@ -100,7 +100,7 @@ async def run(url: str, client_id: str, secret: str, n: int, gap_s: float) -> No
             for _ in range(n):
                 clock.seen.clear()
                 started = time.time() * 1000
-                answer = await http.post("/api/v1/Messages", json=message, headers=sender)
+                answer = await http.post("/api/v2/Messages", json=message, headers=sender)
                 row = {"201": time.time() * 1000 - started}
                 answer.raise_for_status()
                 await asyncio.sleep(gap_s)
