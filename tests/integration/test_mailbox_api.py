@@ -161,10 +161,12 @@ async def test_message_limits_give_clear_errors(http: httpx.AsyncClient) -> None
 
 async def test_cursor_is_kept_per_device_and_only_moves_forward(http: httpx.AsyncClient) -> None:
     me = await new_party(http)
-    put = await http.put("/api/v1/Mailbox/Cursor", json={"index": 5}, headers=me.headers)
-    assert put.json()["result"]["index"] == 5
-    back = await http.put("/api/v1/Mailbox/Cursor", json={"index": 2}, headers=me.headers)
-    assert back.json()["result"]["index"] == 5
+    # A new identity's mailbox holds its first device's registration (index 1); a cursor
+    # past the head is refused (issue 19, tests/integration/test_hardening.py).
+    put = await http.put("/api/v1/Mailbox/Cursor", json={"index": 1}, headers=me.headers)
+    assert put.json()["result"]["index"] == 1
+    back = await http.put("/api/v1/Mailbox/Cursor", json={"index": 0}, headers=me.headers)
+    assert back.json()["result"]["index"] == 1
 
 
 async def _produce_entries(stack: Stack, codec: EnvelopeCodec, plan: list[str]) -> None:
