@@ -129,9 +129,22 @@ class ScratchTopic:
         await admin.start()
         try:
             await admin.create_topics([NewTopic(self.name, self.partitions, 1)])
+            await self._wait_for_leaders(admin)
         finally:
             await admin.close()
         return self
+
+    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient) -> None:
+        # A producer that starts before every partition has a leader logs
+        # NotLeaderForPartitionError (and retries): the first line a newcomer saw.
+        deadline = asyncio.get_running_loop().time() + 15
+        while asyncio.get_running_loop().time() < deadline:
+            described = await admin.describe_topics([self.name])
+            partitions = described[0].get("partitions", []) if described else []
+            led = [p for p in partitions if p.get("leader", -1) >= 0]
+            if len(led) == self.partitions:
+                return
+            await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
