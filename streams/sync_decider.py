@@ -34,6 +34,7 @@ DURING_RUN = (
     "error.platform.validation.datawallet.cannotPushDatawalletModificationsDuringActiveSyncRun"
 )
 NOT_FOUND = "error.platform.recordNotFound"
+DOWNGRADE = "error.platform.validation.datawallet.cannotDowngrade"
 
 
 def empty() -> dict[str, Any]:
@@ -96,6 +97,11 @@ def decide_finalize(
     errors = [r for r in cmd["results"] if r["error_code"]]
     if any(r["index"] not in in_run for r in cmd["results"]):
         return Rejection(400, UNKNOWN_EVENT, "a result names an event outside this sync run")
+    new_version = cmd["new_datawallet_version"]
+    if new_version is not None and new_version < sync["datawallet_version"]:
+        # A downgrade locked every device out for good: their writes need a version at
+        # least the datawallet's, which no device then supported (issue 19).
+        return Rejection(400, DOWNGRADE, "the datawallet cannot go back to an older version")
     finalized = {
         "sync_run_id": running["id"],
         "address": cmd["address"],

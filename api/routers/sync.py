@@ -27,6 +27,7 @@ from api.paging import Paging
 from api.state import ApiState
 from api.timestamps import iso
 from streams.cassandra_io import run_prepared
+from streams.sync_decider import OLD_VERSION
 
 router = APIRouter(tags=["sync"])
 
@@ -271,8 +272,16 @@ async def finalize_external_event_sync(
 
 @router.put("/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade")
 async def finalize_version_upgrade(
-    run_id: SyncRunId, body: FinalizeVersionUpgradeRequest, caller: Authenticated, state: State
-) -> Any:
+    run_id: SyncRunId, body: FinalizeVersionUpgradeRequest, caller: Authenticated, state: State,
+    version: DatawalletVersion = 0,
+) -> Any:  # fmt: skip
+    """Upgrade to `newDatawalletVersion`, which the calling device must support (its
+    `x-supported-datawallet-version`): a version above it locked out every device, this one
+    included (issue 19). A downgrade is refused by the identity's decider."""
+    if body.newDatawalletVersion > version:
+        raise ApiError(
+            400, OLD_VERSION, "newDatawalletVersion is above this device's supported version"
+        )
     return await _finalize(state, caller, run_id, [], body.datawalletModifications,
                            body.newDatawalletVersion)  # fmt: skip
 
@@ -294,14 +303,18 @@ async def _written_modifications(
     return sorted(found, key=lambda m: m["index"])
 
 
-@router.get("/Datawallet")
-async def get_datawallet(caller: Authenticated, state: State) -> Any:
+async def _datawallet_version(state: ApiState, caller: Caller) -> int:
     row = (
         await run_prepared(
             state.session, "SELECT version FROM datawallets WHERE address = ?", (caller.address,)
         )
     ).one()
-    return {"result": {"version": row.version if row else 0}}
+    return int(row.version) if row and row.version is not None else 0
+
+
+@router.get("/Datawallet")
+async def get_datawallet(caller: Authenticated, state: State) -> Any:
+    return {"result": {"version": await _datawallet_version(state, caller)}}
 
 
 @router.get("/Datawallet/Modifications")
@@ -312,6 +325,13 @@ async def get_modifications(
     version: DatawalletVersion = 0,
     local_index: Annotated[int, Query(alias="localIndex", ge=-1, le=MAX_LOCAL_INDEX)] = -1,
 ) -> Any:
+    # As upstream: a device that supports an older version than the datawallet's cannot
+    # read payloads written in the newer one (the header was ignored before, issue 19).
+    current = await _datawallet_version(state, caller)
+    if version < current:
+        raise ApiError(
+            400, OLD_VERSION, f"this device supports datawallet version {version}, not {current}"
+        )
     rows = await run_prepared(
         state.session,
         "SELECT * FROM datawallet_modifications WHERE address = ? AND idx > ?",

@@ -355,3 +355,43 @@ async def test_username_spraying_is_limited_per_address_across_replicas(
             assert answer.status_code == 429, answer.text
             assert answer.json()["error"] == "too_many_failed_logins"
             assert int(answer.headers["Retry-After"]) > 0
+
+
+# --- 9: the datawallet's version only moves up, to what the device supports ---------------
+
+
+async def test_a_datawallet_upgrade_cannot_lock_every_device_out(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    me = await client.create_identity_and_log_in(PASSWORD)
+
+    def supporting(version: int) -> dict[str, str]:
+        return {**_bearer(me.token), "x-supported-datawallet-version": str(version)}
+
+    run = await http.post(
+        "/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"}, headers=supporting(2)
+    )
+    assert run.status_code == 201, run.text
+    finalize = f"/api/v1/SyncRuns/{run.json()['result']['syncRun']['id']}"
+    finalize += "/FinalizeDatawalletVersionUpgrade"
+    insufficient = "error.platform.validation.datawallet.insufficientSupportedDatawalletVersion"
+    # Far above what the device supports: refused (before, the datawallet was locked for good).
+    answer = await http.put(finalize, json={"newDatawalletVersion": 999}, headers=supporting(2))
+    assert code_of(answer) == (400, insufficient)
+    assert (
+        await http.put(finalize, json={"newDatawalletVersion": 2}, headers=supporting(2))
+    ).is_success
+    run = await http.post(
+        "/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"}, headers=supporting(2)
+    )
+    finalize = f"/api/v1/SyncRuns/{run.json()['result']['syncRun']['id']}"
+    finalize += "/FinalizeDatawalletVersionUpgrade"
+    answer = await http.put(finalize, json={"newDatawalletVersion": 1}, headers=supporting(2))
+    assert code_of(answer) == (400, "error.platform.validation.datawallet.cannotDowngrade")
+    assert (await http.get("/api/v1/Datawallet", headers=supporting(2))).json()["result"] == {
+        "version": 2
+    }
+    # Reading the modifications needs the version too, as writing them does.
+    path = "/api/v1/Datawallet/Modifications"
+    assert code_of(await http.get(path, headers=supporting(1))) == (400, insufficient)
+    assert (await http.get(path, headers=supporting(2))).is_success
