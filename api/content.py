@@ -19,7 +19,11 @@ MAX_LIFETIME = timedelta(days=5 * 365)
 
 
 def decode_content(value: str, field: str, limit: int = MAX_CONTENT_BYTES) -> bytes:
-    alt = b"-_" if ("-" in value or "_" in value) else None  # URL-safe base64 too
+    url_safe = "-" in value or "_" in value
+    if url_safe and ("+" in value or "/" in value):
+        # One alphabet or the other: a mix decoded to bytes nobody wrote (issue 19).
+        raise ApiError(400, INVALID, f"{field}: mixes base64 and base64url characters")
+    alt = b"-_" if url_safe else None  # URL-safe base64 too
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=alt, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -79,7 +79,11 @@ async def send_message(
         for r in body.recipients
     ]  # fmt: skip
     ciphertext = decode_content(body.body, "body", MAX_BODY_BYTES)
-    if state.settings.messages_need_relationship:  # last: the only check that reads
+    attachments = body.attachment_ids()
+    if len(set(attachments)) != len(attachments):
+        raise ApiError(400, INVALID, "attachments: each file once")
+    await _require_files(state, attachments)
+    if state.settings.messages_need_relationship:  # the relationship check reads too
         await _require_active_relationships(state, caller.address, addresses)
     idem = key.scoped(caller.address) if key else None
     await refuse_reused_key(state.session, idem)
@@ -90,12 +94,29 @@ async def send_message(
         "SendMessage",
         {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
          "body": ciphertext,
-         "attachments": body.attachment_ids(), "recipients": recipients, "requested_at": now},
+         "attachments": attachments, "recipients": recipients, "requested_at": now},
         idem,
     )  # fmt: skip
     if idem is not None:  # a repeat answers with the first request's time
         now = (await _readable(state, message_id, caller))[0].created_at
     return {"result": {"id": message_id, "createdAt": iso(now)}}
+
+
+async def _require_files(state: ApiState, file_ids: list[str]) -> None:
+    """Every attachment is a file that exists and has not expired: a message named ids that
+    led nowhere (issue 19). Whoever holds a file's id may read it (api/routers/files.py), so
+    a forwarded file of another owner is fine."""
+    rows = await asyncio.gather(
+        *(
+            run_prepared(state.session, "SELECT expires_at FROM files WHERE id = ?", (f,))
+            for f in file_ids
+        )
+    )
+    now = datetime.now(UTC)
+    for file_id, found in zip(file_ids, rows, strict=True):
+        row = found.one()
+        if row is None or row.expires_at.replace(tzinfo=UTC) <= now:
+            raise ApiError(400, INVALID, f"attachments: no file {file_id}")
 
 
 async def _require_active_relationships(

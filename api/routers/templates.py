@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.access import SharedKind, check_readable
 from api.content import check_expiry, decode_content, encode_content
@@ -14,6 +14,7 @@ from api.deps import Authenticated, ClientAddress, State
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.timestamps import iso
+from backbone.security.addresses import is_valid_address
 
 router = APIRouter(prefix="/RelationshipTemplates", tags=["relationship templates"])
 
@@ -28,6 +29,15 @@ class CreateTemplateRequest(BaseModel):
     expiresAt: datetime | None = None
     maxNumberOfAllocations: int | None = Field(default=None, ge=1, le=MAX_ALLOCATIONS)
     forIdentity: str | None = Field(default=None, max_length=80)
+
+    @field_validator("forIdentity")
+    @classmethod
+    def _for_an_address(cls, value: str | None) -> str | None:
+        # Anything else made an object nobody could ever read (issue 19).
+        if value is not None and not is_valid_address(value):
+            raise ValueError("not an identity address")
+        return value
+
     password: str | None = Field(default=None, min_length=1, max_length=200)
 
 

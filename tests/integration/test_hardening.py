@@ -395,3 +395,35 @@ async def test_a_datawallet_upgrade_cannot_lock_every_device_out(
     path = "/api/v1/Datawallet/Modifications"
     assert code_of(await http.get(path, headers=supporting(1))) == (400, insufficient)
     assert (await http.get(path, headers=supporting(2))).is_success
+
+
+# --- 10: references and encodings that led nowhere ------------------------------------------
+
+
+async def test_bad_references_and_mixed_base64_are_400s(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    me = await client.create_identity_and_log_in(PASSWORD)
+    peer = await client.create_identity_and_log_in(PASSWORD)
+    auth = _bearer(me.token)
+    invalid = (400, "error.platform.validation.invalidPropertyValue")
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for path, body in (
+        ("/api/v1/RelationshipTemplates", {"content": "eA==", "forIdentity": "not an address"}),
+        ("/api/v1/Tokens", {"content": "eA==", "expiresAt": soon, "forIdentity": "did:e:x"}),
+        ("/api/v1/RelationshipTemplates", {"content": "ab-+cd=="}),  # two alphabets
+        ("/api/v1/RelationshipTemplates", {"content": "ab_/cd=="}),
+    ):
+        assert code_of(await http.post(path, json=body, headers=auth)) == invalid, body
+    # A real address is still fine, in either alphabet.
+    for content in ("ab-_cd", "ab+/cd=="):
+        body = {"content": content, "forIdentity": peer.identity.address}
+        answer = await http.post("/api/v1/RelationshipTemplates", json=body, headers=auth)
+        assert answer.status_code == 201, answer.text
+    message = {
+        "recipients": [{"address": peer.identity.address, "encryptedKey": "eA=="}],
+        "body": "eA==",
+        "attachments": [{"id": "FIL" + "x" * 17}],
+    }
+    answer = await http.post("/api/v1/Messages", json=message, headers=auth)
+    assert code_of(answer) == invalid
