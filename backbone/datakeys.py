@@ -5,11 +5,13 @@ got (a worker writes Cassandra first, and may die before its changelog write).""
 
 from __future__ import annotations
 
+import base64
 import json
 
 from cassandra.cluster import Session
 
 from backbone.audit.logread import partitions_of, read_partition
+from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
 from streams.cassandra_io import execute
 
@@ -27,3 +29,23 @@ async def wrapped_data_keys(settings: BackboneSettings, live: Session) -> dict[s
     for row in await execute(live, "SELECT key_id, wrapped FROM data_keys"):
         wrapped.setdefault(row.key_id, row.wrapped)
     return {key_id: value for key_id, value in wrapped.items() if value is not None}
+
+
+def unwrap_all(master_key_b64: str, wrapped: dict[str, str]) -> dict[str, bytes]:
+    """The plain keys; a key the master key does not open means the wrong master key (or
+    a table someone else wrote into), which is said plainly instead of as a traceback."""
+    master = MasterKey.from_base64(master_key_b64)
+    out = {}
+    for key_id, value in wrapped.items():
+        try:
+            out[key_id] = master.unwrap(base64.b64decode(value), key_id)
+        except DecryptionError:
+            raise DataKeyError(
+                f"data key {key_id} does not open with this master key: is "
+                "BACKBONE_MASTER_KEY the one the workers use?"
+            ) from None
+    return out
+
+
+class DataKeyError(RuntimeError):
+    """A wrapped data key that the configured master key cannot open."""

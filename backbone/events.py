@@ -20,7 +20,6 @@ shredded still shows its envelope, marked `shredded`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backbone.audit.logread import partitions_of, read_partition
-from backbone.security.logcrypto import DecryptionError, MasterKey
+from backbone.security.logcrypto import DecryptionError
 from backbone.settings import BackboneSettings
 from schemas import codec
 from streams.envelopes import EnvelopeCodec
@@ -125,16 +124,15 @@ def metadata(name: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 async def data_keys(settings: BackboneSettings) -> dict[str, bytes]:
     """Every data key that still exists, unwrapped with the master key."""
-    from backbone.datakeys import wrapped_data_keys
+    from backbone.datakeys import unwrap_all, wrapped_data_keys
     from streams.cassandra_io import connect
 
-    master = MasterKey.from_base64(settings.master_key_b64)
     cluster, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
     try:
         wrapped = await wrapped_data_keys(settings, session)
     finally:
         await asyncio.to_thread(cluster.shutdown)
-    return {kid: master.unwrap(base64.b64decode(w), kid) for kid, w in wrapped.items()}
+    return unwrap_all(settings.master_key_b64, wrapped)
 
 
 async def records(
@@ -262,8 +260,14 @@ def cmd_events(args: Any) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    found = asyncio.run(collect(settings, sel, topics_for(settings, args.topic),
-                                not args.no_open, args.limit))  # fmt: skip
+    from backbone.datakeys import DataKeyError
+
+    try:
+        found = asyncio.run(collect(settings, sel, topics_for(settings, args.topic),
+                                    not args.no_open, args.limit))  # fmt: skip
+    except DataKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for rec in found:
         print(json.dumps(rec, separators=(",", ":")) if args.json else line(rec))
     if not args.json:

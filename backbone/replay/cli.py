@@ -83,7 +83,13 @@ def _run(args: argparse.Namespace) -> int:
                 await bar
             await replayer.close()
 
-    asyncio.run(main())
+    from backbone.datakeys import DataKeyError
+
+    try:
+        asyncio.run(main())
+    except DataKeyError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
     p = replayer.progress
     print(("\r" if tty else "") + p.line(), file=sys.stderr)
     elapsed = time.monotonic() - p.started

@@ -42,7 +42,7 @@ from cassandra.cluster import Cluster, Session
 
 from backbone import idempotency
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
-from backbone.datakeys import wrapped_data_keys
+from backbone.datakeys import unwrap_all, wrapped_data_keys
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
 from schemas import codec
@@ -142,14 +142,11 @@ class Replayer:
         """The keys that still exist (backbone/datakeys.py), unwrapped for opening and
         written to the new keyspace's table; a shredded key stays gone."""
         wrapped = await wrapped_data_keys(self.settings, source)
-        master = MasterKey.from_base64(self.settings.master_key_b64)
+        self._keys.update(unwrap_all(self.settings.master_key_b64, wrapped))
         insert = await asyncio.to_thread(
             target.prepare, "INSERT INTO data_keys (key_id, wrapped) VALUES (?, ?)"
         )
-        writes = []
-        for key_id, value in wrapped.items():
-            self._keys[key_id] = master.unwrap(base64.b64decode(value), key_id)
-            writes.append(execute(target, insert, (key_id, value)))
+        writes = [execute(target, insert, (key_id, value)) for key_id, value in wrapped.items()]
         await asyncio.gather(*writes)
 
     async def _file_chunks(self, source: Session, target: Session) -> None:

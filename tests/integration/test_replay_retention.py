@@ -38,11 +38,13 @@ def _aged(raw: bytes, at: datetime) -> bytes:
 async def test_replay_leaves_out_what_the_retention_removed(
     cluster_settings: ClusterSettings, cassandra_session: Any
 ) -> None:
+    # A live keyspace and topics of its own: the run's keyspace holds the test stack's data
+    # keys, sealed with another master key.
     prefix = f"{cluster_settings.topic_prefix}ret."
     cluster = ClusterSettings(cluster_settings.kafka_bootstrap,
                               cluster_settings.cassandra_contact_points,
-                              cluster_settings.cassandra_port, cluster_settings.keyspace,
-                              prefix)  # fmt: skip
+                              cluster_settings.cassandra_port,
+                              f"{cluster_settings.keyspace}_retlive", prefix)  # fmt: skip
     master_b64 = base64.b64encode(os.urandom(32)).decode()
     settings = BackboneSettings(
         cluster, master_b64, master_b64, partitions=1, app_id=f"{prefix}workers",
@@ -51,11 +53,13 @@ async def test_replay_leaves_out_what_the_retention_removed(
     names = TopicNames(prefix)
     wanted = (names.events, names.mailbox_entries)
     await ensure_topics(cluster.kafka_bootstrap, [s for s in names.specs(1) if s.name in wanted])
-    create_schema(cassandra_session, cluster.keyspace)
+    live_cluster, live = connect(cluster)
+    create_schema(live, cluster.keyspace)
     keys = {"dk-r": new_data_key()}
     wrapped = base64.b64encode(MasterKey.from_base64(master_b64).wrap(keys["dk-r"], "dk-r"))
-    cassandra_session.execute("INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)",
-                              ("dk-r", wrapped.decode()))  # fmt: skip
+    live.execute("INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)",
+                 ("dk-r", wrapped.decode()))  # fmt: skip
+    live_cluster.shutdown()
     envelopes = EnvelopeCodec(master_b64, lambda k: keys[k])
     recipient = "did:e:x:dids:retained"
     old, new = NOW - timedelta(days=RETENTION_DAYS + 5), NOW - timedelta(days=1)
@@ -115,4 +119,5 @@ async def test_replay_leaves_out_what_the_retention_removed(
         finally:
             rebuilt_cluster.shutdown()
     finally:
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {target}", timeout=60)
+        for keyspace in (target, cluster.keyspace):
+            cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
