@@ -33,6 +33,7 @@ from backbone.audit.merkle import CompactTree
 from backbone.audit.settings import AuditSettings
 from backbone.audit.store import CHUNK, AuditStore, PartitionState, create_schema, pack_leaves
 from streams.cassandra_io import connect
+from streams.retrying import until_done
 from streams.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger("backbone.audit")
@@ -164,7 +165,15 @@ class Auditor:
         """Writes and signs every partition that grew; returns how many checkpoints."""
         assert self._store is not None and self._producer is not None
         grown = [a for a in self._audits.values() if a.grown]
-        await asyncio.gather(*(self._checkpoint(a) for a in grown))
+
+        async def checkpoint(audit: PartitionAudit) -> None:
+            # Cassandra or Kafka being away delays a checkpoint, it must not end the
+            # auditor: each step is idempotent (the same rows, the same signed head at a
+            # later time), and the leaves stay pending until all of them are done.
+            where = {"topic": audit.state.topic, "partition": audit.state.partition}
+            await until_done(lambda: self._checkpoint(audit), "signing a checkpoint failed", where)
+
+        await asyncio.gather(*(checkpoint(a) for a in grown))
         return len(grown)
 
     async def _checkpoint(self, audit: PartitionAudit) -> None:
