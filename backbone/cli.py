@@ -121,6 +121,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.server import uvicorn_options
+
     settings = BackboneSettings.from_env()
     uvicorn.run(
         "api.app:create_app",
@@ -129,10 +131,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         log_config=logs.config(),
         proxy_headers=False,
-        # Longer than a load balancer's or a client pool's idle timeout (often 60 s): with
-        # uvicorn's 5 s, a client reusing a connection just as the server closes it gets a
-        # read error on a POST it cannot safely retry (seen in the benchmark).
-        timeout_keep_alive=75,
+        # Keep-alive, a header deadline and a connection cap (the reasons: api/server.py).
+        **uvicorn_options(),
     )
     return 0
 

@@ -16,6 +16,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from api.ratelimit import PER_ADDRESS, PER_PROTECTED_OBJECT
+from api.server import HEADER_TIMEOUT_S
 from api.stream_slots import MAX_STREAMS_PER_IDENTITY
 from backbone.security.tokens import TokenIssuer
 from connector.backbone_client import BackboneClient
@@ -427,3 +428,37 @@ async def test_bad_references_and_mixed_base64_are_400s(
     }
     answer = await http.post("/api/v1/Messages", json=message, headers=auth)
     assert code_of(answer) == invalid
+
+
+# --- 5: slow and idle connections are closed ----------------------------------------------
+
+
+async def _closed_after(stack: Stack, trickle: bool) -> float:
+    """Seconds until the API closes a connection that sends its header a line every 2 s
+    (`trickle`) or nothing at all."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.api_port)
+    started = time.monotonic()
+
+    async def send_slowly() -> None:
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        for n in range(100):
+            await asyncio.sleep(2)
+            writer.write(f"X-Slow-{n}: y\r\n".encode())
+            await writer.drain()
+
+    sending = asyncio.create_task(send_slowly()) if trickle else None
+    try:
+        await asyncio.wait_for(reader.read(), HEADER_TIMEOUT_S + 10)  # b"" once closed
+    finally:
+        if sending is not None:
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sending
+        writer.close()
+    return time.monotonic() - started
+
+
+async def test_slow_headers_and_idle_sockets_are_closed(stack: Stack) -> None:
+    trickled, idle = await asyncio.gather(_closed_after(stack, True), _closed_after(stack, False))
+    assert trickled < HEADER_TIMEOUT_S + 3
+    assert idle < HEADER_TIMEOUT_S + 3
