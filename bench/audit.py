@@ -26,6 +26,7 @@ import base64
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -89,17 +90,18 @@ def auditor_env(cluster: ClusterSettings, prefix: str, keyspace: str,
     }
 
 
-def run_once(env: dict[str, str]) -> tuple[float, float]:
-    """CPU seconds and wall seconds of one `backbone auditor --once`."""
+def run_once(env: dict[str, str]) -> tuple[float, float, int]:
+    """CPU seconds, wall seconds and records audited of one `backbone auditor --once`."""
     argv = [sys.executable, "-m", "backbone.cli", "auditor", "--once"]
     started = time.monotonic()
     before = os.times()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
     after = os.times()
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
-    return cpu, time.monotonic() - started
+    found = re.search(r"audited (\d+) records", done.stderr)
+    return cpu, time.monotonic() - started, int(found.group(1)) if found else -1
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,9 +116,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.to_thread(run_once, env)  # makes the keyspace and the tables
         # Start-up, connecting, empty topics: subtracted below.
-        base_cpu, base_wall = await asyncio.to_thread(run_once, env)
+        base_cpu, base_wall, _ = await asyncio.to_thread(run_once, env)
         await produce(bootstrap, topics, args.partitions, args.records)
-        cpu, wall = await asyncio.to_thread(run_once, env)
+        cpu, wall, audited = await asyncio.to_thread(run_once, env)
+        if audited != args.records:
+            raise RuntimeError(f"the auditor read {audited} records, not {args.records}")
         per_record = (cpu - base_cpu) / args.records
         out["catch_up"] = {
             "records": args.records,
