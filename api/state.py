@@ -26,6 +26,13 @@ from streams.topics import TopicNames
 CONCURRENT_PASSWORD_HASHES = max(1, min(4, os.cpu_count() or 1))
 
 
+# Per API process. Each upload in flight holds about one 256 KiB chunk in memory (the rest is
+# spooled to disk by the form parser); 4 chunk writes of 256 KiB at once keep well under the
+# driver's per-connection in-flight limits while still filling the store's bandwidth.
+CONCURRENT_UPLOADS = 4
+CONCURRENT_CHUNK_WRITES = 4
+
+
 def _no_data_keys(key_id: str) -> bytes:
     # The API seals commands and opens replies, both under the system key. It never holds
     # an identity's data key, so it cannot read the event log.
@@ -46,6 +53,10 @@ class ApiState:
     password_slots: asyncio.Semaphore
     mailbox: MailboxNotifier
     streams: StreamSlots
+    # File uploads storing chunks at once, and chunk writes at once across them
+    # (api/routers/files.py): Cassandra refused requests when uploads wrote unbounded.
+    upload_slots: asyncio.Semaphore
+    chunk_writes: asyncio.Semaphore
 
     @classmethod
     def build(cls, settings: BackboneSettings, cluster: Cluster, session: Session) -> ApiState:
@@ -77,6 +88,8 @@ class ApiState:
             password_slots=asyncio.Semaphore(CONCURRENT_PASSWORD_HASHES),
             mailbox=MailboxNotifier(settings.cluster.kafka_bootstrap, topics.mailbox_sequenced),
             streams=StreamSlots(),
+            upload_slots=asyncio.Semaphore(CONCURRENT_UPLOADS),
+            chunk_writes=asyncio.Semaphore(CONCURRENT_CHUNK_WRITES),
         )
 
     async def hash_password(self, password: str) -> str:

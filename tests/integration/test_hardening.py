@@ -4,11 +4,16 @@ finding, failing before its fix."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
+import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +25,10 @@ from api.server import HEADER_TIMEOUT_S
 from api.stream_slots import MAX_STREAMS_PER_IDENTITY
 from backbone.security.tokens import TokenIssuer
 from connector.backbone_client import BackboneClient
+from localproc.ports import free_port
 from schemas.signatures import serialize_public_key, serialize_signature
 from tests.integration.api_client import code_of
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack, stack_process
 
 pytestmark = pytest.mark.integration
 
@@ -462,3 +468,83 @@ async def test_slow_headers_and_idle_sockets_are_closed(stack: Stack) -> None:
     trickled, idle = await asyncio.gather(_closed_after(stack, True), _closed_after(stack, False))
     assert trickled < HEADER_TIMEOUT_S + 3
     assert idle < HEADER_TIMEOUT_S + 3
+
+
+# --- 8: concurrent uploads stay bounded and never fail other users --------------------------
+
+
+def _file_form(data: bytes) -> dict[str, Any]:
+    fields = {
+        "cipherHash": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        "expiresAt": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+    }
+    return {"data": fields, "files": {"content": ("blob", data, "application/octet-stream")}}
+
+
+BIG_FILE = 10 * 1024 * 1024  # the production limit; the shared stack uses 1 MiB
+
+
+@pytest.fixture(scope="module")
+def big_files_api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One more API process on the shared stack with the production file limit (10 MiB):
+    the API is stateless, so it serves the same identities and files."""
+    port = free_port()
+    env = {**stack.env, "BACKBONE_MAX_FILE_BYTES": str(BIG_FILE), "BACKBONE_API_PORT": str(port)}
+    api = stack_process(
+        "api-big-files",
+        [sys.executable, "-m", "backbone.cli", "api", "--port", str(port)],
+        env,
+        tmp_path_factory.mktemp("api-big-files"),
+    )
+    api.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        stack.wait_api_ready(api, url)
+        yield url
+    finally:
+        api.stop()
+
+
+def _peak_rss_mib(url: str) -> float:
+    """The API process's peak resident memory (VmHWM), found by its port."""
+    port = url.rsplit(":", 1)[1]
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            argv = status.read_bytes().split(b"\0")
+            if b"api" in argv and b"--port" in argv and port.encode() in argv:
+                for line in (status.parent / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+    raise LookupError(f"no API process on port {port}")
+
+
+async def test_concurrent_uploads_are_bounded_and_do_not_fail_other_users(
+    client: BackboneClient, big_files_api: str
+) -> None:
+    uploaders = [await client.create_identity_and_log_in(PASSWORD) for _ in range(4)]
+    reader = await client.create_identity_and_log_in(PASSWORD)
+    data = os.urandom(BIG_FILE)
+    async with httpx.AsyncClient(base_url=big_files_api, timeout=120) as http:
+
+        async def upload(who: Any) -> httpx.Response:
+            return await http.post("/api/v1/Files", headers=_bearer(who.token), **_file_form(data))
+
+        async def read_meanwhile() -> list[int]:
+            statuses = []
+            for _ in range(40):
+                answer = await http.get("/api/v1/Identities/Self", headers=_bearer(reader.token))
+                statuses.append(answer.status_code)
+                await asyncio.sleep(0.1)
+            return statuses
+
+        uploads = asyncio.gather(*(upload(uploaders[n % 4]) for n in range(12)))
+        answers, reads = await asyncio.gather(uploads, read_meanwhile())
+    # Every upload is stored or told to come back (503 + Retry-After), none is a 500 ...
+    for answer in answers:
+        assert answer.status_code in (201, 503), answer.text
+        if answer.status_code == 503:
+            assert int(answer.headers["Retry-After"]) > 0
+    assert sum(a.status_code == 201 for a in answers) >= 4
+    # ... other identities' requests are served meanwhile, and memory stays bounded.
+    assert set(reads) == {200}
+    assert _peak_rss_mib(big_files_api) < 250
