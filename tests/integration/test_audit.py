@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -69,6 +70,21 @@ def store(audit: AuditSettings, source: str) -> Iterator[AuditStore]:
         yield AuditStore(session)
     finally:
         cluster.shutdown()
+
+
+def _env(audit: AuditSettings) -> dict[str, str]:
+    """The environment of a `backbone` command on this test's topics and keyspace."""
+    return {
+        **os.environ,
+        "BACKBONE_KAFKA_BOOTSTRAP": audit.cluster.kafka_bootstrap,
+        "BACKBONE_CASSANDRA_CONTACT_POINTS": ",".join(audit.cluster.cassandra_contact_points),
+        "BACKBONE_CASSANDRA_PORT": str(audit.cluster.cassandra_port),
+        "BACKBONE_CASSANDRA_KEYSPACE": audit.cluster.keyspace,
+        "BACKBONE_TOPIC_PREFIX": audit.cluster.topic_prefix,
+        "BACKBONE_AUDIT_TOPICS": "audit-src",
+        "BACKBONE_AUDIT_SEED": base64.b64encode(SEED).decode(),
+        "BACKBONE_AUDIT_INTERVAL": "0.2",
+    }
 
 
 def _record(i: int) -> tuple[bytes, bytes]:
@@ -164,16 +180,7 @@ async def test_verify_names_each_altered_removed_swapped_and_inserted_record(
     assert "records 0..19" in bounded.findings[0].detail
 
     # The command, as an operator runs it: exit status 1 and the findings as JSON.
-    env = {
-        **os.environ,
-        "BACKBONE_KAFKA_BOOTSTRAP": bootstrap,
-        "BACKBONE_CASSANDRA_CONTACT_POINTS": ",".join(audit.cluster.cassandra_contact_points),
-        "BACKBONE_CASSANDRA_PORT": str(audit.cluster.cassandra_port),
-        "BACKBONE_CASSANDRA_KEYSPACE": audit.cluster.keyspace,
-        "BACKBONE_TOPIC_PREFIX": audit.cluster.topic_prefix,
-        "BACKBONE_AUDIT_TOPICS": "audit-src",
-        "BACKBONE_AUDIT_SEED": base64.b64encode(SEED).decode(),
-    }
+    env = _env(audit)
     cli = [sys.executable, "-m", "backbone.cli", "audit", "verify", "--read-from", copy]
     done = await asyncio.to_thread(subprocess.run, [*cli, "--json"], env=env,
                                    capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -269,3 +276,40 @@ async def test_the_running_auditor_publishes_signed_checkpoints_to_its_topic(
         SIGNER.verifier().check(cp)
     report = await verify_partition(bootstrap, store, source, 0, SIGNER.verifier())
     assert report.signed_size == 60 and report.findings == []
+
+
+async def test_an_auditor_killed_mid_run_resumes_and_its_trees_stay_consistent(
+    audit: AuditSettings, source: str, store: AuditStore
+) -> None:
+    bootstrap = audit.cluster.kafka_bootstrap
+    before = [c for c in store.checkpoints(source, 1) if isinstance(c, Checkpoint)]
+    first = max(before, key=lambda c: c.head.size)
+    # An auditor signing every 0.2 s, SIGKILLed as soon as it has signed past the earlier
+    # checkpoint (whatever it was doing then: reading, writing leaves, signing).
+    await _produce(source, 1, [_record(1000 + i) for i in range(1500)], bootstrap)
+    cmd = [sys.executable, "-m", "backbone.cli", "auditor"]
+    auditor = await asyncio.create_subprocess_exec(
+        *cmd, env=_env(audit), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            sizes = [c.head.size for c in store.checkpoints(source, 1) if isinstance(c, Checkpoint)]
+            if max(sizes) > first.head.size:
+                break
+        auditor.send_signal(signal.SIGKILL)
+        await auditor.wait()
+    finally:
+        if auditor.returncode is None:
+            auditor.kill()
+            await auditor.wait()
+    await _produce(source, 1, [_record(3000 + i) for i in range(10)], bootstrap)
+    stats = await audit_once(audit, SIGNER)  # a new auditor goes on from the saved state
+    assert stats.checkpoints >= 1
+    report = await verify_partition(bootstrap, store, source, 1, SIGNER.verifier())
+    assert not report.tampered and report.findings == [], report.findings
+    assert report.signed_size == report.records_read
+    # The tree signed before the crash is a prefix of the one signed after it.
+    bundle = await prove_consistency(store, SIGNER.verifier(), source, 1, first.head.size)
+    assert bundle["second"]["size"] == report.signed_size
+    check_bundle(bundle, SIGNER.verifier())
