@@ -82,14 +82,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     verifier = _verifier(args)
     given: list[Checkpoint | str] | None = None
     if args.checkpoints:
-        given = []
         with open(args.checkpoints) as fh:
-            for line in fh:
-                if line.strip():
-                    try:
-                        given.append(Checkpoint.from_json(line))
-                    except ValueError as exc:
-                        given.append(str(exc))
+            given = _parse_checkpoints(fh.read().splitlines())
+    elif args.from_topic:
+        # The checkpoints as the auditor published them: evidence that does not depend on
+        # Cassandra's copy (which whoever can alter the log may be able to alter too).
+        given = asyncio.run(_published(settings))
     reports: list[PartitionReport] = []
 
     async def run(store: AuditStore | None) -> None:
@@ -116,6 +114,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"\n{len(reports)} partitions verified, {len(tampered)} tampered")
     return 1 if tampered else 0
+
+
+def _parse_checkpoints(lines: list[str]) -> list[Checkpoint | str]:
+    out: list[Checkpoint | str] = []
+    for line in lines:
+        if line.strip():
+            try:
+                out.append(Checkpoint.from_json(line))
+            except ValueError as exc:
+                out.append(str(exc))
+    return out
+
+
+async def _published(settings: audit_settings.AuditSettings) -> list[Checkpoint | str]:
+    from backbone.audit.logread import partitions_of, read_partition
+
+    bootstrap = settings.cluster.kafka_bootstrap
+    lines = []
+    for p in await partitions_of(bootstrap, settings.checkpoint_topic):
+        async for r in read_partition(bootstrap, settings.checkpoint_topic, p):
+            if r.value is not None:
+                lines.append(r.value.decode(errors="replace"))
+    return _parse_checkpoints(lines)
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
@@ -221,6 +242,8 @@ def add_parsers(sub: Any) -> None:
     p_verify.add_argument("--partition", type=int)
     p_verify.add_argument("--read-from", help="full name of a copy of the topic to check")
     p_verify.add_argument("--checkpoints", help="JSON lines of checkpoints kept elsewhere")
+    published = "the checkpoints as published on <prefix>audit-checkpoints"
+    p_verify.add_argument("--from-topic", action="store_true", help=published)
     p_verify.add_argument("--no-leaves", action="store_true",
                           help="ignore the stored leaf hashes: checkpoint roots only")  # fmt: skip
     p_verify.add_argument("--public-key", help=key_help)

@@ -97,13 +97,13 @@ def valid_heads(
         if isinstance(cp, str):
             report.findings.append(Finding(BAD_CHECKPOINT, None, None, cp))
             continue
+        if (cp.head.topic, cp.head.partition) != (report.topic, report.partition):
+            continue  # another partition's (a file or the topic holds them all)
         try:
             head = verifier.check(cp)
         except CheckpointError as exc:
             detail = f"size {cp.head.size}: {exc}"
             report.findings.append(Finding(BAD_CHECKPOINT, None, None, detail))
-            continue
-        if (head.topic, head.partition) != (report.topic, report.partition):
             continue
         seen = heads.get(head.size)
         if seen is not None and (seen.root, seen.last_offset) != (head.root, head.last_offset):

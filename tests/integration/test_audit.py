@@ -191,6 +191,13 @@ async def test_verify_names_each_altered_removed_swapped_and_inserted_record(
     assert kinds == sorted([ALTERED, REMOVED, REORDERED, INSERTED])
     text = await asyncio.to_thread(subprocess.run, cli, env=env, capture_output=True, text=True,
                                    timeout=120)  # fmt: skip
+    # The same from the checkpoints the auditor published on its topic, without Cassandra's.
+    published = await asyncio.to_thread(
+        subprocess.run, [*cli, "--from-topic", "--json"], env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert published.returncode == 1, published.stderr
+    assert [r["tampered"] for r in json.loads(published.stdout)] == [True, False]
     assert "altered      signed at offset 3, now at offset 3" in text.stdout
     assert "removed      signed at offset 7" in text.stdout
 
