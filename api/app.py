@@ -7,11 +7,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import errors, versioning
+from api import errors, openapi, versioning
 from api.observe import Observe
 from api.routers import (
     announcements,
@@ -82,4 +83,18 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         versioning.mount(app, module.router)
 
     app.add_middleware(Observe, max_file_bytes=settings.max_file_bytes)
+    openapi.install(app)
+
+    @app.exception_handler(405)
+    async def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's `Allow` names the methods of the first route of the path only; a path
+        # served by several routes (GET and PUT /Mailbox/Cursor) lists them all here.
+        allowed = openapi.allowed_methods(app, request.url.path)
+        return errors.response(
+            405,
+            "error.platform.methodNotAllowed",
+            str(exc.detail),
+            {"Allow": ", ".join(allowed)},
+        )
+
     return app

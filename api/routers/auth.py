@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api import metrics
 from api.clients import check_client
@@ -33,7 +34,17 @@ def _decoy_hash() -> str:
     return hash_password("decoy password, never a real one")
 
 
-@router.post("/connect/token", response_model=None)
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds")
+
+
+@router.post(
+    "/connect/token",
+    response_model=None,
+    responses={200: {"model": TokenResponse, "description": "a bearer token for the device"}},
+)
 async def token(
     request: Request,
     state: State,

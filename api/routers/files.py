@@ -95,7 +95,33 @@ def _field(form: Any, name: str, required: bool = True) -> str | None:
     return value
 
 
-@router.post("", status_code=201)
+# The body is read by hand (a streamed multipart form), so FastAPI cannot see it: described
+# here for the OpenAPI document.
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["content", "cipherHash", "expiresAt"],
+                    "properties": {
+                        "content": {"type": "string", "format": "binary",
+                                    "description": "the ciphertext (at most the file limit)"},
+                        "cipherHash": {"type": "string", "description": "base64, <= 128 bytes"},
+                        "expiresAt": {"type": "string", "format": "date-time"},
+                        "encryptedProperties": {"type": "string", "description": "base64"},
+                        "owner": {"type": "string", "description": "the uploader's address"},
+                        "ownerSignature": {"type": "string", "maxLength": MAX_SIGNATURE_CHARS},
+                    },
+                }
+            }
+        },
+    }
+}  # fmt: skip
+
+
+@router.post("", status_code=201, openapi_extra=_UPLOAD_BODY)
 async def upload_file(
     request: Request, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:

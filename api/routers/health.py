@@ -20,7 +20,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    responses={
+        200: {"model": dict[str, str], "description": "kafka and cassandra: ok"},
+        503: {"model": dict[str, str], "description": "one of them is unreachable"},
+    },
+)
 async def ready(state: State) -> JSONResponse:
     checks = {"kafka": await _kafka_ok(state.settings.cluster.kafka_bootstrap)}
     try:
@@ -48,6 +54,6 @@ async def _kafka_ok(bootstrap: str) -> bool:
         await admin.close()
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

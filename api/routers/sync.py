@@ -152,7 +152,14 @@ def _run_dto(row: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/SyncRuns", response_model=None)
+@router.post(
+    "/SyncRuns",
+    response_model=None,
+    responses={
+        200: {"description": "No new events: no run was started (`syncRun` is null)"},
+        201: {"description": "A run was started"},
+    },
+)
 async def start_sync_run(
     caller: Authenticated,
     state: State,

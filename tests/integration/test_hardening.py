@@ -548,3 +548,36 @@ async def test_concurrent_uploads_are_bounded_and_do_not_fail_other_users(
     # ... other identities' requests are served meanwhile, and memory stays bounded.
     assert set(reads) == {200}
     assert _peak_rss_mib(big_files_api) < 250
+
+
+# --- 11: the OpenAPI document is the contract ---------------------------------------------
+
+
+async def test_the_openapi_document_tells_the_truth(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "devicePassword"}
+    assert "HTTPValidationError" not in json.dumps(spec)
+    operations = [
+        (path, method, op) for path, item in spec["paths"].items() for method, op in item.items()
+    ]
+    for path, method, op in operations:
+        responses = op["responses"]
+        assert "503" in responses, (path, method)
+        if path.startswith("/api/"):
+            assert {"400", "429"} <= set(responses), (path, method)
+            assert "security" in op, (path, method)
+        for status, response in responses.items():
+            for media, body in response.get("content", {}).items():
+                assert body.get("schema"), (path, method, status, media)
+                if status[0] in "45" and path != "/ready":  # /ready names each store
+                    assert body["schema"]["$ref"].endswith(("/Error", "/OAuthError"))
+    paths = spec["paths"]
+    assert paths["/api/v1/Mailbox"]["get"]["security"] == [{"bearer": []}]
+    assert {"201", "200"} <= set(paths["/api/v2/SyncRuns"]["post"]["responses"])
+    assert "multipart/form-data" in paths["/api/v2/Files"]["post"]["requestBody"]["content"]
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert "text/event-stream" in paths["/api/v2/sse"]["get"]["responses"]["200"]["content"]
+    # A 405 names every method of the path, not only the first route's.
+    answer = await http.delete("/api/v1/Mailbox/Cursor")
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET, PUT"
