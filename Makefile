@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up down status test lint unit
+.PHONY: up down status test lint unit fuzz
 
 # The virtual environment is (re)built whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -26,6 +26,12 @@ test: $(BIN)/.installed      ## the whole suite; starts Kafka and Cassandra when
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
+
+# Not part of `test`: schemathesis over the whole OpenAPI document, without and with a token,
+# against a stack of its own (minutes; FUZZ_EXAMPLES=n examples per operation, default 25).
+fuzz: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	BACKBONE_FUZZ=1 $(BIN)/pytest -s tests/integration/test_openapi_fuzz.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
