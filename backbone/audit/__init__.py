@@ -9,4 +9,7 @@ Transparency (RFC 6962/9162) over the raw bytes of the log's records, signed che
     auditor.py      `backbone auditor`: follows the source topics, signs checkpoints
     verify.py       `backbone audit verify`: recompute from the log, name what changed
     prove.py        `backbone audit prove`: proof bundles anyone can check offline
+    logread.py      reading partitions as raw records with offsets (no consumer group)
+    settings.py     the auditor's key, keyspace, topics and interval (BACKBONE_AUDIT_*)
+    cli.py          `backbone auditor`, `backbone audit verify|prove|check|checkpoints`
 """
