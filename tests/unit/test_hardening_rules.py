@@ -1,0 +1,93 @@
+"""The pure rules behind issue 19's fixes: the challenge gate, template collection, the
+datawallet's version, the failure windows and the stream slots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.errors import ApiError
+from api.ratelimit import Rule, SlidingWindows
+from api.stream_slots import StreamSlots
+from streams import challenge_decider, sync_decider, template_decider
+from streams.decision import Rejection
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_the_challenge_gate_lets_one_request_through() -> None:
+    cmd = {"challenge_expires_at": NOW + timedelta(minutes=5)}
+    used = challenge_decider.decide(None, "corr-1", cmd, NOW)
+    assert isinstance(used, dict)
+    assert challenge_decider.decide(used, "corr-1", cmd, NOW) == used  # its own redelivery
+    again = challenge_decider.decide(used, "corr-2", cmd, NOW)
+    assert isinstance(again, Rejection) and again.code == challenge_decider.CHALLENGE_USED
+    late = challenge_decider.decide(None, "corr-3", cmd, NOW + timedelta(minutes=6))
+    assert isinstance(late, Rejection) and late.code == challenge_decider.CHALLENGE_EXPIRED
+
+
+def _template(password: bool) -> template_decider.TemplateState:
+    created = {"template_id": "RLT1", "owner": "owner", "owner_device": "DVC", "content": b"",
+               "expires_at": None, "max_allocations": None, "for_identity": None,
+               "password_hash": "hash" if password else None, "created_at": NOW}  # fmt: skip
+    return template_decider.evolve(template_decider.TemplateState(), "TemplateCreated", created)
+
+
+def test_a_protected_template_admits_only_peers_that_collected_it() -> None:
+    request = {"template_id": "RLT1", "requester": "peer", "relationship_id": "REL1",
+               "requested_at": NOW}  # fmt: skip
+    state = _template(password=True)
+    refused = template_decider.decide(state, "RequestRelationship", request, NOW)
+    assert isinstance(refused, Rejection) and refused.status == 404
+    collect = {"template_id": "RLT1", "collector": "peer", "requested_at": NOW}
+    events = template_decider.decide(state, "CollectTemplate", collect, NOW)
+    assert isinstance(events, list) and events[0][0] == "TemplateCollected"
+    state = template_decider.evolve(state, *events[0])
+    assert template_decider.decide(state, "CollectTemplate", collect, NOW) == []
+    allocated = template_decider.decide(state, "RequestRelationship", request, NOW)
+    assert isinstance(allocated, list) and allocated[0][0] == "TemplateAllocated"
+    open_state = _template(password=False)
+    assert template_decider.decide(open_state, "CollectTemplate", collect, NOW) == []
+    assert isinstance(
+        template_decider.decide(open_state, "RequestRelationship", request, NOW), list
+    )
+
+
+def test_the_datawallet_version_never_goes_down() -> None:
+    sync = {**sync_decider.empty(), "datawallet_version": 3,
+            "running": {"id": "SYN1", "device_id": "DVC", "to_index": 0, "retry_indexes": [],
+                        "expires_at": (NOW + timedelta(minutes=5)).timestamp()}}  # fmt: skip
+    finalize = {"sync_run_id": "SYN1", "device_id": "DVC", "address": "a", "results": [],
+                "modifications": [], "requested_at": NOW}  # fmt: skip
+    down = sync_decider.decide_finalize(sync, {**finalize, "new_datawallet_version": 2}, NOW)
+    assert isinstance(down, Rejection) and down.code == sync_decider.DOWNGRADE
+    same = sync_decider.decide_finalize(sync, {**finalize, "new_datawallet_version": 3}, NOW)
+    assert isinstance(same, list)
+
+
+def test_failure_windows_slide() -> None:
+    rule = Rule("r", 2, 10.0)
+    windows = SlidingWindows()
+    assert windows.wait("k", rule, 0.0) == 0
+    windows.add("k", 0.0, 10.0)
+    windows.add("k", 1.0, 10.0)
+    assert windows.wait("k", rule, 2.0) == pytest.approx(8.0)  # until the first leaves
+    assert windows.wait("other", rule, 2.0) == 0
+    assert windows.wait("k", rule, 10.5) == 0
+    windows.clear("k")
+    assert windows.wait("k", rule, 2.0) == 0
+
+
+def test_stream_slots_are_per_identity_and_given_back_once() -> None:
+    slots = StreamSlots(per_identity=2)
+    first, _second = slots.slot("a"), slots.slot("a")
+    with pytest.raises(ApiError) as full:
+        slots.take("a")
+    assert full.value.status == 429 and full.value.headers["Retry-After"]
+    slots.take("b")  # another identity is not affected
+    first.release()
+    first.release()  # harmless
+    slots.take("a")
+    with pytest.raises(ApiError):
+        slots.take("a")
