@@ -12,7 +12,10 @@ nothing signed earlier was changed, removed or reordered by the time of the seco
     {"kind": "consistency", "first": {...}, "second": {...}, "path": [hex]}
 
 The record in an inclusion bundle is the ciphertext as it is on the log (the envelope with
-its sealed body): the proof never needs, nor shows, what is inside.
+its sealed body): the proof never needs, nor shows, what is inside. What the proof binds
+is the leaf's index in the signed tree; the offset is where the auditor read that leaf
+(signed directly only for the last leaf, as the checkpoint's last offset; on a topic
+without transactions or compaction the offset is the index plus the first audited offset).
 """
 
 from __future__ import annotations
