@@ -92,12 +92,12 @@ def flat_routes(app: FastAPI) -> list[Any]:
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods every route of `path` takes, for a 405's `Allow`."""
-    methods: set[str] = set()
-    for context in flat_routes(app):
-        regex, _, _ = compile_path(context.path_format)
-        if regex.match(path):
-            methods |= set(context.methods or ())
-    return sorted(methods)
+    routes = flat_routes(app)
+    # A path that is a route of its own (`/Devices/Self`) answers for its methods only, even
+    # where a parametrized path (`/Devices/{device_id}`) would match it too.
+    exact = [r for r in routes if r.path_format == path]
+    matching = exact or [r for r in routes if compile_path(r.path_format)[0].match(path)]
+    return sorted({method for r in matching for method in (r.methods or ())})
 
 
 def _needs(dependant: Dependant, call: Any) -> bool:
@@ -174,7 +174,13 @@ def _rewrite(route: Any, method: str, op: dict[str, Any]) -> None:
         statuses += ["404"]
     if method in ("POST", "PUT", "PATCH"):
         statuses += ["411", "413", "422"]
-    schema = {"$ref": "#/components/schemas/OAuthError"} if token_endpoint else ERROR_REF
+    if token_endpoint or (path.endswith("/Identities") and method == "POST"):
+        statuses += ["401"]  # wrong OAuth client credentials
+    schema: dict[str, Any] = ERROR_REF
+    if token_endpoint:
+        # OAuth's shape for what the endpoint decides; a malformed form is refused before
+        # it runs, in the API's own envelope.
+        schema = {"anyOf": [{"$ref": "#/components/schemas/OAuthError"}, ERROR_REF]}
     for status in sorted(set(statuses)):
         responses.setdefault(status, _error_response(status, schema))
     _document_success(path, method, op)

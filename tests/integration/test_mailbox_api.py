@@ -337,9 +337,9 @@ async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
                           headers=me.headers)  # fmt: skip
     run_id = run.json()["result"]["syncRun"]["id"]
     # The upgrading device must support the new version (issue 19).
+    supports_v2 = {**me.headers, "x-supported-datawallet-version": "2"}
     upgraded = await http.put(f"/api/v1/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade",
-                              json={"newDatawalletVersion": 2},
-                              headers={**me.headers, "x-supported-datawallet-version": "2"})  # fmt: skip
+                              json={"newDatawalletVersion": 2}, headers=supports_v2)  # fmt: skip
     assert upgraded.status_code == 200, upgraded.text
     assert (await http.get("/api/v1/Datawallet", headers=me.headers)).json()["result"] == {
         "version": 2

@@ -29,7 +29,9 @@ pytestmark = [
 
 def _fuzz(stack: Stack, report: Path, *headers: str) -> tuple[int, str]:
     argv = [
-        str(Path(sys.executable).with_name("schemathesis")), "run",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+        "run",
         f"{stack.base_url}/openapi.json",
         "--checks", "all",
         "--max-examples", os.environ.get("FUZZ_EXAMPLES", "25"),
