@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import os
 import re
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from backbone.settings import ClusterSettings
 from connector.backbone_client import BackboneClient
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
@@ -65,6 +67,30 @@ async def _send(http: httpx.AsyncClient, sender: dict[str, str],
 async def _mailbox_size(http: httpx.AsyncClient, who: dict[str, str]) -> int:
     page = await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=_auth(who))
     return len(page.json()["result"])
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster_settings: ClusterSettings,
+    kafka_topics: None,
+    cassandra_session: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """A stack of these tests' own (own keyspace, own topics): `replay verify` compares whole
+    keyspaces, so rows that other tests write straight into the suite's keyspace must not be
+    in the live side."""
+    own = dataclasses.replace(
+        cluster_settings,
+        keyspace=f"{cluster_settings.keyspace}_replay",
+        topic_prefix=f"{cluster_settings.topic_prefix}replay.",
+    )
+    running = Stack(own, tmp_path_factory.mktemp("replay-stack"))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}", timeout=60)
 
 
 @pytest.fixture(scope="module")
