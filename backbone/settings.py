@@ -82,6 +82,35 @@ class InfraSettings:
         return f"127.0.0.1:{self.kafka_port}"
 
 
+CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+                      "LOCAL_ONE")  # fmt: skip
+SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
+
+
+def cassandra_replication(spec: str) -> dict[str, int]:
+    """`"3"` → {"": 3} (SimpleStrategy); `"dc1:3,dc2:2"` → per datacenter
+    (NetworkTopologyStrategy). Raises ValueError, naming the setting, on anything else."""
+    spec = spec.strip()
+    try:
+        if spec.isdigit():
+            factors = {"": int(spec)}
+        else:
+            factors = {}
+            for part in spec.split(","):
+                dc, sep, count = part.strip().partition(":")
+                if not sep or not dc.strip():
+                    raise ValueError(part)
+                factors[dc.strip()] = int(count)
+    except ValueError:
+        raise ValueError(
+            "BACKBONE_CASSANDRA_REPLICATION must be a number of replicas (SimpleStrategy) or "
+            f"datacenter:replicas pairs like dc1:3,dc2:3, got {spec!r}"
+        ) from None
+    if not factors or min(factors.values()) < 1:
+        raise ValueError(f"BACKBONE_CASSANDRA_REPLICATION needs at least 1 replica, got {spec!r}")
+    return factors
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """How the backbone's processes reach Kafka and Cassandra."""
@@ -91,6 +120,31 @@ class ClusterSettings:
     cassandra_port: int = 9042
     keyspace: str = "backbone"
     topic_prefix: str = "backbone."
+    # How many copies the stores keep, and how many must answer. The defaults fit one local
+    # node; a production cluster sets 3 / 2 / "dc1:3" (README: production settings).
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
+    # "<n>": SimpleStrategy with n replicas; "dc1:3,dc2:3": NetworkTopologyStrategy.
+    cassandra_replication: str = "1"
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_serial_consistency: str = "LOCAL_SERIAL"
+
+    def __post_init__(self) -> None:
+        if self.kafka_replication_factor < 1:
+            raise ValueError("BACKBONE_KAFKA_REPLICATION_FACTOR must be at least 1")
+        if not 1 <= self.kafka_min_insync_replicas <= self.kafka_replication_factor:
+            raise ValueError(
+                "BACKBONE_KAFKA_MIN_INSYNC_REPLICAS must be between 1 and the replication "
+                f"factor ({self.kafka_replication_factor}), got {self.kafka_min_insync_replicas}"
+            )
+        cassandra_replication(self.cassandra_replication)  # raises on a bad value
+        for name, level in (
+            ("BACKBONE_CASSANDRA_CONSISTENCY", self.cassandra_consistency),
+            ("BACKBONE_CASSANDRA_SERIAL_CONSISTENCY", self.cassandra_serial_consistency),
+        ):
+            allowed = SERIAL_LEVELS if "SERIAL" in name else CONSISTENCY_LEVELS
+            if level not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {level!r}")
 
     @classmethod
     def from_env(cls) -> ClusterSettings:
@@ -102,6 +156,19 @@ class ClusterSettings:
             cassandra_port=_env_int("BACKBONE_CASSANDRA_PORT", infra.cassandra_port),
             keyspace=_env("BACKBONE_CASSANDRA_KEYSPACE", cls.keyspace),
             topic_prefix=_env("BACKBONE_TOPIC_PREFIX", cls.topic_prefix),
+            kafka_replication_factor=_env_int(
+                "BACKBONE_KAFKA_REPLICATION_FACTOR", cls.kafka_replication_factor
+            ),
+            kafka_min_insync_replicas=_env_int(
+                "BACKBONE_KAFKA_MIN_INSYNC_REPLICAS", cls.kafka_min_insync_replicas
+            ),
+            cassandra_replication=_env("BACKBONE_CASSANDRA_REPLICATION", cls.cassandra_replication),
+            cassandra_consistency=_env(
+                "BACKBONE_CASSANDRA_CONSISTENCY", cls.cassandra_consistency
+            ).upper(),
+            cassandra_serial_consistency=_env(
+                "BACKBONE_CASSANDRA_SERIAL_CONSISTENCY", cls.cassandra_serial_consistency
+            ).upper(),
         )
 
     @staticmethod

@@ -8,8 +8,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from cassandra import ProtocolVersion
-from cassandra.cluster import Cluster, Session
+from cassandra import ConsistencyLevel, ProtocolVersion
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -21,11 +21,20 @@ from backbone.settings import ClusterSettings
 
 
 def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Cluster, Session]:
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        # From configuration (BACKBONE_CASSANDRA_CONSISTENCY): LOCAL_QUORUM by default, so
+        # that with 3 replicas a write survives the loss of a node and a read sees it.
+        consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
+        serial_consistency_level=ConsistencyLevel.name_to_value[
+            settings.cassandra_serial_consistency
+        ],
+    )
     cluster = Cluster(
         list(settings.cassandra_contact_points),
         port=settings.cassandra_port,
         protocol_version=ProtocolVersion.V5,
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         # Without it a request of more than a few KiB (a sequencer batch) waits ~40 ms for
         # the server's delayed ACK: measured 45.5 ms per 23-row batch, 1.8 to 3.7 ms with it.
         sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],

@@ -16,9 +16,14 @@ async def provision(settings: BackboneSettings) -> None:
     specs = names.specs(settings.partitions) + names.changelog_specs(
         settings.app_id, settings.partitions
     )
-    await ensure_topics(settings.cluster.kafka_bootstrap, specs)
+    await ensure_topics(
+        settings.cluster.kafka_bootstrap,
+        specs,
+        settings.cluster.kafka_replication_factor,
+        settings.cluster.kafka_min_insync_replicas,
+    )
     cluster, session = connect(settings.cluster)
     try:
-        create_schema(session, settings.cluster.keyspace)
+        create_schema(session, settings.cluster.keyspace, settings.cluster.cassandra_replication)
     finally:
         cluster.shutdown()

@@ -13,12 +13,14 @@ from typing import Any
 from cassandra.cluster import Session
 
 from backbone import idempotency
+from backbone.settings import cassandra_replication
 from streams import mailbox_sequencer as sequencer
 from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
 from streams import sync_readmodels as sync
 from streams.cassandra_io import execute
 from streams.envelopes import Opened
+from streams.topics import ProvisioningError
 
 SCHEMA = [
     # Wrapped (master-key-sealed) data keys, the same values as the workers' `data-keys`
@@ -57,14 +59,37 @@ SCHEMA = [
 ]
 
 
-def create_schema(session: Session, keyspace: str, replication_factor: int = 1) -> None:
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
-    )
+def create_schema(session: Session, keyspace: str, replication: str = "1") -> None:
+    """The keyspace (`replication` as BACKBONE_CASSANDRA_REPLICATION) and every table.
+
+    Refuses, naming the setting, a replication the cluster's nodes cannot hold: Cassandra
+    itself would accept it and then fail every write at the chosen consistency."""
+    factors = cassandra_replication(replication)
+    check_replication(session, factors)
+    if "" in factors:
+        strategy = f"'class': 'SimpleStrategy', 'replication_factor': {factors['']}"
+    else:
+        per_dc = ", ".join(f"'{dc}': {n}" for dc, n in sorted(factors.items()))
+        strategy = f"'class': 'NetworkTopologyStrategy', {per_dc}"
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{{strategy}}}")
     session.set_keyspace(keyspace)
     for statement in SCHEMA:
         session.execute(statement)
+
+
+def check_replication(session: Session, factors: dict[str, int]) -> None:
+    nodes: dict[str, int] = {}
+    for table in ("system.local", "system.peers"):
+        for row in session.execute(f"SELECT data_center FROM {table}"):  # noqa: S608
+            nodes[row.data_center] = nodes.get(row.data_center, 0) + 1
+    for dc, wanted in factors.items():
+        have = sum(nodes.values()) if dc == "" else nodes.get(dc, 0)
+        if wanted > have:
+            where = "the cluster" if dc == "" else f"datacenter {dc!r}"
+            raise ProvisioningError(
+                f"BACKBONE_CASSANDRA_REPLICATION asks for {wanted} replicas in {where}, which "
+                f"has {have} node(s) (datacenters: {', '.join(sorted(nodes)) or 'none'})"
+            )
 
 
 class Projection:

@@ -23,16 +23,35 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+class ProvisioningError(RuntimeError):
+    """The cluster cannot honour the settings; the message names the setting."""
+
+
+async def ensure_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    Every new topic gets `replication_factor` copies and refuses an `acks=all` write that
+    fewer than `min_insync_replicas` of them have taken."""
     wanted = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        brokers = len((await admin.describe_cluster()).get("brokers", []))
+        if replication_factor > brokers:
+            raise ProvisioningError(
+                f"BACKBONE_KAFKA_REPLICATION_FACTOR is {replication_factor}, but the Kafka "
+                f"cluster at {bootstrap} has {brokers} broker(s): lower it or add brokers"
+            )
         existing = set(await admin.list_topics())
+        insync = {"min.insync.replicas": str(min_insync_replicas)}
         missing = [
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1,
-                     topic_configs=s.configs)
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor,
+                     topic_configs={**insync, **s.configs})
             for s in wanted
             if s.name not in existing
         ]  # fmt: skip
