@@ -60,10 +60,16 @@ SCHEMA = [
 
 
 def create_schema(session: Session, keyspace: str, replication: str = "1") -> None:
-    """The keyspace (`replication` as BACKBONE_CASSANDRA_REPLICATION) and every table.
+    """The keyspace (`replication` as BACKBONE_CASSANDRA_REPLICATION) and every table."""
+    create_keyspace(session, keyspace, replication)
+    for statement in SCHEMA:
+        session.execute(statement)
 
-    Refuses, naming the setting, a replication the cluster's nodes cannot hold: Cassandra
-    itself would accept it and then fail every write at the chosen consistency."""
+
+def create_keyspace(session: Session, keyspace: str, replication: str) -> None:
+    """Creates (if missing) and selects the keyspace. Refuses, naming the setting, a
+    replication the cluster's nodes cannot hold: Cassandra itself would accept it and then
+    fail every write at the chosen consistency."""
     factors = cassandra_replication(replication)
     check_replication(session, factors)
     if "" in factors:
@@ -73,8 +79,6 @@ def create_schema(session: Session, keyspace: str, replication: str = "1") -> No
         strategy = f"'class': 'NetworkTopologyStrategy', {per_dc}"
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{{strategy}}}")
     session.set_keyspace(keyspace)
-    for statement in SCHEMA:
-        session.execute(statement)
 
 
 def check_replication(session: Session, factors: dict[str, int]) -> None:

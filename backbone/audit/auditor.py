@@ -98,10 +98,13 @@ class Auditor:
     async def _open(self) -> AIOKafkaConsumer:
         s = self.settings
         await ensure_topics(
-            s.cluster.kafka_bootstrap, [TopicSpec(s.checkpoint_topic, 1, {"retention.ms": "-1"})]
+            s.cluster.kafka_bootstrap,
+            [TopicSpec(s.checkpoint_topic, 1, {"retention.ms": "-1"})],
+            s.cluster.kafka_replication_factor,
+            s.cluster.kafka_min_insync_replicas,
         )
         self._cluster, session = await asyncio.to_thread(connect, s.cluster)
-        await asyncio.to_thread(create_schema, session, s.keyspace)
+        await asyncio.to_thread(create_schema, session, s.keyspace, s.cluster.cassandra_replication)
         self._store = await asyncio.to_thread(AuditStore, session)
         self._producer = AIOKafkaProducer(bootstrap_servers=s.cluster.kafka_bootstrap, acks="all")
         await self._producer.start()

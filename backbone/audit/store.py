@@ -20,6 +20,7 @@ from cassandra.cluster import Session
 
 from backbone.audit.checkpoints import Checkpoint
 from backbone.audit.merkle import CompactTree
+from streams.readmodels import create_keyspace
 
 CHUNK = 1024  # leaves per audit_leaves row
 _LEAF_ROW = struct.Struct(">q32s")  # offset, leaf hash
@@ -42,12 +43,10 @@ SCHEMA = [
 ]
 
 
-def create_schema(session: Session, keyspace: str, replication_factor: int = 1) -> None:
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
-    )
-    session.set_keyspace(keyspace)
+def create_schema(session: Session, keyspace: str, replication: str = "1") -> None:
+    """`replication` as BACKBONE_CASSANDRA_REPLICATION: the evidence is kept like the
+    read models."""
+    create_keyspace(session, keyspace, replication)
     for statement in SCHEMA:
         session.execute(statement)
 

@@ -179,7 +179,9 @@ class Replayer:
             # Schema changes wait for agreement and time out on a busy node (seen at
             # 10 s); every statement is IF NOT EXISTS, so trying again is safe.
             try:
-                await asyncio.to_thread(create_schema, target, opts.target)
+                await asyncio.to_thread(
+                    create_schema, target, opts.target, self.settings.cluster.cassandra_replication
+                )
                 break
             except OperationTimedOut:
                 if attempt == 4:
