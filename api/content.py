@@ -16,6 +16,10 @@ INVALID = "error.platform.validation.invalidPropertyValue"
 MAX_CONTENT_BYTES = 32 * 1024
 MAX_PASSWORD_BYTES = 200
 MAX_LIFETIME = timedelta(days=5 * 365)
+# What `decode_content` takes, as JSON Schema can say it (for the OpenAPI document and the
+# first check): standard base64 or base64url, one alphabet, padding optional. A length that
+# is 1 modulo 4 is still refused by the decoder, which JSON Schema cannot say simply.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}$"
 
 
 def decode_content(value: str, field: str, limit: int = MAX_CONTENT_BYTES) -> bytes:

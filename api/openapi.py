@@ -92,7 +92,7 @@ def flat_routes(app: FastAPI) -> list[Any]:
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods every route of `path` takes, for a 405's `Allow`."""
-    routes = flat_routes(app)
+    routes = [r for r in flat_routes(app) if r.include_in_schema]
     # A path that is a route of its own (`/Devices/Self`) answers for its methods only, even
     # where a parametrized path (`/Devices/{device_id}`) would match it too.
     exact = [r for r in routes if r.path_format == path]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import StringConstraints
 
 MAX_PAGE_SIZE = 1000
 
@@ -37,4 +38,6 @@ async def _page(  # async: see api/deps.py
 
 
 Paging = Annotated[Page, Depends(_page)]
-Ids = Annotated[list[str] | None, Query(alias="ids", max_length=MAX_PAGE_SIZE)]
+# Enmeshed ids: three letters and 17 alphanumerics.
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}[A-Za-z0-9]{17}$")]
+Ids = Annotated[list[Id] | None, Query(alias="ids", max_length=MAX_PAGE_SIZE)]

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import Authenticated, State
 from api.errors import ApiError
@@ -109,7 +110,8 @@ class DeviceOut(BaseModel):
     id: str
     username: str
     createdAt: str
-    createdByDevice: str
+    # None for an identity's first device, which no device created (it was a 500, issue 19).
+    createdByDevice: str | None
     # Not recorded by this backbone: no login times, no language, no backup devices.
     lastLogin: None = None
     communicationLanguage: str = "en"
@@ -140,6 +142,13 @@ async def get_own_device(caller: Authenticated, state: State) -> DeviceResponse:
             createdByDevice=row.created_by_device,
         )
     )
+
+
+@router.delete("/Self", include_in_schema=False)
+async def delete_self_is_not_allowed() -> None:
+    """`DELETE /Devices/Self` would reach `DELETE /Devices/{device_id}` with the id "Self"
+    and be a 400; the path has GET only, so it is a 405 (found by the fuzz run)."""
+    raise StarletteHTTPException(405)
 
 
 class ChangePasswordRequest(BaseModel):

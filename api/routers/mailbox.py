@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from starlette.background import BackgroundTask
 
 from api import errors
@@ -42,7 +42,8 @@ ENDED_UNAUTHORIZED = b"event: unauthorized\ndata: {}\n\n"
 
 
 class CursorRequest(BaseModel):
-    index: int = Field(ge=0, le=MAX_INDEX)
+    # Strict: `false` or `"5"` are not indexes (lax parsing took them).
+    index: StrictInt = Field(ge=0, le=MAX_INDEX)
 
 
 def parse_last_event_id(value: str | None) -> int | None:

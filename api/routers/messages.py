@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from api.content import decode_content, encode_content
+from api.content import BASE64_PATTERN, decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
@@ -37,7 +37,7 @@ MessageId = Annotated[str, Path(pattern=r"^MSG[A-Za-z0-9]{17}$")]
 
 class RecipientIn(BaseModel):
     address: str = Field(min_length=1, max_length=80)
-    encryptedKey: str = Field(min_length=1, max_length=2000)
+    encryptedKey: str = Field(min_length=1, max_length=2000, pattern=BASE64_PATTERN)
 
 
 FileIdField = Annotated[str, Field(pattern=r"^FIL[A-Za-z0-9]{17}$")]
@@ -49,7 +49,7 @@ class AttachmentIn(BaseModel):
 
 class SendMessageRequest(BaseModel):
     recipients: list[RecipientIn] = Field(min_length=1)
-    body: str = Field(min_length=1, max_length=48_000)
+    body: str = Field(min_length=1, max_length=48_000, pattern=BASE64_PATTERN)
     # Enmeshed sends `[{"id": "FIL…"}]`; a bare id is still taken (older clients, the
     # Connector).
     attachments: list[AttachmentIn | FileIdField] = Field(

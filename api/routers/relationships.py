@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api.content import INVALID, decode_content, encode_content
+from api.content import BASE64_PATTERN, INVALID, decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError
 from api.idempotency import (
@@ -36,11 +36,13 @@ RelationshipId = Annotated[str, Path(pattern=r"^REL[A-Za-z0-9]{17}$")]
 
 class CreateRelationshipRequest(BaseModel):
     relationshipTemplateId: str = Field(pattern=r"^RLT[A-Za-z0-9]{17}$")
-    creationContent: str = Field(min_length=1, max_length=48_000)
+    creationContent: str = Field(min_length=1, max_length=48_000, pattern=BASE64_PATTERN)
 
 
 class AcceptRequest(BaseModel):
-    creationResponseContent: str | None = Field(default=None, min_length=1, max_length=48_000)
+    creationResponseContent: str | None = Field(
+        default=None, min_length=1, max_length=48_000, pattern=BASE64_PATTERN
+    )
 
 
 @router.post("", status_code=201)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from api.content import decode_content, encode_content
+from api.content import BASE64_PATTERN, decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.enmeshed_events import enmeshed_event
 from api.errors import ApiError
@@ -52,7 +52,7 @@ class ModificationIn(BaseModel):
     payloadCategory: str | None = Field(default=None, max_length=50)
     collection: str = Field(min_length=1, max_length=50)
     type: Literal["Create", "Update", "Delete", "CacheChanged"]
-    encryptedPayload: str | None = Field(default=None, max_length=22_000)
+    encryptedPayload: str | None = Field(default=None, max_length=22_000, pattern=BASE64_PATTERN)
 
 
 class ExternalEventResult(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
 from api.access import SharedKind, check_readable
-from api.content import check_expiry, decode_content, encode_content
+from api.content import BASE64_PATTERN, check_expiry, decode_content, encode_content
 from api.deps import Authenticated, ClientAddress, State
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
@@ -25,7 +25,7 @@ TEMPLATES = SharedKind("templates", "templates_by_owner")
 
 
 class CreateTemplateRequest(BaseModel):
-    content: str = Field(min_length=1, max_length=48_000)
+    content: str = Field(min_length=1, max_length=48_000, pattern=BASE64_PATTERN)
     expiresAt: datetime | None = None
     maxNumberOfAllocations: int | None = Field(default=None, ge=1, le=MAX_ALLOCATIONS)
     forIdentity: str | None = Field(default=None, max_length=80)

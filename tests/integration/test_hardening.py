@@ -582,3 +582,23 @@ async def test_the_openapi_document_tells_the_truth(http: httpx.AsyncClient) -> 
     answer = await http.delete("/api/v1/Mailbox/Cursor")
     assert answer.status_code == 405
     assert answer.headers["Allow"] == "GET, PUT"
+    # A path of its own next to a parametrized one: its methods, not the other's.
+    answer = await http.delete("/api/v1/Devices/Self")
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET"
+
+
+async def test_the_first_device_reads_itself(
+    client: BackboneClient, http: httpx.AsyncClient
+) -> None:
+    """Found by the fuzz run: an identity's first device, created by no device, was a 500."""
+    me = await client.create_identity_and_log_in(PASSWORD)
+    answer = await http.get("/api/v2/Devices/Self", headers=_bearer(me.token))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["createdByDevice"] is None
+    # Strict types where lax parsing took anything: `false` is no index, `x` is no id.
+    cursor = await http.put(
+        "/api/v1/Mailbox/Cursor", json={"index": False}, headers=_bearer(me.token)
+    )
+    assert cursor.status_code == 400
+    listed = await http.get("/api/v1/Messages?ids=x", headers=_bearer(me.token))
+    assert listed.status_code == 400
