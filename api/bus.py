@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from api import errors, metrics
 from api.errors import ApiError, unavailable
 from api.idempotency import Idempotent
-from streams.envelopes import EnvelopeCodec
+from streams.envelopes import EnvelopeCodec, derived_event_id
 
 log = logging.getLogger("backbone.api.bus")
 
@@ -111,11 +111,42 @@ class CommandBus:
 
         With `idempotent`, the command carries the key's correlation id, so a retry of the
         same request is answered with the first outcome (api/idempotency.py)."""
+        corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
+        value = self.envelopes.seal(name, body, aggregate_key=aggregate_key, correlation_id=corr)
+        return await self._measured(name, topic, aggregate_key, [value], corr)
+
+    async def append(
+        self,
+        topic: str,
+        aggregate_key: str,
+        name: str,
+        body: dict[str, Any],
+        data_key_id: str,
+        status: int,
+        idempotent: Idempotent | None = None,
+    ) -> Outcome:
+        """Append an event the API has validated itself (a fact, no decider needed), and its
+        reply right behind it on the same partition: the projector forwards the reply once
+        it has written the event, so a 2xx still means the client can read its own write.
+
+        With `idempotent`, a repeat appends the same event id, which the projection and the
+        mailbox sequencer recognise, and is answered the same."""
+        corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
+        event_id = derived_event_id(corr, 0) if idempotent is not None else None
+        event = self.envelopes.seal(
+            name, body, aggregate_key=aggregate_key, correlation_id=corr,
+            data_key_id=data_key_id, aggregate_version=1, event_id=event_id,
+        )  # fmt: skip
+        reply = self.envelopes.reply(corr, status)
+        return await self._measured(name, topic, aggregate_key, [event, reply], corr)
+
+    async def _measured(
+        self, name: str, topic: str, aggregate_key: str, values: list[bytes], corr: str
+    ) -> Outcome:
         assert self._producer is not None, "bus not started"
         started = time.monotonic()
-        corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
         try:
-            outcome = await self._send(topic, aggregate_key, name, body, corr)
+            outcome = await self._produce_and_wait(topic, aggregate_key, values, name, corr)
         except ApiError as exc:
             metrics.COMMANDS.labels(name, "unavailable" if exc.status == 503 else "rejected").inc()
             raise
@@ -123,11 +154,16 @@ class CommandBus:
         metrics.COMMAND_SECONDS.labels(name).observe(time.monotonic() - started)
         return outcome
 
-    async def _send(
-        self, topic: str, aggregate_key: str, name: str, body: dict[str, Any], corr: str
+    async def _produce(self, topic: str, key: bytes, values: list[bytes]) -> None:
+        assert self._producer is not None
+        # Sent together, acknowledged together; one partition keeps their order.
+        sent = [await self._producer.send(topic, v, key=key) for v in values]
+        await asyncio.gather(*sent)
+
+    async def _produce_and_wait(
+        self, topic: str, aggregate_key: str, values: list[bytes], name: str, corr: str
     ) -> Outcome:
         assert self._producer is not None
-        value = self.envelopes.seal(name, body, aggregate_key=aggregate_key, correlation_id=corr)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if corr in self._waiting:  # the same keyed request twice at once: one waits
             raise ApiError(
@@ -140,8 +176,7 @@ class CommandBus:
         try:
             try:
                 await asyncio.wait_for(
-                    self._producer.send_and_wait(topic, value, key=aggregate_key.encode()),
-                    timeout=self.timeout_s,
+                    self._produce(topic, aggregate_key.encode(), values), timeout=self.timeout_s
                 )
             except (KafkaError, TimeoutError) as exc:
                 # Once handed to the producer, a record can still go out after we gave up

@@ -13,6 +13,7 @@ from cassandra.cluster import Cluster, Session
 from api.bus import CommandBus
 from api.mailbox_notifier import MailboxNotifier
 from api.ratelimit import Rule, SharedLimits
+from api.sender_keys import SenderKeys
 from api.stream_slots import StreamSlots
 from backbone.security.challenges import ChallengeIssuer
 from backbone.security.passwords import hash_password, verify_password
@@ -33,17 +34,14 @@ CONCURRENT_UPLOADS = 4
 CONCURRENT_CHUNK_WRITES = 4
 
 
-def _no_data_keys(key_id: str) -> bytes:
-    # The API seals commands and opens replies, both under the system key. It never holds
-    # an identity's data key, so it cannot read the event log.
-    raise KeyError(key_id)
-
-
 @dataclass
 class ApiState:
     settings: BackboneSettings
     topics: TopicNames
     envelopes: EnvelopeCodec
+    # Commands and replies are sealed with the system key; the MessageSent events the API
+    # appends itself with their senders' data keys (api/sender_keys.py).
+    sender_keys: SenderKeys
     bus: CommandBus
     challenges: ChallengeIssuer
     tokens: TokenIssuer
@@ -61,12 +59,14 @@ class ApiState:
     @classmethod
     def build(cls, settings: BackboneSettings, cluster: Cluster, session: Session) -> ApiState:
         topics = TopicNames(settings.cluster.topic_prefix)
-        envelopes = EnvelopeCodec(settings.master_key_b64, _no_data_keys)
+        sender_keys = SenderKeys(settings.master_key_b64, session)
+        envelopes = EnvelopeCodec(settings.master_key_b64, sender_keys.get)
         seed = base64.b64decode(settings.signing_seed_b64)
         return cls(
             settings=settings,
             topics=topics,
             envelopes=envelopes,
+            sender_keys=sender_keys,
             bus=CommandBus(
                 settings.cluster.kafka_bootstrap,
                 topics.replies,

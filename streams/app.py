@@ -240,7 +240,11 @@ FILES = Decider(
 MESSAGES = Decider(
     "message", _state_table("messages"), message_decider.MessageState.from_dict,
     message_decider.decide, message_decider.evolve,
-    sealed_for=lambda state, cmd: cmd.body.get("sender") or cmd.body["recipient"],
+    # A receipt is the recipient's; a SendMessage (still decided when read from an older
+    # log) the sender's.
+    sealed_for=lambda state, cmd: (
+        cmd.body["sender"] if cmd.name == "SendMessage" else cmd.body["recipient"]
+    ),
     created_by={"SendMessage"},
 )  # fmt: skip
 PAIRS = Decider(

@@ -116,18 +116,10 @@ class Runtime:
     remember_data_key: Callable[[str, bytes], Awaitable[None]]
 
     def reply(self, correlation_id: str, status: int, rejection: Rejection | None = None) -> bytes:
-        return self.envelopes.seal(
-            "Reply",
-            {
-                "correlation_id": correlation_id,
-                "ok": rejection is None,
-                "status": rejection.status if rejection else status,
-                "error_code": rejection.code if rejection else None,
-                "error_message": rejection.message if rejection else None,
-                "resource_json": None,
-            },
-            aggregate_key=correlation_id,
-            correlation_id=correlation_id,
+        if rejection is None:
+            return self.envelopes.reply(correlation_id, status)
+        return self.envelopes.reply(
+            correlation_id, rejection.status, rejection.code, rejection.message
         )
 
     async def decide(

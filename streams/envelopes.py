@@ -93,6 +93,28 @@ class EnvelopeCodec:
         }
         return codec.encode("Envelope", envelope)
 
+    def reply(
+        self,
+        correlation_id: str,
+        status: int,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bytes:
+        """The answer to a request, for the API process waiting on its correlation id."""
+        return self.seal(
+            "Reply",
+            {
+                "correlation_id": correlation_id,
+                "ok": error_code is None,
+                "status": status,
+                "error_code": error_code,
+                "error_message": error_message,
+                "resource_json": None,
+            },
+            aggregate_key=correlation_id,
+            correlation_id=correlation_id,
+        )
+
     def open(self, raw: bytes) -> Opened:
         _, envelope = codec.decode(raw)
         name = envelope["type"]

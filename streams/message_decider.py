@@ -38,7 +38,12 @@ def decide(
         keep = ("message_id", "sender", "sender_device", "body", "attachments", "recipients")
         return [("MessageSent", {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]})]
     if name == "MarkMessageReceived":
-        if cmd["recipient"] not in state.recipients:
+        # The API appends a message's MessageSent itself (no decider hop on the send path),
+        # so this decider knows a message's parties from the command, as the API read them;
+        # what it keeps is who received it, once.
+        recipients = state.recipients or list(cmd.get("recipients") or [])
+        sender = state.sender or cmd.get("sender") or ""
+        if cmd["recipient"] not in recipients:
             return Rejection(404, NOT_FOUND, "message not found")
         if cmd["recipient"] in state.received_by:
             return []  # received before: the first receipt counts
@@ -47,7 +52,7 @@ def decide(
                 "MessageReceived",
                 {
                     "message_id": cmd["message_id"],
-                    "sender": state.sender,
+                    "sender": sender,
                     "recipient": cmd["recipient"],
                     "recipient_device": cmd["recipient_device"],
                     "received_at": cmd["requested_at"],

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.content import BASE64_PATTERN, decode_content, encode_content
 from api.deps import Authenticated, Caller, State
-from api.errors import ApiError
+from api.errors import ApiError, unavailable
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
 from api.state import ApiState
@@ -88,13 +88,27 @@ async def send_message(
     idem = key.scoped(caller.address) if key else None
     await refuse_reused_key(state.session, idem)
     message_id, now = new_resource_id("MSG", idem), datetime.now(UTC)
-    await state.bus.send(
-        state.topics.message_commands,
+    if idem is not None:
+        first = await _stored(state, message_id)
+        if first is not None:  # a repeat of a send already written: its first answer
+            return {"result": {"id": message_id, "createdAt": iso(first.created_at)}}
+    # A message is a fact once validated: no invariant needs a single writer, so the API
+    # appends the event itself, sealed with the sender's data key, instead of a command for
+    # a decider (one hop and three records fewer per message).
+    key_id = state.envelopes.identity_key_id(caller.address)
+    try:
+        await state.sender_keys.load(key_id)
+    except KeyError:
+        raise unavailable("the sender's identity is not ready yet; try again") from None
+    await state.bus.append(
+        state.topics.events,
         state.envelopes.aggregate_key("message", message_id),
-        "SendMessage",
+        "MessageSent",
         {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
-         "body": ciphertext,
-         "attachments": attachments, "recipients": recipients, "requested_at": now},
+         "body": ciphertext, "attachments": attachments, "recipients": recipients,
+         "created_at": now},
+        key_id,
+        201,
         idem,
     )  # fmt: skip
     if idem is not None:  # a repeat answers with the first request's time
@@ -169,6 +183,7 @@ async def get_message(message_id: MessageId, caller: Authenticated, state: State
             state.envelopes.aggregate_key("message", message_id),
             "MarkMessageReceived",
             {"message_id": message_id, "recipient": caller.address,
+             "sender": message.sender, "recipients": [r.address for r in recipients],
              "recipient_device": caller.device_id, "requested_at": datetime.now(UTC)},
         )  # fmt: skip
         message, recipients = await _readable(state, message_id, caller)
@@ -191,10 +206,14 @@ async def list_messages(caller: Authenticated, state: State, page: Paging, ids: 
     return page.envelope(found)
 
 
-async def _readable(state: ApiState, message_id: str, caller: Caller) -> tuple[Any, list[Any]]:
-    message = (
+async def _stored(state: ApiState, message_id: str) -> Any:
+    return (
         await run_prepared(state.session, "SELECT * FROM messages WHERE id = ?", (message_id,))
     ).one()
+
+
+async def _readable(state: ApiState, message_id: str, caller: Caller) -> tuple[Any, list[Any]]:
+    message = await _stored(state, message_id)
     recipients = list(
         await run_prepared(
             state.session, "SELECT * FROM message_recipients WHERE message_id = ?", (message_id,)
