@@ -111,6 +111,10 @@ def _error_response(status: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
     if status in ("429", "503"):
         response["headers"] = _RETRY_AFTER
+    if status == "400":
+        # A request line or header too large or malformed for HTTP is refused by the server
+        # (uvicorn's h11: "Invalid HTTP request received.") before the API sees it.
+        response["content"]["text/plain"] = {"schema": {"type": "string"}}
     return response
 
 
@@ -194,6 +198,9 @@ def _document_success(path: str, method: str, op: dict[str, Any]) -> None:
             continue
         content = response.setdefault("content", {})
         json_body = content.get("application/json")
+        if json_body is not None and "$ref" in json_body.get("schema", {}):
+            # A documented model (api/schemas.py) replaces FastAPI's "any object".
+            json_body["schema"] = {"$ref": json_body["schema"]["$ref"]}
         if tail in _STREAMS:
             content["text/event-stream"] = {"schema": {"type": "string"}}
             if tail == "/sse":

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from api.deps import State, get_caller
+from api.schemas import ChallengeOut, Envelope, documented
 
 router = APIRouter(prefix="/Challenges", tags=["challenges"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(Envelope[ChallengeOut], 201))
 async def create_challenge(request: Request, state: State) -> dict[str, object]:
     created_by = created_by_device = None
     if request.headers.get("authorization"):

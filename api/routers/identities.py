@@ -12,6 +12,7 @@ from api.clients import check_client
 from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
+from api.schemas import CreatedIdentity, Envelope, IdentityOut, documented
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from backbone.security.addresses import address_from_public_key
@@ -32,7 +33,7 @@ class CreateIdentityRequest(BaseModel):
     signedChallenge: SignedChallenge
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(Envelope[CreatedIdentity], 201))
 async def create_identity(
     body: CreateIdentityRequest, state: State, key: MaybeIdempotent
 ) -> dict[str, Any]:
@@ -105,7 +106,7 @@ async def is_deleted(
     return IsDeletedResponse(result=IsDeletedResult(isDeleted=False))
 
 
-@router.get("/Self")
+@router.get("/Self", responses=documented(Envelope[IdentityOut]))
 async def get_self(caller: Authenticated, state: State) -> dict[str, Any]:
     row = (
         await run_prepared(

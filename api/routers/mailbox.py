@@ -22,6 +22,7 @@ from starlette.background import BackgroundTask
 from api import errors
 from api.deps import Authenticated, Caller, State, still_authorized
 from api.errors import ApiError
+from api.schemas import Cursors, Envelope, MailboxPage, documented
 from api.state import ApiState
 from api.stream_slots import Slot
 from api.timestamps import iso
@@ -118,7 +119,7 @@ class CredentialsGone(Exception):
     """The token of a waiting request expired, or its device was deleted."""
 
 
-@router.get("", response_model=None)
+@router.get("", response_model=None, responses=documented(MailboxPage))
 async def read_mailbox(
     request: Request,
     caller: Authenticated,
@@ -191,7 +192,7 @@ async def _stream(
         slot.release()
 
 
-@router.get("/Cursor")
+@router.get("/Cursor", responses=documented(Envelope[Cursors]))
 async def get_cursors(caller: Authenticated, state: State) -> Any:
     rows = await run_prepared(
         state.session,
@@ -211,7 +212,7 @@ async def get_cursors(caller: Authenticated, state: State) -> Any:
     }
 
 
-@router.put("/Cursor")
+@router.put("/Cursor", responses=documented(Envelope[Cursors]))
 async def put_cursor(body: CursorRequest, caller: Authenticated, state: State) -> Any:
     """Acknowledge the calling device's mailbox up to `index`; a cursor never moves back, so
     one past the mailbox's head would stick there for good: refused. The head only grows, so

@@ -24,6 +24,7 @@ from api.idempotency import (
     refuse_reused_key,
 )
 from api.paging import Paging
+from api.schemas import Datawallet, Envelope, documented
 from api.state import ApiState
 from api.timestamps import iso
 from streams.cassandra_io import run_prepared
@@ -319,7 +320,7 @@ async def _datawallet_version(state: ApiState, caller: Caller) -> int:
     return int(row.version) if row and row.version is not None else 0
 
 
-@router.get("/Datawallet")
+@router.get("/Datawallet", responses=documented(Envelope[Datawallet]))
 async def get_datawallet(caller: Authenticated, state: State) -> Any:
     return {"result": {"version": await _datawallet_version(state, caller)}}
 

@@ -13,6 +13,7 @@ from api.content import BASE64_PATTERN, check_expiry, decode_content, encode_con
 from api.deps import Authenticated, ClientAddress, State
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
+from api.schemas import Created, Envelope, PagedEnvelope, TemplateOut, documented
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
 
@@ -41,7 +42,7 @@ class CreateTemplateRequest(BaseModel):
     password: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(Envelope[Created], 201))
 async def create_template(
     body: CreateTemplateRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
@@ -67,7 +68,7 @@ async def create_template(
     return {"result": {"id": template_id, "createdAt": iso(now)}}
 
 
-@router.get("/{template_id}")
+@router.get("/{template_id}", responses=documented(Envelope[TemplateOut]))
 async def get_template(
     template_id: TemplateId,
     caller: Authenticated,
@@ -91,7 +92,7 @@ async def get_template(
     return {"result": _dto(row)}
 
 
-@router.get("")
+@router.get("", responses=documented(PagedEnvelope[TemplateOut]))
 async def list_templates(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
     return await TEMPLATES.page_of_own(state, caller.address, ids, page, _dto)
 

@@ -13,6 +13,7 @@ from api.content import BASE64_PATTERN, check_expiry, decode_content, encode_con
 from api.deps import Authenticated, ClientAddress, MaybeAuthenticated, State
 from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
 from api.paging import Ids, Paging
+from api.schemas import Created, Envelope, PagedEnvelope, TokenOut, documented
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
 
@@ -39,7 +40,7 @@ class CreateTokenRequest(BaseModel):
     password: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(Envelope[Created], 201))
 async def create_token(
     body: CreateTokenRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
@@ -64,7 +65,7 @@ async def create_token(
     return {"result": {"id": token_id, "createdAt": iso(now)}}
 
 
-@router.get("/{token_id}")
+@router.get("/{token_id}", responses=documented(Envelope[TokenOut]))
 async def get_token(
     token_id: TokenId,
     caller: MaybeAuthenticated,
@@ -79,7 +80,7 @@ async def get_token(
     return {"result": _dto(row)}
 
 
-@router.get("")
+@router.get("", responses=documented(PagedEnvelope[TokenOut]))
 async def list_tokens(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
     return await TOKENS.page_of_own(state, caller.address, ids, page, _dto)
 

@@ -47,6 +47,7 @@ def _fuzz(stack: Stack, report: Path, *headers: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.timeout(3600)  # the suite's 300 s is for ordinary tests
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     stack: Stack, tmp_path: Path
 ) -> None:
