@@ -17,7 +17,6 @@ topic that does not exist when it starts.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import json
 import logging
@@ -36,12 +35,14 @@ from streams import (
     file_decider,
     identity_decider,
     message_decider,
+    relationship_choreography,
     relationship_decider,
     table_codec,
     template_decider,
     token_decider,
 )
-from streams.cassandra_io import connect, run_prepared
+from streams.cassandra_io import connect
+from streams.data_keys import DataKeys
 from streams.deciding import (
     Decider,
     Runtime,
@@ -171,47 +172,14 @@ def _state_table(name: str) -> Any:
     return table
 
 
-# Wrapped data keys, readable by every worker (a projection may run anywhere). The changelog
-# is compacted and is where a replay finds the keys; deleting a key is crypto-shredding.
+# Wrapped data keys, readable by every worker (a projection may run anywhere): see
+# streams/data_keys.py. Deleting a key from this table's changelog is crypto-shredding.
 data_keys = app.GlobalTable("data-keys", default=None, partitions=settings.partitions)
-_plain_keys: dict[str, bytes] = {}
+keys = DataKeys(master, data_keys, _cassandra)
 
-
-def data_key(key_id: str) -> bytes:
-    if key_id not in _plain_keys:
-        wrapped = data_keys.get(key_id)
-        if wrapped is None:
-            raise KeyError(key_id)
-        _plain_keys[key_id] = master.unwrap(base64.b64decode(wrapped), key_id)
-    return _plain_keys[key_id]
-
-
-async def remember_data_key(key_id: str, key: bytes) -> None:
-    wrapped = base64.b64encode(master.wrap(key, key_id)).decode()
-    # Cassandra first and awaited: the events sealed with this key go out only after every
-    # worker can find it, even one whose copy of the global table lags (or never updates:
-    # a worker that joined later did not see keys made on another worker).
-    session = await _cassandra()
-    await run_prepared(session, "INSERT INTO data_keys (key_id, wrapped) VALUES (?, ?)",
-                       (key_id, wrapped))  # fmt: skip
-    data_keys[key_id] = wrapped
-    _plain_keys[key_id] = key
-
-
-async def load_data_key(key_id: str) -> bool:
-    """A key missing from this worker's global table, read from Cassandra."""
-    session = await _cassandra()
-    row = (await run_prepared(session, "SELECT wrapped FROM data_keys WHERE key_id = ?",
-                              (key_id,))).one()  # fmt: skip
-    if row is None:
-        return False
-    _plain_keys[key_id] = master.unwrap(base64.b64decode(row.wrapped), key_id)
-    return True
-
-
-envelopes = EnvelopeCodec(settings.master_key_b64, data_key)
-runtime = Runtime(envelopes, events, replies, remember_data_key)
-set_key_loader(load_data_key)
+envelopes = EnvelopeCodec(settings.master_key_b64, keys.get)
+runtime = Runtime(envelopes, events, replies, keys.remember)
+set_key_loader(keys.load)
 
 IDENTITIES = Decider(
     "identity", _state_table("identities"), identity_decider.IdentityState.from_dict,
@@ -322,18 +290,8 @@ async def template_agent(stream: faust.StreamT[bytes]) -> None:
         forward = command.name == "RequestRelationship"
         outcome = await runtime.decide(TEMPLATES, key, command, reply=not forward)
         if forward and outcome is not None:
-            body = command.body
-            state = TEMPLATES.load(TEMPLATES.table.get(key))
-            opening = {
-                "template_id": body["template_id"],
-                "relationship_id": body["relationship_id"],
-                "from_address": body["requester"],
-                "from_device": body["requester_device"],
-                "to_address": state.owner,
-                "creation_content": body["creation_content"],
-                "requested_at": body["requested_at"],
-            }
-            pair = relationship_decider.pair_id(body["requester"], state.owner)
+            owner = TEMPLATES.load(TEMPLATES.table.get(key)).owner
+            pair, opening = relationship_choreography.opening(command.body, owner)
             await runtime.forward(
                 relationship_commands, envelopes.aggregate_key("pair", pair),
                 "OpenRelationship", opening, command,
@@ -345,15 +303,9 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
         outcome = await runtime.decide(PAIRS, key, command)
         if command.name == "OpenRelationship" and outcome is None:
-            body = command.body
-            release = {
-                "template_id": body["template_id"],
-                "requester": body["from_address"],
-                "relationship_id": body["relationship_id"],
-                "requested_at": body["requested_at"],
-            }
+            release = relationship_choreography.release(command.body)
             await runtime.forward(
-                template_commands, envelopes.aggregate_key("template", body["template_id"]),
+                template_commands, envelopes.aggregate_key("template", release["template_id"]),
                 "ReleaseAllocation", release, command,
             )  # fmt: skip
 
