@@ -7,7 +7,6 @@ end it saw at start-up, and hands each reply to the request waiting for its corr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -15,12 +14,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from api import errors, metrics
 from api.errors import ApiError, unavailable
 from api.idempotency import Idempotent
+from api.topic_tail import TopicTail
 from streams.envelopes import EnvelopeCodec, derived_event_id
 
 log = logging.getLogger("backbone.api.bus")
@@ -42,62 +42,29 @@ class CommandBus:
         self.timeout_s = timeout_s
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._tail = TopicTail(bootstrap, replies_topic, self._reply, "replies")
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=1
         )
         await self._producer.start()
-        # fetch_max_wait_ms stays at its default (500 ms): the broker answers a fetch as soon
-        # as a record arrives, so a long wait adds no latency, and a short one made idle
-        # processes poll the broker a hundred times a second.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
-        )
-        await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.replies_topic)
-        if not partitions:
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self.replies_topic) or set()
-        if not partitions:
-            raise RuntimeError(f"topic {self.replies_topic} does not exist: run provisioning")
-        tps = [TopicPartition(self.replies_topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve the end offsets now, before any command is sent
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read_replies())
+        await self._tail.start()
 
     async def stop(self) -> None:
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._consumer:
-            await self._consumer.stop()
+        await self._tail.stop()
         if self._producer:
             await self._producer.stop()
 
-    async def _read_replies(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=500)
-            except KafkaError as exc:  # the broker is away: waiting requests time out (503)
-                log.warning("reading replies failed: %s", type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
-            for records in batch.values():
-                for record in records:
-                    fut = self._waiting.get(record.key.decode()) if record.key else None
-                    if fut is None or fut.done():
-                        continue  # another API process's request
-                    try:
-                        fut.set_result(self.envelopes.open(record.value).body)
-                    except Exception as exc:  # a reply we cannot read is a failed request
-                        fut.set_exception(exc)
+    def _reply(self, record: Any) -> None:
+        # While the broker is away the tail waits; waiting requests time out (503).
+        fut = self._waiting.get(record.key.decode()) if record.key else None
+        if fut is None or fut.done():
+            return  # another API process's request
+        try:
+            fut.set_result(self.envelopes.open(record.value).body)
+        except Exception as exc:  # a reply we cannot read is a failed request
+            fut.set_exception(exc)
 
     async def send(
         self,

@@ -8,46 +8,21 @@ to index N"; waiting streams of K wake up and read the new rows from Cassandra.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
-log = logging.getLogger("backbone.api.mailbox")
+from api.topic_tail import TopicTail
 
 
 class MailboxNotifier:
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
         self._events: dict[str, asyncio.Event] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._tail = TopicTail(bootstrap, topic, self._notice, "mailbox notices")
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
-        )
-        await self._consumer.start()
-        cluster = await self._consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(self.topic)
-        if not partitions:
-            raise RuntimeError(f"topic {self.topic} does not exist: run provisioning")
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read())
+        await self._tail.start()
 
     async def stop(self) -> None:
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._consumer:
-            await self._consumer.stop()
+        await self._tail.stop()
 
     def event_for(self, identity_key: str) -> asyncio.Event:
         """An event that is set at the next notice for this identity. Take it *before*
@@ -55,19 +30,9 @@ class MailboxNotifier:
         is handed out."""
         return self._events.setdefault(identity_key, asyncio.Event())
 
-    async def _read(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=500)
-            except KafkaError as exc:
-                log.warning("reading mailbox notices failed: %s", type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
-            for records in batch.values():
-                for record in records:
-                    if record.key is None:
-                        continue
-                    event = self._events.pop(record.key.decode(), None)
-                    if event is not None:
-                        event.set()
+    def _notice(self, record: Any) -> None:
+        if record.key is None:
+            return
+        event = self._events.pop(record.key.decode(), None)
+        if event is not None:
+            event.set()

@@ -29,8 +29,6 @@ by one window at most.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -39,11 +37,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from api.errors import ApiError
+from api.topic_tail import TopicTail
 
 log = logging.getLogger("backbone.api.limits")
 
@@ -110,34 +110,15 @@ class SharedLimits:
         # The longest window: how long a failure another replica reports is kept.
         self._keep_s = max(login_rule.window_s, PER_ADDRESS.window_s, PER_PROTECTED_OBJECT.window_s)
         self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._tail = TopicTail(bootstrap, topic, self._apply, "failed checks")
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=5)
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
-        )
-        await self._consumer.start()
-        cluster = await self._consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(self.topic)
-        if not partitions:
-            raise RuntimeError(f"topic {self.topic} does not exist: run provisioning")
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read())
+        await self._tail.start()
 
     async def stop(self) -> None:
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._consumer:
-            await self._consumer.stop()
+        await self._tail.stop()
         if self._producer:
             await self._producer.stop()
 
@@ -182,23 +163,11 @@ class SharedLimits:
         except KafkaError as exc:  # a limit is best effort; the request itself goes on
             log.warning("publishing a failed check failed: %s", type(exc).__name__)
 
-    async def _read(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=500)
-            except KafkaError as exc:
-                log.warning("reading failed checks failed: %s", type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
-            now = time.monotonic()
-            for records in batch.values():
-                for record in records:
-                    self._apply(record.key, record.value, now)
-
-    def _apply(self, key: bytes | None, value: bytes | None, now: float) -> None:
+    def _apply(self, record: Any) -> None:
+        key: bytes | None = record.key
+        now = time.monotonic()
         try:
-            body = json.loads(value or b"")
+            body = json.loads(record.value or b"")
         except ValueError:
             return
         if key is None or not isinstance(body, dict) or body.get("i") == self.instance:
