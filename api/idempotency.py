@@ -97,10 +97,12 @@ def new_resource_id(prefix: str, idem: Idempotent | None, role: str = "") -> str
     return idem.resource_id(prefix, role) if idem is not None else new_id(prefix)
 
 
-async def refuse_reused_key(session: Session, idem: Idempotent | None) -> None:
-    """422 when this key already carried another body (as far as the read model knows)."""
-    if idem is None:
-        return
+async def bind_key(session: Session, key: IdempotencyKey | None, scope: str) -> Idempotent | None:
+    """`key` bound to its caller (`scope`); 422 when it already carried another body (as far
+    as the read model knows)."""
+    if key is None:
+        return None
+    idem = key.scoped(scope)
     row = (
         await run_prepared(
             session,
@@ -110,3 +112,4 @@ async def refuse_reused_key(session: Session, idem: Idempotent | None) -> None:
     ).one()
     if row is not None and row.fingerprint != idem.fingerprint:
         raise ApiError(422, KEY_REUSED, f"this {HEADER} was used with another request body")
+    return idem

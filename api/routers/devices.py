@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import Authenticated, State
 from api.errors import ApiError
-from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
+from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from streams.cassandra_io import run_prepared
@@ -46,8 +46,7 @@ async def register_device(
         state, body.signedChallenge, row.public_key, "RegisterDevice", caller.address
     )
     now = datetime.now(UTC)
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     device_id, username = new_resource_id("DVC", idem), new_resource_id("USR", idem)
     await state.bus.send(
         state.topics.identity_commands,

@@ -32,7 +32,7 @@ from api import errors
 from api.content import INVALID, check_expiry, decode_content
 from api.deps import Authenticated, State
 from api.errors import ApiError
-from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
+from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes, is_v1
@@ -160,8 +160,8 @@ async def upload_file(
         fields = [content_sha256, cipher_hash, props, (signature or "").encode(),
                   (_field(form, "expiresAt") or "").encode()]  # fmt: skip
         fingerprint = hashlib.sha256(b"\x1f".join(fields)).hexdigest()[:32]
-        idem = dataclasses.replace(key, fingerprint=fingerprint).scoped(caller.address)
-        await refuse_reused_key(state.session, idem)
+        fields_key = dataclasses.replace(key, fingerprint=fingerprint)
+        idem = await bind_key(state.session, fields_key, caller.address)
     file_id, now = new_resource_id("FIL", idem), datetime.now(UTC)
     ttl = max(1, int((expires_at - now).total_seconds()) + 1)
     chunk_count = await _store_chunks(state, content, file_id, ttl)

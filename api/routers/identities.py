@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.clients import check_client
 from api.deps import Authenticated, State
 from api.errors import ApiError
-from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
+from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.schemas import CreatedIdentity, Envelope, IdentityOut, documented
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
@@ -39,8 +39,7 @@ async def create_identity(
 ) -> dict[str, Any]:
     check_client(state.settings, body.clientId, body.clientSecret)
     # No identity yet: the key belongs to the OAuth client that creates it.
-    idem = key.scoped(f"client:{body.clientId}") if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, f"client:{body.clientId}")
     try:
         public_key = parse_public_key(body.identityPublicKey)
     except ValueError as exc:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from api.content import BASE64_PATTERN, decode_content, encode_content
 from api.deps import Authenticated, Caller, State
 from api.errors import ApiError, unavailable
-from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
+from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
@@ -85,8 +85,7 @@ async def send_message(
     await _require_files(state, attachments)
     if state.settings.messages_need_relationship:  # the relationship check reads too
         await _require_active_relationships(state, caller.address, addresses)
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     message_id, now = new_resource_id("MSG", idem), datetime.now(UTC)
     if idem is not None:
         first = await _stored(state, message_id)

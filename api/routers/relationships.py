@@ -18,8 +18,8 @@ from api.errors import ApiError
 from api.idempotency import (
     IdempotencyKey,
     MaybeIdempotent,
+    bind_key,
     new_resource_id,
-    refuse_reused_key,
 )
 from api.paging import Ids, Paging
 from api.state import ApiState
@@ -50,8 +50,7 @@ async def request_relationship(
     body: CreateRelationshipRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
     content = decode_content(body.creationContent, "creationContent")
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     relationship_id = new_resource_id("REL", idem)
     # The template's decider allocates, then the pair's decider opens the relationship and
     # answers; a 201 means it is readable now.
@@ -129,8 +128,7 @@ async def _act(
     key: IdempotencyKey | None,
 ) -> Any:
     row = await _own(state, relationship_id, caller)
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     await state.bus.send(
         state.topics.relationship_commands,
         state.envelopes.aggregate_key("pair", pair_id(row.from_address, row.to_address)),

@@ -20,8 +20,8 @@ from api.errors import ApiError
 from api.idempotency import (
     Idempotent,
     MaybeIdempotent,
+    bind_key,
     new_resource_id,
-    refuse_reused_key,
 )
 from api.paging import Paging
 from api.schemas import Datawallet, Envelope, documented
@@ -169,8 +169,7 @@ async def start_sync_run(
     body: StartSyncRunRequest | None = None,
 ) -> Any:
     body = body or StartSyncRunRequest()
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     head = (
         await run_prepared(
             state.session,
@@ -362,8 +361,7 @@ async def create_modifications(
 ) -> Any:  # fmt: skip
     if body.localIndex is not None and body.localIndex < -1:
         raise ApiError(400, INVALID, "localIndex must be -1 (nothing yet) or more")
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     mods = _modifications(body.modifications, idem)
     # Checked by the decider against the newest index (stored numbering; -1 → 0: none).
     local = stored_index(body.localIndex) if body.localIndex is not None else None

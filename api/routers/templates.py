@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from api.access import SharedKind, check_readable
 from api.content import BASE64_PATTERN, check_expiry, decode_content, encode_content
 from api.deps import Authenticated, ClientAddress, State
-from api.idempotency import MaybeIdempotent, new_resource_id, refuse_reused_key
+from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.paging import Ids, Paging
 from api.schemas import Created, Envelope, PagedEnvelope, TemplateOut, documented
 from api.timestamps import iso
@@ -48,8 +48,7 @@ async def create_template(
 ) -> Any:
     content = decode_content(body.content, "content")
     expires_at = check_expiry(body.expiresAt)
-    idem = key.scoped(caller.address) if key else None
-    await refuse_reused_key(state.session, idem)
+    idem = await bind_key(state.session, key, caller.address)
     template_id, now = new_resource_id("RLT", idem), datetime.now(UTC)
     password_hash = await state.hash_password(body.password) if body.password else None
     await state.bus.send(
