@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -166,7 +166,33 @@ async def read_mailbox(
 async def _stream(
     request: Request, state: ApiState, caller: Caller, since: int, slot: Slot
 ) -> AsyncIterator[bytes]:
-    yield b": mailbox stream\n\n"
+    def page(rows: list[Any]) -> str:
+        return "".join(
+            f"id: {row.idx}\nevent: {row.event_type}\ndata: {_entry_json(row)}\n\n" for row in rows
+        )
+
+    # A client resumes after the last id it got (Last-Event-ID).
+    ended = b"retry: 2000\nevent: unavailable\ndata: {}\n\n"
+    async for chunk in follow(
+        request, state, caller, since, slot, b": mailbox stream", page, ended
+    ):
+        yield chunk
+
+
+async def follow(
+    request: Request,
+    state: ApiState,
+    caller: Caller,
+    since: int,
+    slot: Slot,
+    banner: bytes,
+    page: Callable[[list[Any]], str],
+    unavailable: bytes,
+) -> AsyncIterator[bytes]:
+    """A server-sent-event stream of the caller's mailbox after `since`, one write per page
+    (`page` renders the rows; an empty text writes nothing), a keep-alive when nothing came,
+    until the client leaves or its credentials end. The stream's `slot` is given back."""
+    yield banner + b"\n\n"
     try:
         while not await request.is_disconnected():
             try:
@@ -177,17 +203,15 @@ async def _stream(
             if not rows:
                 yield b": keep-alive\n\n"
                 continue
-            # One write per page, not per entry.
-            yield "".join(
-                f"id: {row.idx}\nevent: {row.event_type}\ndata: {_entry_json(row)}\n\n"
-                for row in rows
-            ).encode()
+            text = page(rows)
+            if text:
+                yield text.encode()
             since = rows[-1].idx
     except errors.STORE_FAILURES as exc:
-        # The headers are long gone, so no 503: the stream ends, telling the client when to
-        # come back; it resumes after the last id it got (Last-Event-ID).
+        # The headers are long gone, so no 503: the stream ends with `unavailable`, telling
+        # the client when to come back.
         errors.store_unavailable(exc)
-        yield b"retry: 2000\nevent: unavailable\ndata: {}\n\n"
+        yield unavailable
     finally:
         slot.release()
 

@@ -20,17 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from api import errors
 from api.deps import Authenticated, Caller, State
 from api.enmeshed_events import enmeshed_event
-from api.routers.mailbox import (
-    ENDED_UNAUTHORIZED,
-    HEARTBEAT_S,
-    MAX_PAGE,
-    CredentialsGone,
-    _wait_for_more,
-    mailbox_head,
-)
+from api.routers.mailbox import follow, mailbox_head
 from api.routers.sync import external_event_id
 from api.state import ApiState
 from api.stream_slots import Slot
@@ -58,28 +50,14 @@ async def enmeshed_events(
 async def _stream(
     request: Request, state: ApiState, caller: Caller, since: int, slot: Slot
 ) -> AsyncIterator[bytes]:
-    yield b": enmeshed events\n\n"
-    try:
-        while not await request.is_disconnected():
-            try:
-                rows = await _wait_for_more(state, caller, since, MAX_PAGE, HEARTBEAT_S)
-            except CredentialsGone:
-                yield ENDED_UNAUTHORIZED
-                return
-            if not rows:
-                yield b": keep-alive\n\n"
-                continue
-            out = [_event(row, caller) for row in rows]
-            if any(out):
-                yield "".join(out).encode()
-            since = rows[-1].idx
-    except errors.STORE_FAILURES as exc:
-        # As the mailbox stream (api/routers/mailbox.py): the headers are gone, so the
-        # stream ends and says when to come back; a client syncs on reconnecting anyway.
-        errors.store_unavailable(exc)
-        yield b"retry: 2000\n\n"
-    finally:
-        slot.release()
+    def page(rows: list[Any]) -> str:
+        return "".join(_event(row, caller) for row in rows)
+
+    # A client syncs on reconnecting anyway.
+    async for chunk in follow(
+        request, state, caller, since, slot, b": enmeshed events", page, b"retry: 2000\n\n"
+    ):
+        yield chunk
 
 
 def _event(row: Any, caller: Caller) -> str:
