@@ -50,6 +50,6 @@ async def _watch_recovery() -> None:
 @app.agent(source)
 async def count(stream: Any) -> None:
     async for raw_key, _ in gap_free(app, positions, stream):
-        key = json.loads(raw_key)
+        key = json.loads(raw_key or b"null")
         counts[key] += 1
         await sink.send(key=key, value=str(counts[key]).encode())
