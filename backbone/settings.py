@@ -1,4 +1,6 @@
-"""Configuration shared by every part, read from environment variables.
+"""Configuration shared by every part, read from environment variables and, optionally,
+from a TOML file named by BACKBONE_CONFIG (a variable set in the environment wins over the
+file; see `load_config_file`).
 
 Every variable has a default that works for the local launcher in `deploy/`, so a
 newcomer sets nothing. The table in README.md lists them.
@@ -6,17 +8,28 @@ newcomer sets nothing. The table in README.md lists them.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+log = logging.getLogger("backbone.settings")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable and never its secret."""
+
 
 def _env(name: str, default: str) -> str:
+    load_config_file()
     value = os.environ.get(name, "").strip()
     return value or default
 
 
 def _env_int(name: str, default: int) -> int:
+    load_config_file()
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -24,6 +37,78 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+# Words that mark a variable as a secret: a config file holding one must not be readable
+# by others, and none of them is ever printed.
+_SECRET_WORDS = ("PASSWORD", "SECRET", "MASTER_KEY", "SEED", "CLIENTS")
+_loaded_config: str | None = None
+
+
+def load_config_file() -> None:
+    """Put the settings of the TOML file named by BACKBONE_CONFIG into the environment,
+    under each variable not already set there: the environment wins over the file.
+
+    A key names its variable without the BACKBONE_ prefix, in a table or not:
+    `[kafka] password = "..."` and `kafka_password = "..."` both set BACKBONE_KAFKA_PASSWORD.
+    Lists become comma-separated values, booleans true/false. The file goes into the
+    environment (rather than being read beside it) so that every reader of a BACKBONE_
+    variable, and the worker that `backbone worker` starts, sees the same values.
+    Loaded once per path; a file readable by group or others is warned about when it
+    holds a secret."""
+    global _loaded_config
+    path = os.environ.get("BACKBONE_CONFIG", "").strip()
+    if not path or path == _loaded_config:
+        return
+    try:
+        raw = Path(path).read_bytes()
+        data = tomllib.loads(raw.decode())
+    except FileNotFoundError:
+        raise SettingsError(f"BACKBONE_CONFIG names {path}, which does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"BACKBONE_CONFIG: cannot read {path}: {exc}") from None
+    values = dict(_flatten(data, path))
+    mode = stat.S_IMODE(Path(path).stat().st_mode)
+    secrets = sorted(n for n in values if any(w in n for w in _SECRET_WORDS))
+    if secrets and mode & 0o077:
+        log.warning(
+            "%s holds secrets (%s) but is readable by group or others (mode %s): "
+            "chmod 600 it",
+            path, ", ".join(secrets), oct(mode),
+        )  # fmt: skip
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+    _loaded_config = path
+
+
+def _flatten(data: dict[str, object], path: str, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}".upper().replace("-", "_").replace(".", "_")
+        if isinstance(value, dict):
+            out += _flatten(value, path, f"{name}_")
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            raise SettingsError(f"BACKBONE_CONFIG {path}: {key} has an unsupported value type")
+        if not name.startswith("BACKBONE_"):
+            name = f"BACKBONE_{name}"
+        out.append((name, text))
+    return out
 
 
 def default_state_dir() -> Path:
@@ -111,6 +196,115 @@ def cassandra_replication(spec: str) -> dict[str, int]:
     return factors
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
+def _masked(secret: str) -> str:
+    return "'***'" if secret else "''"
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How the backbone's Kafka clients authenticate and encrypt (backbone/connections.py
+    turns this into client arguments). The default is the local launcher's plaintext."""
+
+    protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str = "SCRAM-SHA-512"  # SCRAM-SHA-256 | SCRAM-SHA-512 | PLAIN
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""  # PEM; empty: the system's trusted authorities
+    cert_file: str = ""  # client certificate (PEM), for brokers that require one
+    key_file: str = ""
+    check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in KAFKA_PROTOCOLS:
+            raise SettingsError(
+                f"BACKBONE_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}, "
+                f"got {self.protocol!r}"
+            )
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise SettingsError(
+                f"BACKBONE_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {self.sasl_mechanism!r}"
+            )
+        if self.sasl and not (self.username and self.password):
+            raise SettingsError(
+                f"BACKBONE_KAFKA_SECURITY_PROTOCOL is {self.protocol}: set BACKBONE_KAFKA_USERNAME "
+                "and BACKBONE_KAFKA_PASSWORD"
+            )
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaSecurity(protocol={self.protocol!r}, sasl_mechanism={self.sasl_mechanism!r}, "
+            f"username={self.username!r}, password={_masked(self.password)}, "
+            f"ca_file={self.ca_file!r}, cert_file={self.cert_file!r}, key_file={self.key_file!r}, "
+            f"check_hostname={self.check_hostname})"
+        )
+
+    @classmethod
+    def from_env(cls) -> KafkaSecurity:
+        return cls(
+            protocol=_env("BACKBONE_KAFKA_SECURITY_PROTOCOL", cls.protocol).upper(),
+            sasl_mechanism=_env("BACKBONE_KAFKA_SASL_MECHANISM", cls.sasl_mechanism).upper(),
+            username=_env("BACKBONE_KAFKA_USERNAME", ""),
+            password=_env("BACKBONE_KAFKA_PASSWORD", ""),
+            ca_file=_env("BACKBONE_KAFKA_CA_FILE", ""),
+            cert_file=_env("BACKBONE_KAFKA_CERT_FILE", ""),
+            key_file=_env("BACKBONE_KAFKA_KEY_FILE", ""),
+            check_hostname=_env_bool("BACKBONE_KAFKA_SSL_CHECK_HOSTNAME", cls.check_hostname),
+        )
+
+
+@dataclass(frozen=True)
+class CassandraSecurity:
+    """How the backbone's Cassandra sessions authenticate (PasswordAuthenticator) and
+    encrypt (client_encryption_options). The default is the local launcher's open node."""
+
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    ca_file: str = ""  # PEM; empty: the system's trusted authorities
+    cert_file: str = ""  # client certificate (PEM), for nodes that require one
+    key_file: str = ""
+    check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        if bool(self.username) != bool(self.password):
+            raise SettingsError(
+                "BACKBONE_CASSANDRA_USERNAME and BACKBONE_CASSANDRA_PASSWORD go together: "
+                "set both or neither"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"CassandraSecurity(username={self.username!r}, password={_masked(self.password)}, "
+            f"tls={self.tls}, ca_file={self.ca_file!r}, cert_file={self.cert_file!r}, "
+            f"key_file={self.key_file!r}, check_hostname={self.check_hostname})"
+        )
+
+    @classmethod
+    def from_env(cls) -> CassandraSecurity:
+        return cls(
+            username=_env("BACKBONE_CASSANDRA_USERNAME", ""),
+            password=_env("BACKBONE_CASSANDRA_PASSWORD", ""),
+            tls=_env_bool("BACKBONE_CASSANDRA_TLS", cls.tls),
+            ca_file=_env("BACKBONE_CASSANDRA_CA_FILE", ""),
+            cert_file=_env("BACKBONE_CASSANDRA_CERT_FILE", ""),
+            key_file=_env("BACKBONE_CASSANDRA_KEY_FILE", ""),
+            check_hostname=_env_bool("BACKBONE_CASSANDRA_SSL_CHECK_HOSTNAME", cls.check_hostname),
+        )
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """How the backbone's processes reach Kafka and Cassandra."""
@@ -128,6 +322,9 @@ class ClusterSettings:
     cassandra_replication: str = "1"
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_serial_consistency: str = "LOCAL_SERIAL"
+    # Credentials and TLS; their repr masks the passwords.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    cassandra_security: CassandraSecurity = field(default_factory=CassandraSecurity)
 
     def __post_init__(self) -> None:
         if self.kafka_replication_factor < 1:
@@ -169,11 +366,14 @@ class ClusterSettings:
             cassandra_serial_consistency=_env(
                 "BACKBONE_CASSANDRA_SERIAL_CONSISTENCY", cls.cassandra_serial_consistency
             ).upper(),
+            kafka_security=KafkaSecurity.from_env(),
+            cassandra_security=CassandraSecurity.from_env(),
         )
 
     @staticmethod
     def names_existing_cluster() -> bool:
         """True when the environment points at a cluster someone else runs."""
+        load_config_file()
         return bool(os.environ.get("BACKBONE_KAFKA_BOOTSTRAP")) and bool(
             os.environ.get("BACKBONE_CASSANDRA_CONTACT_POINTS")
         )
@@ -255,6 +455,7 @@ LOCAL_CLIENT_ID = "local"
 def _clients() -> dict[str, str]:
     """`BACKBONE_CLIENTS="id1:secret1,id2:secret2"`; unset, one client `local` whose secret is
     made once in the state directory (`secrets/client.secret`)."""
+    load_config_file()
     raw = os.environ.get("BACKBONE_CLIENTS", "").strip()
     if not raw:
         return {LOCAL_CLIENT_ID: _secret("BACKBONE_LOCAL_CLIENT_SECRET", "client.secret")}
@@ -276,6 +477,7 @@ def _secret(name: str, filename: str) -> str:
     Production sets the variable; a developer's machine gets a key made once and kept
     with mode 0600 beside the local Kafka data, so restarts can still read old events.
     """
+    load_config_file()
     value = os.environ.get(name, "").strip()
     if value:
         return value
