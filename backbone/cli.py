@@ -10,7 +10,7 @@ import sys
 from backbone import logs
 from backbone.settings import LOCAL_CLIENT_ID, BackboneSettings, InfraSettings
 from deploy import backbone as processes
-from deploy import infra
+from deploy import cluster, infra
 from deploy.process import LaunchError
 
 
@@ -22,16 +22,53 @@ def _print_status() -> bool:
 
 
 def cmd_infra(args: argparse.Namespace) -> int:
+    if args.nodes is not None and args.nodes > 1:
+        return _cluster_infra(args, cluster.Layout.from_env(args.nodes))
     if args.action == "up":
         infra.up()
         return 0 if _print_status() else 1
     if args.action == "down":
         infra.down()
+        if (nodes := cluster.started_nodes()) and any(cluster.Layout.from_env(nodes).pids()):
+            print(f"the local cluster still runs: `backbone infra down --nodes {nodes}` stops it")
         return 0
     if args.action == "status":
-        return 0 if _print_status() else 3
+        healthy = _print_status()
+        if (nodes := cluster.started_nodes()) and any(cluster.Layout.from_env(nodes).pids()):
+            print(f"\nlocal cluster of {nodes} nodes (`backbone infra status --nodes {nodes}`):")
+            for row in cluster.status(cluster.Layout.from_env(nodes)):
+                print(row.line())
+        return 0 if healthy else 3
     if args.action == "logs":
         print(infra.logs(args.service, args.lines))
+        return 0
+    raise AssertionError(args.action)
+
+
+def _cluster_infra(args: argparse.Namespace, layout: cluster.Layout) -> int:
+    """`infra up|down|status|logs --nodes N`: the local cluster beside the one-node infra."""
+    if args.action == "up":
+        rows = cluster.up(layout)
+        for row in rows:
+            print(row.line())
+        print("\nthe backbone on this cluster (provision, worker, api) takes:")
+        for name, value in layout.backbone_env().items():
+            print(f"export {name}={value}")
+        return 0 if all(row.healthy for row in rows) else 1
+    if args.action == "down":
+        cluster.down(layout)
+        return 0
+    if args.action == "status":
+        rows = cluster.status(layout)
+        for row in rows:
+            print(row.line())
+        return 0 if all(row.healthy for row in rows) else 3
+    if args.action == "logs":
+        node = args.node or 1
+        svc = {s.name: s for s in layout.services()}.get(f"{args.service}-{node}")
+        if svc is None:
+            raise LaunchError(f"no node {node}: the cluster has {layout.nodes}")
+        print(svc.process.log_tail(args.lines))
         return 0
     raise AssertionError(args.action)
 
@@ -145,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_infra.add_argument("action", choices=["up", "down", "status", "logs"])
     p_infra.add_argument("service", nargs="?", default="kafka", choices=["kafka", "cassandra"])
     p_infra.add_argument("-n", "--lines", type=int, default=60, help="log lines to show")
+    p_infra.add_argument(
+        "--nodes",
+        type=int,
+        help="a local cluster of N nodes on 127.0.0.1..N, beside the one-node infra",
+    )
+    p_infra.add_argument("--node", type=int, help="logs: which node of the cluster (default 1)")
     p_infra.set_defaults(func=cmd_infra)
 
     p_status = sub.add_parser("status", help="kafka, cassandra, worker and api: pid and health")

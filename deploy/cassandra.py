@@ -47,7 +47,7 @@ class Cassandra(Service):
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.settings.cassandra_port}"
+        return f"{self.host}:{self.settings.cassandra_port}"
 
     def ports(self) -> dict[str, int]:
         return {
@@ -66,6 +66,7 @@ class Cassandra(Service):
             storage_port=self.settings.cassandra_storage_port,
             data_dir=self.home / "data",
             commitlog_sync=commitlog_sync(self.settings.cassandra_commitlog_sync),
+            **self.ring_values(),
         )
         render("cassandra-logback.xml", conf / "logback.xml")
         heap = self.settings.cassandra_heap
@@ -76,18 +77,30 @@ class Cassandra(Service):
             f"-Dcassandra.storagedir={self.home}/data",
             f"-Dcassandra.logdir={self.home}",
             "-Dcassandra-foreground=yes",
-            # A single node has nobody to gossip with; waiting for gossip only delays start.
-            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-            "-Dcassandra.ring_delay_ms=0",
+            *self.gossip_flags(),
             "-cp", f"{conf}:{lib}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]  # fmt: skip
+
+    # --- what a node of the local ring changes (deploy/cluster.py; issue 23) ---
+    def ring_values(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "seeds": f"{self.host}:{self.settings.cassandra_storage_port}",
+            "token_replicas": 1,
+        }
+
+    def gossip_flags(self) -> list[str]:
+        # A single node has nobody to gossip with; waiting for gossip only delays start.
+        return ["-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.ring_delay_ms=0"]
+
+    # --- end of the ring node's hooks ---
 
     def ready(self) -> bool:
         from cassandra.cluster import Cluster
 
         cluster = Cluster(
-            ["127.0.0.1"], port=self.settings.cassandra_port, connect_timeout=3, protocol_version=5
+            [self.host], port=self.settings.cassandra_port, connect_timeout=3, protocol_version=5
         )
         try:
             session = cluster.connect()

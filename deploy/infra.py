@@ -25,7 +25,7 @@ class ServiceStatus:
     def line(self) -> str:
         state = "healthy" if self.healthy else ("running, not answering" if self.pid else "stopped")
         pid = f"pid {self.pid}" if self.pid else "no process"
-        line = f"{self.name:<10} {self.version:<8} {self.address:<16} {pid:<12} {state}"
+        line = f"{self.name:<11} {self.version:<8} {self.address:<16} {pid:<12} {state}"
         return f"{line:<70} ({self.detail})" if self.detail else line
 
 
@@ -36,20 +36,23 @@ def services(settings: InfraSettings | None = None) -> list[Service]:
 
 def up(settings: InfraSettings | None = None, echo: bool = True) -> list[ServiceStatus]:
     """Start what is not running and wait until every service answers. Idempotent."""
-    todo = services(settings)
+    start_and_wait(services(settings), echo)
+    return status(settings)
+
+
+def start_and_wait(todo: list[Service], echo: bool) -> None:
+    """Start those of `todo` that do not run, then wait for each: the JVMs boot in parallel."""
     started: list[Service] = []
     for svc in todo:
         if svc.process.pid() is None:
-            require_free_ports(svc.name, svc.ports())
+            require_free_ports(svc.name, svc.ports(), svc.host)
             argv = svc.prepare()
             svc.process.start(argv)
             started.append(svc)
             if echo:
                 print(f"started {svc.name} {svc.version} (log: {svc.process.log_file})")
-    # Start both first, then wait: the JVMs boot in parallel.
     for svc in todo:
         _wait_ready(svc, started_here=svc in started, echo=echo)
-    return status(settings)
 
 
 def _wait_ready(svc: Service, started_here: bool, echo: bool) -> None:
@@ -77,7 +80,11 @@ def _wait_ready(svc: Service, started_here: bool, echo: bool) -> None:
 
 def down(settings: InfraSettings | None = None, echo: bool = True) -> None:
     """Stop only the processes `up` started (tracked by pid file); others are left alone."""
-    for svc in reversed(services(settings)):
+    stop_all(services(settings), echo)
+
+
+def stop_all(running: list[Service], echo: bool) -> None:
+    for svc in reversed(running):
         if svc.process.stop():
             if echo:
                 print(f"stopped {svc.name}")
@@ -86,8 +93,12 @@ def down(settings: InfraSettings | None = None, echo: bool = True) -> None:
 
 
 def status(settings: InfraSettings | None = None) -> list[ServiceStatus]:
+    return status_of(services(settings))
+
+
+def status_of(svcs: list[Service]) -> list[ServiceStatus]:
     result = []
-    for svc in services(settings):
+    for svc in svcs:
         pid = svc.process.pid()
         result.append(
             ServiceStatus(svc.name, svc.version, svc.address, pid, pid is not None and svc.ready())

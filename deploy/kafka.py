@@ -46,23 +46,32 @@ class Kafka(Service):
         java = require_java()
         lib = resolve_classpath("kafka", self.version, self.settings.cache_dir)
         data_dir = self.home / "data"
-        props = render(
-            "kafka.properties",
-            self.home / "server.properties",
-            port=self.settings.kafka_port,
-            controller_port=self.settings.kafka_controller_port,
-            data_dir=data_dir,
-        )
+        props = render(self.template, self.home / "server.properties", **self.config_values())
         log_conf = render("kafka-log4j2.yaml", self.home / "log4j2.yaml")
         base = [java, f"-Dlog4j2.configurationFile={log_conf}", "-cp", f"{lib}/*"]
         if not (data_dir / "meta.properties").exists():
-            fmt = [*base, "kafka.tools.StorageTool", "format", "-t", new_cluster_id()]
+            fmt = [*base, "kafka.tools.StorageTool", "format", "-t", self.cluster_id()]
             self._run_once([*fmt, "-c", str(props)])
         heap = self.settings.kafka_heap
         return [
             java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true", *base[1:], "kafka.Kafka", str(props),
         ]  # fmt: skip
+
+    # --- what a node of the local cluster changes (deploy/cluster.py; issue 23) ---
+    template = "kafka.properties"
+
+    def config_values(self) -> dict[str, object]:
+        return {
+            "port": self.settings.kafka_port,
+            "controller_port": self.settings.kafka_controller_port,
+            "data_dir": self.home / "data",
+        }
+
+    def cluster_id(self) -> str:
+        return new_cluster_id()
+
+    # --- end of the cluster node's hooks ---
 
     def _run_once(self, argv: list[str]) -> None:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -22,6 +22,7 @@ def render(template_name: str, target: Path, **values: object) -> Path:
 class Service(ABC):
     name: str
     start_timeout: float
+    host = "127.0.0.1"  # its loopback address; a node of the local cluster has its own
 
     def __init__(self, settings: InfraSettings) -> None:
         self.settings = settings

@@ -86,6 +86,8 @@ def test_templates_render_completely(tmp_path: Path) -> None:
             "storage_port": 2,
             "data_dir": tmp_path,
             "commitlog_sync": commitlog_sync("group"),
+            # the single node's host and seeds (a node of the local ring has its own)
+            **Cassandra(InfraSettings(state_dir=tmp_path)).ring_values(),
         },
     }.items():
         text = render(name, tmp_path / name, **values).read_text()
@@ -138,6 +140,7 @@ def test_the_commit_log_durability_is_written_into_cassandra_yaml(
         storage_port=7000,
         data_dir=tmp_path,
         commitlog_sync=commitlog_sync(choice),
+        **Cassandra(InfraSettings(state_dir=tmp_path)).ring_values(),
     )
     assert f"commitlog_sync: {choice}" in target.read_text().splitlines()
 
