@@ -24,6 +24,9 @@ _RELATIONSHIP = {
     "RelationshipDecomposedByPeer": "RelationshipStatusChanged",
 }
 
+# A peer's deletion, told in every relationship with it (streams/deletion_rules.py).
+_PEER_DELETION = frozenset({"PeerToBeDeleted", "PeerDeletionCancelled", "PeerDeleted"})
+
 
 def enmeshed_event(
     event_type: str, payload: dict[str, Any], recipient: str
@@ -40,6 +43,9 @@ def enmeshed_event(
         if "status" in payload:
             out["newStatus"] = payload["status"]
         return _RELATIONSHIP[event_type], out
+    if event_type in _PEER_DELETION:
+        # Issue 22: upstream's payloads, the relationship and the date, no address.
+        return event_type, dict(payload)
     # MessageSent, DeviceRegistered, DeviceDeleted, RelationshipTemplateAllocated and any
     # type added later: our mailbox's own, not Enmeshed's.
     return None

@@ -7,7 +7,7 @@ the rules are tested without Kafka and the agent stays a thin loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from streams import sync_decider
@@ -17,6 +17,14 @@ MAX_DEVICES = 50
 
 CHALLENGE_EXPIRED = "error.platform.validation.device.challengeHasExpired"
 CHALLENGE_USED = "error.platform.validation.device.challengeAlreadyUsed"
+
+ONLY_ONE_DELETION = "error.platform.validation.device.onlyOneActiveDeletionProcessAllowed"
+NOT_CANCELLABLE = "error.platform.validation.identityDeletionProcess.notCancellable"
+INVALID_GRACE = "error.platform.validation.identityDeletionProcess.invalidGracePeriod"
+IDENTITY_DELETING = "error.platform.validation.identity.isBeingDeleted"
+# The API holds the client's choice within its own limits (api/routers/deletion_processes.py);
+# the decider only refuses a period too short to cancel in.
+MIN_GRACE_S = 1
 
 
 @dataclass
@@ -31,10 +39,23 @@ class IdentityState:
     used_challenges: dict[str, float] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)  # device id -> acknowledged index
     sync: dict[str, Any] = field(default_factory=sync_decider.empty)  # streams/sync_decider.py
+    # The open deletion process (streams/deletion_final.py): id, status ("ToBeDeleted" in
+    # the grace period, "Deleting" once the final step began), created_at / ends_at (epoch s).
+    deletion: dict[str, Any] | None = None
+    # Erased: what stays of a deleted identity is this marker (no address, no usernames), so
+    # that its address cannot be created again and the final step is not run twice.
+    deleted: bool = False
 
     @property
     def exists(self) -> bool:
         return self.version > 0
+
+    @property
+    def status(self) -> str:
+        """Upstream's identity status: Active, ToBeDeleted, Deleting (then gone)."""
+        if self.deleted:
+            return "Deleted"
+        return self.deletion["status"] if self.deletion else "Active"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,12 +66,17 @@ class IdentityState:
             "used_challenges": dict(self.used_challenges),
             "cursors": dict(self.cursors),
             "sync": dict(self.sync),
+            "deletion": dict(self.deletion) if self.deletion else None,
+            "deleted": self.deleted,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> IdentityState:
         if not raw:
             return cls()
+        if raw.get("deleted"):
+            return cls(version=raw["version"], deleted=True)
+        deletion = raw.get("deletion")
         return cls(
             raw["address"],
             raw["data_key_id"],
@@ -59,6 +85,7 @@ class IdentityState:
             dict(raw.get("used_challenges", {})),
             dict(raw.get("cursors", {})),
             dict(raw.get("sync") or sync_decider.empty()),
+            dict(deletion) if deletion else None,
         )
 
 
@@ -80,6 +107,14 @@ _SYNC_EVENTS = frozenset(
 def decide(
     state: IdentityState, name: str, cmd: dict[str, Any], now: datetime
 ) -> list[Event] | Rejection:
+    if state.deleted and name != "CreateIdentity":
+        return Rejection(404, "error.platform.recordNotFound", "identity not found")
+    if state.status == "Deleting":
+        return Rejection(400, IDENTITY_DELETING, "the identity is being deleted")
+    if name == "StartIdentityDeletion":
+        return _start_deletion(state, cmd, now)
+    if name == "CancelIdentityDeletion":
+        return _cancel_deletion(state, cmd, now)
     if name in ("CreateIdentity", "AddDevice"):
         rejected = _check_challenge(state, cmd, now)
         if rejected:
@@ -112,6 +147,12 @@ def _check_challenge(state: IdentityState, cmd: dict[str, Any], now: datetime) -
 
 
 def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+    if state.deleted:
+        return Rejection(
+            400,
+            "error.platform.validation.identity.addressWasDeleted",
+            "the identity of this public key was deleted; its address cannot be used again",
+        )
     if state.exists:
         return Rejection(
             400,
@@ -221,6 +262,75 @@ def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:
     )
 
 
+def _start_deletion(
+    state: IdentityState, cmd: dict[str, Any], now: datetime
+) -> list[Event] | Rejection:
+    if not state.exists:
+        return Rejection(404, "error.platform.recordNotFound", "identity not found")
+    if cmd["device_id"] not in state.devices:
+        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+    if state.deletion is not None:
+        return Rejection(400, ONLY_ONE_DELETION, "a deletion process is already active")
+    if cmd["grace_period_s"] < MIN_GRACE_S:
+        return Rejection(400, INVALID_GRACE, "the grace period is too short")
+    started = {
+        "address": cmd["address"],
+        "identity_key": cmd["identity_key"],
+        "deletion_process_id": cmd["deletion_process_id"],
+        "device_id": cmd["device_id"],
+        "created_at": cmd["requested_at"],
+        "grace_period_ends_at": cmd["requested_at"] + timedelta(seconds=cmd["grace_period_s"]),
+        "peers": list(cmd["peers"]),
+    }
+    return [("IdentityDeletionStarted", started)]
+
+
+def _cancel_deletion(
+    state: IdentityState, cmd: dict[str, Any], now: datetime
+) -> list[Event] | Rejection:
+    if cmd["device_id"] not in state.devices:
+        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+    open_id = state.deletion["id"] if state.deletion else None
+    if open_id != cmd["deletion_process_id"]:
+        return Rejection(
+            400, NOT_CANCELLABLE, "this deletion process is not active (cancelled or unknown)"
+        )
+    if finish_due(state, open_id, now):
+        return Rejection(400, NOT_CANCELLABLE, "the grace period is over; the deletion runs")
+    cancelled = {
+        "address": cmd["address"],
+        "identity_key": state.deletion["identity_key"] if state.deletion else "",
+        "deletion_process_id": open_id,
+        "device_id": cmd["device_id"],
+        "cancelled_at": cmd["requested_at"],
+        "peers": list(cmd["peers"]),
+    }
+    return [("IdentityDeletionCancelled", cancelled)]
+
+
+def finish_due(state: IdentityState, process_id: str, now: datetime) -> bool:
+    """Whether the final step of deletion `process_id` must run (again) now: its grace
+    period is over and it was not cancelled, or it began and was cut short."""
+    d = state.deletion
+    if state.deleted or d is None or d["id"] != process_id:
+        return False
+    return bool(d["status"] == "Deleting" or now.timestamp() >= d["ends_at"])
+
+
+def deleting(state: IdentityState) -> IdentityState:
+    """The state written before the final step erases anything: from here on the identity
+    takes no command, and a worker that takes over after a crash knows to finish."""
+    assert state.deletion is not None
+    state.deletion = {**state.deletion, "status": "Deleting"}
+    state.version += 1
+    return state
+
+
+def erased(state: IdentityState) -> IdentityState:
+    """What stays once the final step is done: the marker, without address or usernames."""
+    return IdentityState(version=state.version + 1, deleted=True)
+
+
 def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentityState:
     """Apply one event: the same function rebuilds state on replay."""
     if name == "IdentityCreated":
@@ -237,6 +347,16 @@ def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentitySt
         state.cursors.pop(event["device_id"], None)
     elif name == "MailboxAcknowledged":
         state.cursors[event["device_id"]] = event["index"]
+    elif name == "IdentityDeletionStarted":
+        state.deletion = {
+            "id": event["deletion_process_id"],
+            "status": "ToBeDeleted",
+            "identity_key": event["identity_key"],
+            "created_at": event["created_at"].timestamp(),
+            "ends_at": event["grace_period_ends_at"].timestamp(),
+        }
+    elif name == "IdentityDeletionCancelled":
+        state.deletion = None
     elif name in _SYNC_EVENTS:
         state.sync = sync_decider.evolve(state.sync, name, event)
     state.version += 1

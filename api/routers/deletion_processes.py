@@ -1,0 +1,191 @@
+"""`/api/v{1,2}/Identities/Self/DeletionProcesses`: an identity asks to be deleted (issue 22).
+
+As upstream's owner-started process: the identity's status goes Active -> ToBeDeleted for a
+grace period (14 days unless the client asks for 1 to 90), during which its devices log in
+as before and may cancel; its peers learn of it in their sync (PeerToBeDeleted,
+PeerDeletionCancelled). When the period ends a worker erases it for good
+(streams/deletion_final.py). Starting and cancelling are commands to the identity's
+decider (streams/identity_decider.py), which keeps one open process at a time.
+
+`is_deleted` answers `GET Identities/IsDeleted?username=` (api/routers/identities.py): an
+identity that lost its login asks whether it was deleted, and when.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path
+from pydantic import BaseModel, ConfigDict
+
+from api.deps import Authenticated, State
+from api.errors import ApiError
+from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
+from api.state import ApiState
+from api.timestamps import iso
+from store.cassandra import run_prepared
+from streams.deletion_rules import (
+    GRACE_OUT_OF_RANGE,
+    MAX_DAYS,
+    MIN_DAYS,
+    DeletionSettings,
+    grace_period_s,
+    sha256_hex,
+)
+
+router = APIRouter(prefix="/Identities/Self/DeletionProcesses", tags=["identities"])
+
+ProcessId = Annotated[str, Path(pattern=r"^IDP[A-Za-z0-9]{17}$")]
+
+_SETTINGS = DeletionSettings.from_env()
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartDeletionRequest(_Out):
+    # Checked in the route, not by the schema, so that an out-of-range value gets its own
+    # machine-readable code.
+    lengthOfGracePeriodInDays: int | None = None
+
+
+class DeletionProcess(_Out):
+    id: str
+    status: Literal["Active", "Cancelled"]
+    createdAt: str
+    createdByDevice: str
+    gracePeriodEndsAt: str
+    cancelledAt: str | None = None
+    cancelledByDevice: str | None = None
+
+
+class DeletionProcessResult(_Out):
+    result: DeletionProcess
+
+
+class DeletionProcessList(_Out):
+    result: list[DeletionProcess]
+
+
+@router.post("", status_code=201, response_model=DeletionProcessResult)
+async def start_deletion(
+    caller: Authenticated,
+    state: State,
+    key: MaybeIdempotent,
+    body: Annotated[StartDeletionRequest | None, Body()] = None,
+) -> DeletionProcessResult:
+    days = body.lengthOfGracePeriodInDays if body is not None else None
+    grace_s = grace_period_s(days, _SETTINGS)
+    if grace_s is None:
+        raise ApiError(
+            400, GRACE_OUT_OF_RANGE, f"the grace period is {MIN_DAYS} to {MAX_DAYS} days"
+        )
+    idem = await bind_key(state.session, key, caller.address)
+    process_id = new_resource_id("IDP", idem)
+    await state.bus.send(
+        state.topics.identity_commands,
+        state.envelopes.aggregate_key("identity", caller.address),
+        "StartIdentityDeletion",
+        {"address": caller.address,
+         "identity_key": state.envelopes.aggregate_key("identity", caller.address),
+         "deletion_process_id": process_id, "device_id": caller.device_id,
+         "grace_period_s": grace_s, "peers": await _peers(state, caller.address),
+         "requested_at": datetime.now(UTC)},
+        idem,
+    )  # fmt: skip
+    return DeletionProcessResult(result=await _process(state, caller.address, process_id))
+
+
+@router.get("", response_model=DeletionProcessList)
+async def list_deletions(caller: Authenticated, state: State) -> DeletionProcessList:
+    rows = await run_prepared(
+        state.session, f"{_SELECT} WHERE address = ?", (caller.address,)
+    )  # fmt: skip
+    return DeletionProcessList(result=[_dto(r) for r in rows])
+
+
+@router.get("/{process_id}", response_model=DeletionProcessResult)
+async def get_deletion(
+    process_id: ProcessId, caller: Authenticated, state: State
+) -> DeletionProcessResult:
+    return DeletionProcessResult(result=await _process(state, caller.address, process_id))
+
+
+@router.put("/{process_id}/Cancel", response_model=DeletionProcessResult)
+async def cancel_deletion(
+    process_id: ProcessId, caller: Authenticated, state: State
+) -> DeletionProcessResult:
+    await _process(state, caller.address, process_id)  # 404 for another identity's
+    await state.bus.send(
+        state.topics.identity_commands,
+        state.envelopes.aggregate_key("identity", caller.address),
+        "CancelIdentityDeletion",
+        {"address": caller.address, "deletion_process_id": process_id,
+         "device_id": caller.device_id, "peers": await _peers(state, caller.address),
+         "requested_at": datetime.now(UTC)},
+    )  # fmt: skip
+    return DeletionProcessResult(result=await _process(state, caller.address, process_id))
+
+
+_SELECT = (
+    "SELECT id, status, created_at, created_by_device, grace_period_ends_at, cancelled_at,"
+    " cancelled_by_device FROM deletion_processes"
+)
+
+
+async def _process(state: ApiState, address: str, process_id: str) -> DeletionProcess:
+    row = (
+        await run_prepared(
+            state.session, f"{_SELECT} WHERE address = ? AND id = ?", (address, process_id)
+        )
+    ).one()
+    if row is None:
+        raise ApiError(404, "error.platform.recordNotFound", "deletion process not found")
+    return _dto(row)
+
+
+def _dto(row: Any) -> DeletionProcess:
+    return DeletionProcess(
+        id=row.id,
+        status=row.status,
+        createdAt=iso(row.created_at),
+        createdByDevice=row.created_by_device,
+        gracePeriodEndsAt=iso(row.grace_period_ends_at),
+        cancelledAt=iso(row.cancelled_at) if row.cancelled_at else None,
+        cancelledByDevice=row.cancelled_by_device,
+    )
+
+
+async def _peers(state: ApiState, address: str) -> list[dict[str, str]]:
+    """Who must be told: the other party of each of the identity's relationships."""
+    rows = await run_prepared(
+        state.session,
+        "SELECT peer, relationship_id FROM relationship_peers WHERE address = ?",
+        (address,),
+    )
+    return [{"address": r.peer, "relationship_id": r.relationship_id} for r in rows]
+
+
+async def is_deleted(state: ApiState, username: str) -> tuple[bool, str | None]:
+    """(deleted, when) for `Identities/IsDeleted`: a username that still logs in is not
+    deleted, even in its grace period (it may cancel); one that was erased is found by its
+    hash in the audit record (streams/deletion_readmodels.py)."""
+    live = (
+        await run_prepared(
+            state.session,
+            "SELECT address FROM devices_by_username WHERE username = ?",
+            (username,),
+        )
+    ).one()
+    if live is not None:
+        return False, None
+    gone = (
+        await run_prepared(
+            state.session,
+            "SELECT deleted_at FROM deleted_usernames WHERE username_hash = ?",
+            (sha256_hex(username),),
+        )
+    ).one()
+    return (True, iso(gone.deleted_at)) if gone is not None else (False, None)

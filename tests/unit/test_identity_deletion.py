@@ -1,0 +1,189 @@
+"""Identity deletion's rules (issue 22), without Kafka: the decider's steps, the grace
+period's limits, the peers' mailbox entries and the workers' key cache."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from api.enmeshed_events import enmeshed_event
+from backbone.security.logcrypto import MasterKey
+from streams import identity_decider as rules
+from streams.data_keys import RECHECK_S, DataKeys
+from streams.decision import Rejection
+from streams.deletion_rules import (
+    DeletionSettings,
+    anonymous_address,
+    grace_period_s,
+    mailbox_entries,
+)
+from streams.identity_decider import IdentityState, decide, evolve
+
+T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
+ADDRESS = "did:e:localhost:dids:0123456789abcdef0123ab"
+PEERS = [{"address": "did:e:localhost:dids:peer", "relationship_id": "RELAAAAAAAAAAAAAAAAA"}]
+
+
+def _identity() -> IdentityState:
+    return IdentityState(ADDRESS, "", 2, {"DVC1": "USR1", "DVC2": "USR2"})
+
+
+def _start(pid: str = "IDP1", device: str = "DVC1", grace_s: int = 60) -> dict[str, Any]:
+    return {"address": ADDRESS, "identity_key": "k", "deletion_process_id": pid,
+            "device_id": device, "grace_period_s": grace_s, "peers": PEERS,
+            "requested_at": T0}  # fmt: skip
+
+
+def _cancel(pid: str = "IDP1", device: str = "DVC2") -> dict[str, Any]:
+    return {"address": ADDRESS, "deletion_process_id": pid, "device_id": device,
+            "peers": PEERS, "requested_at": T0}  # fmt: skip
+
+
+def _apply(state: IdentityState, outcome: Any) -> IdentityState:
+    assert not isinstance(outcome, Rejection), outcome
+    for name, body in outcome:
+        state = evolve(state, name, body)
+    return state
+
+
+def _pending() -> IdentityState:
+    return _apply(_identity(), decide(_identity(), "StartIdentityDeletion", _start(), T0))
+
+
+def test_start_puts_the_identity_in_its_grace_period() -> None:
+    outcome = decide(_identity(), "StartIdentityDeletion", _start(), T0)
+    assert not isinstance(outcome, Rejection)
+    [(name, body)] = outcome
+    assert name == "IdentityDeletionStarted"
+    assert body["grace_period_ends_at"] == T0 + timedelta(seconds=60)
+    assert body["peers"] == PEERS
+    state = _apply(_identity(), outcome)
+    assert state.status == "ToBeDeleted" and state.deletion is not None
+
+
+@pytest.mark.parametrize(
+    ("state", "command", "status", "code"),
+    [
+        (IdentityState(), _start(), 404, "error.platform.recordNotFound"),
+        (_identity(), _start(device="DVC9"), 403, "error.platform.forbidden"),
+        (_identity(), _start(grace_s=0), 400, rules.INVALID_GRACE),
+        (_pending(), _start(pid="IDP2"), 400, rules.ONLY_ONE_DELETION),
+    ],
+    ids=["no identity", "deleted device", "no grace", "one at a time"],
+)
+def test_start_is_refused(state: IdentityState, command: dict[str, Any], status: int,
+                          code: str) -> None:  # fmt: skip
+    outcome = decide(state, "StartIdentityDeletion", command, T0)
+    assert isinstance(outcome, Rejection) and (outcome.status, outcome.code) == (status, code)
+
+
+def test_cancel_in_the_grace_period_makes_the_identity_active_again() -> None:
+    outcome = decide(_pending(), "CancelIdentityDeletion", _cancel(), T0 + timedelta(seconds=59))
+    state = _apply(_pending(), outcome)
+    assert state.status == "Active" and state.deletion is None
+    # and it may start again
+    assert not isinstance(decide(state, "StartIdentityDeletion", _start("IDP2"), T0), Rejection)
+
+
+@pytest.mark.parametrize(
+    ("command", "at", "code"),
+    [
+        (_cancel(pid="IDP9"), T0, rules.NOT_CANCELLABLE),
+        (_cancel(), T0 + timedelta(seconds=60), rules.NOT_CANCELLABLE),
+        (_cancel(device="DVC9"), T0, "error.platform.forbidden"),
+    ],
+    ids=["another process", "grace period over", "deleted device"],
+)
+def test_cancel_is_refused(command: dict[str, Any], at: datetime, code: str) -> None:
+    outcome = decide(_pending(), "CancelIdentityDeletion", command, at)
+    assert isinstance(outcome, Rejection) and outcome.code == code
+
+
+def test_the_final_step_is_due_only_after_the_grace_period_of_the_open_process() -> None:
+    pending = _pending()
+    assert not rules.finish_due(pending, "IDP1", T0 + timedelta(seconds=59))
+    assert rules.finish_due(pending, "IDP1", T0 + timedelta(seconds=60))
+    assert not rules.finish_due(pending, "IDP0", T0 + timedelta(days=1))  # a stale command
+    assert not rules.finish_due(_identity(), "IDP1", T0 + timedelta(days=1))  # cancelled
+
+
+def test_once_deleting_no_command_is_taken_and_a_successor_finishes() -> None:
+    state = rules.deleting(_pending())
+    assert state.status == "Deleting"
+    # a worker taking over after a crash: due whatever the clock says
+    assert rules.finish_due(state, "IDP1", T0)
+    refused = decide(state, "CancelIdentityDeletion", _cancel(), T0)
+    assert isinstance(refused, Rejection) and refused.code == rules.IDENTITY_DELETING
+    restored = IdentityState.from_dict(state.to_dict())
+    assert restored.status == "Deleting" and restored.deletion == state.deletion
+
+
+def test_what_stays_of_an_erased_identity_names_nobody() -> None:
+    erased = rules.erased(rules.deleting(_pending()))
+    kept = erased.to_dict()
+    assert ADDRESS not in repr(kept) and "USR1" not in repr(kept)
+    restored = IdentityState.from_dict(kept)
+    assert restored.deleted and not rules.finish_due(restored, "IDP1", T0 + timedelta(days=1))
+    again = decide(restored, "CreateIdentity", {"challenge_expires_at": T0 + timedelta(1),
+                                                "challenge_id": "CHL"}, T0)  # fmt: skip
+    assert isinstance(again, Rejection)
+    assert again.code == "error.platform.validation.identity.addressWasDeleted"
+    other = decide(restored, "AddDevice", {}, T0)
+    assert isinstance(other, Rejection) and other.status == 404
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [(None, 14 * 86_400), (1, 86_400), (90, 90 * 86_400), (0, None), (91, None), (-3, None)],
+)
+def test_grace_period_limits(days: int | None, expected: int | None) -> None:
+    assert grace_period_s(days, DeletionSettings()) == expected
+
+
+def test_peers_are_told_in_upstreams_shapes_without_the_address() -> None:
+    started = {"peers": PEERS, "grace_period_ends_at": T0, "address": ADDRESS}
+    [(peer, kind, payload)] = mailbox_entries("IdentityDeletionStarted", started)
+    assert (peer, kind) == (PEERS[0]["address"], "PeerToBeDeleted")
+    assert payload == {"relationshipId": PEERS[0]["relationship_id"],
+                       "deletionDate": T0.isoformat()}  # fmt: skip
+    [(_, kind, payload)] = mailbox_entries("IdentityDeletionCancelled", started)
+    assert kind == "PeerDeletionCancelled"
+    assert payload == {"relationshipId": PEERS[0]["relationship_id"]}
+    deleted = {"address": "p", "relationship_id": "R", "deleted_at": T0}
+    [(_, kind, payload)] = mailbox_entries("PeerDeleted", deleted)
+    assert kind == "PeerDeleted"
+    assert enmeshed_event("PeerDeleted", payload, "p") == ("PeerDeleted", payload)
+    assert mailbox_entries("MessageSent", {}) == []
+
+
+def test_anonymous_address_keeps_the_domain() -> None:
+    assert anonymous_address(ADDRESS) == "did:e:localhost:dids:anonymous"
+
+
+class _Table(dict[str, Any]):
+    pass
+
+
+async def _no_session() -> Any:
+    raise AssertionError("not used")
+
+
+def test_a_worker_forgets_keys_shredded_elsewhere() -> None:
+    master = MasterKey.generate()
+    table = _Table()
+    keys = DataKeys(master, table, _no_session)
+    table["dk-a"] = base64.b64encode(master.wrap(b"a" * 32, "dk-a")).decode()
+    assert keys.get("dk-a") == b"a" * 32
+    assert keys.forget_shredded() == 0
+    del table["dk-a"]  # the changelog's tombstone, applied by this worker's global table
+    assert keys.forget_shredded() == 1
+    with pytest.raises(KeyError):
+        keys.get("dk-a")
+    # a key read from Cassandra is kept RECHECK_S, then read again
+    keys._plain["dk-b"] = b"b" * 32
+    keys._loaded_at["dk-b"] = 100.0
+    assert keys.forget_shredded(now=100.0 + RECHECK_S / 2) == 0
+    assert keys.forget_shredded(now=100.0 + RECHECK_S + 1) == 1
