@@ -154,7 +154,9 @@ async def _check_kafka(cluster: ClusterSettings, timeout_s: float) -> None:
 
     security = cluster.kafka_security
     kwargs = _kafka_security_kwargs(security)
-    for address in cluster.kafka_bootstrap.split(","):
+    addresses = [a.strip() for a in cluster.kafka_bootstrap.split(",") if a.strip()]
+    closed = []  # took the connection, then closed it in the handshake
+    for address in addresses:
         host, _, port = address.strip().rpartition(":")
         try:
             conn = await asyncio.wait_for(
@@ -174,11 +176,19 @@ async def _check_kafka(cluster: ClusterSettings, timeout_s: float) -> None:
                     "failed; check BACKBONE_KAFKA_USERNAME, BACKBONE_KAFKA_PASSWORD and "
                     "BACKBONE_KAFKA_SASL_MECHANISM"
                 ) from None
-            continue  # not answering, or answering something else: the client will say
-        except (OSError, TimeoutError):
+            if "closed" in str(exc):
+                closed.append(address)
             continue
+        except (OSError, TimeoutError):
+            continue  # not answering (yet): the clients wait for it
         conn.close()
         return
+    if addresses and len(closed) == len(addresses):
+        # What a SASL or TLS listener does with a client that speaks another protocol.
+        raise ClusterAccessError(
+            f"Kafka at {', '.join(closed)} closed the connection in the handshake: it expects "
+            f"another security protocol than BACKBONE_KAFKA_SECURITY_PROTOCOL={security.protocol}"
+        )
 
 
 def _auth_error(exc: BaseException) -> bool:
@@ -212,9 +222,13 @@ def _check_cassandra(cluster: ClusterSettings, timeout_s: float) -> None:
     except NoHostAvailable as exc:
         errors = list(exc.errors.values())
         if any(isinstance(e, AuthenticationFailed) for e in errors):
-            who = f"user {security.username!r}" if security.username else "no credentials"
+            if not security.username:
+                raise ClusterAccessError(
+                    f"{where} requires a password: set BACKBONE_CASSANDRA_USERNAME and "
+                    "BACKBONE_CASSANDRA_PASSWORD"
+                ) from None
             raise ClusterAccessError(
-                f"{where} refused {who}: authentication failed; check "
+                f"{where} refused user {security.username!r}: authentication failed; check "
                 "BACKBONE_CASSANDRA_USERNAME and BACKBONE_CASSANDRA_PASSWORD"
             ) from None
         if any(isinstance(e, ssl.SSLError) for e in errors):

@@ -139,6 +139,9 @@ class InfraSettings:
     cassandra_heap: str = "2g"
     # batch | group | periodic: when the local node acknowledges a write (deploy/conf).
     cassandra_commitlog_sync: str = "batch"
+    # Kafka with a SASL_SSL listener and SCRAM users, Cassandra with passwords and TLS
+    # (deploy/secure.py); clients then read `<state_dir>/secure/client.toml`.
+    secure: bool = False
 
     @classmethod
     def from_env(cls) -> InfraSettings:
@@ -160,6 +163,7 @@ class InfraSettings:
             cassandra_commitlog_sync=_env(
                 "BACKBONE_CASSANDRA_COMMITLOG_SYNC", cls.cassandra_commitlog_sync
             ),
+            secure=_env_bool("BACKBONE_INFRA_SECURE", cls.secure),
         )
 
     @property
