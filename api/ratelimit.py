@@ -44,6 +44,7 @@ from aiokafka.errors import KafkaError
 
 from api.errors import ApiError
 from api.topic_tail import TopicTail
+from backbone.connections import kafka_client_kwargs
 
 log = logging.getLogger("backbone.api.limits")
 
@@ -113,7 +114,9 @@ class SharedLimits:
         self._tail = TopicTail(bootstrap, topic, self._apply, "failed checks")
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=5)
+        self._producer = AIOKafkaProducer(
+            **kafka_client_kwargs(self.bootstrap), acks=1, linger_ms=5
+        )
         await self._producer.start()
         await self._tail.start()
 

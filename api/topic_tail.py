@@ -16,6 +16,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from backbone.connections import kafka_client_kwargs
+
 log = logging.getLogger("backbone.api")
 
 
@@ -35,7 +37,7 @@ class TopicTail:
         # as a record arrives, so a long wait adds no latency, and a short one made idle
         # processes poll the broker a hundred times a second.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
+            **kafka_client_kwargs(self.bootstrap), enable_auto_commit=False
         )
         await self._consumer.start()
         cluster = await self._consumer._client.fetch_all_metadata()

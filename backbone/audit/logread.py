@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from backbone.connections import kafka_client_kwargs
+
 
 @dataclass(frozen=True)
 class RawRecord:
@@ -20,7 +22,7 @@ class RawRecord:
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client_kwargs(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
@@ -31,7 +33,7 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
 
 async def log_bounds(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
     """(log start offset, end offset) of one partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client_kwargs(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -50,7 +52,7 @@ async def read_partition(
     if first is not None and end is not None and first >= end:
         return  # nothing to read: no consumer
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka_client_kwargs(bootstrap),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         # Large fetches: these tools read whole partitions, not the latest record.
