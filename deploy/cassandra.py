@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from backbone.connections import cassandra_cluster_kwargs
+from backbone.settings import ClusterSettings
 from deploy.maven import require_java, resolve_classpath
 from deploy.process import LaunchError
 from deploy.service import CONF_DIR, Service, render
@@ -99,9 +101,9 @@ class Cassandra(Service):
     def ready(self) -> bool:
         from cassandra.cluster import Cluster
 
-        cluster = Cluster(
-            [self.host], port=self.settings.cassandra_port, connect_timeout=3, protocol_version=5
-        )
+        local = ClusterSettings(cassandra_contact_points=(self.host,),
+                                cassandra_port=self.settings.cassandra_port)  # fmt: skip
+        cluster = Cluster(**cassandra_cluster_kwargs(local), connect_timeout=3, protocol_version=5)
         try:
             session = cluster.connect()
             row = session.execute("SELECT release_version FROM system.local").one()

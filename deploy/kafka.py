@@ -8,6 +8,8 @@ import logging
 import subprocess
 import uuid
 
+from backbone.connections import kafka_client_kwargs
+from backbone.settings import ClusterSettings
 from deploy.maven import require_java, resolve_classpath
 from deploy.process import LaunchError
 from deploy.service import Service, render
@@ -51,7 +53,7 @@ class Kafka(Service):
         base = [java, f"-Dlog4j2.configurationFile={log_conf}", "-cp", f"{lib}/*"]
         if not (data_dir / "meta.properties").exists():
             fmt = [*base, "kafka.tools.StorageTool", "format", "-t", self.cluster_id()]
-            self._run_once([*fmt, "-c", str(props)])
+            self._run_once([*fmt, "-c", str(props), *self.format_args()])
         heap = self.settings.kafka_heap
         return [
             java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
@@ -71,6 +73,9 @@ class Kafka(Service):
     def cluster_id(self) -> str:
         return new_cluster_id()
 
+    def format_args(self) -> list[str]:
+        return []  # secure mode's SCRAM users (deploy/secure.py)
+
     # --- end of the cluster node's hooks ---
 
     def _run_once(self, argv: list[str]) -> None:
@@ -80,13 +85,14 @@ class Kafka(Service):
             raise LaunchError(f"formatting Kafka's storage failed:\n{tail}")
 
     def ready(self) -> bool:
-        return asyncio.run(_kafka_answers(self.address))
+        # The launcher's own plaintext node, whatever BACKBONE_KAFKA_SECURITY_* the shell has.
+        return asyncio.run(_kafka_answers(ClusterSettings(kafka_bootstrap=self.address)))
 
 
-async def _kafka_answers(bootstrap: str) -> bool:
+async def _kafka_answers(bootstrap: str | ClusterSettings) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(bootstrap), request_timeout_ms=3000)
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)
