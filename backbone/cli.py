@@ -8,7 +8,8 @@ import os
 import sys
 
 from backbone import logs
-from backbone.settings import LOCAL_CLIENT_ID, BackboneSettings, InfraSettings
+from backbone.connections import ClusterAccessError
+from backbone.settings import LOCAL_CLIENT_ID, BackboneSettings, InfraSettings, SettingsError
 from deploy import backbone as processes
 from deploy import cluster, infra
 from deploy.process import LaunchError
@@ -25,8 +26,17 @@ def cmd_infra(args: argparse.Namespace) -> int:
     if args.nodes is not None and args.nodes > 1:
         return _cluster_infra(args, cluster.Layout.from_env(args.nodes))
     if args.action == "up":
+        if args.secure:
+            os.environ["BACKBONE_INFRA_SECURE"] = "1"
         infra.up()
-        return 0 if _print_status() else 1
+        ok = _print_status()
+        if InfraSettings.from_env().secure:
+            from deploy.secure import secure_dir
+
+            config = secure_dir(InfraSettings.from_env()) / "client.toml"
+            print(f"\nclients of these stores (provision, worker, api) take, from {config}:")
+            print(f"export BACKBONE_CONFIG={config}")
+        return 0 if ok else 1
     if args.action == "down":
         infra.down()
         if (nodes := cluster.started_nodes()) and any(cluster.Layout.from_env(nodes).pids()):
@@ -136,9 +146,19 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_cluster_access() -> None:
+    """Credentials or TLS the cluster refuses stop the command here, with a message naming
+    the setting (backbone/connections.py), instead of a worker retrying for ever."""
+    from backbone.connections import check_access
+    from backbone.settings import ClusterSettings
+
+    check_access(ClusterSettings.from_env())
+
+
 def cmd_provision(args: argparse.Namespace) -> int:
     from streams.provision import provision
 
+    _check_cluster_access()
     asyncio.run(provision(BackboneSettings.from_env()))
     print("provisioned topics and tables")
     return 0
@@ -146,6 +166,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one faust worker in this process (it replaces the CLI)."""
+    _check_cluster_access()
     # --quiet drops the start-up banner on stdout; logs still go to stderr as JSON.
     argv = [sys.executable, "-m", "faust", "-A", "streams.app", "-l", args.log_level, "--quiet"]
     if args.data_dir:
@@ -161,6 +182,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from api.server import uvicorn_options
 
     settings = BackboneSettings.from_env()
+    _check_cluster_access()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -182,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_infra.add_argument("action", choices=["up", "down", "status", "logs"])
     p_infra.add_argument("service", nargs="?", default="kafka", choices=["kafka", "cassandra"])
     p_infra.add_argument("-n", "--lines", type=int, default=60, help="log lines to show")
+    p_infra.add_argument(
+        "--secure",
+        action="store_true",
+        help="up: Kafka with SASL_SSL/SCRAM, Cassandra with passwords and TLS "
+        "(as BACKBONE_INFRA_SECURE=1)",
+    )
     p_infra.add_argument(
         "--nodes",
         type=int,
@@ -233,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except LaunchError as exc:
+    except (LaunchError, SettingsError, ClusterAccessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
