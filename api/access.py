@@ -14,7 +14,7 @@ from api.errors import ApiError
 from api.paging import Page
 from api.ratelimit import PER_ADDRESS, PER_PROTECTED_OBJECT, TOO_MANY
 from api.state import ApiState
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 NOT_FOUND = "error.platform.recordNotFound"
 PASSWORD_CODE = "error.platform.validation.wrongPassword"  # noqa: S105 (an error code)

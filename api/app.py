@@ -33,7 +33,7 @@ from api.routers import (
 )
 from api.state import ApiState
 from backbone.settings import BackboneSettings
-from streams.cassandra_io import connect
+from store.cassandra import connect
 
 log = logging.getLogger("backbone.api")
 

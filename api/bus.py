@@ -21,7 +21,7 @@ from api import errors, metrics
 from api.errors import ApiError, unavailable
 from api.idempotency import Idempotent
 from api.topic_tail import TopicTail
-from streams.envelopes import EnvelopeCodec, derived_event_id
+from store.envelopes import EnvelopeCodec, derived_event_id
 
 log = logging.getLogger("backbone.api.bus")
 

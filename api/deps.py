@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from api.errors import ApiError
 from api.state import ApiState
 from backbone.security.tokens import InvalidToken
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`

@@ -27,7 +27,7 @@ from fastapi import Depends, Request
 from api.errors import ApiError
 from backbone.idempotency import KEY_REUSED, correlation_id, key_id
 from backbone.security.ids import ALPHABET, RANDOM_LENGTH, new_id
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from cassandra.cluster import Session
 
 from backbone.security.logcrypto import MasterKey
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 # About 100 bytes each: a busy API process keeps its recent senders' keys, not everyone's.
 MAX_KEYS = 100_000

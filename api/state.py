@@ -19,8 +19,8 @@ from backbone.security.challenges import ChallengeIssuer
 from backbone.security.passwords import hash_password, verify_password
 from backbone.security.tokens import TokenIssuer
 from backbone.settings import BackboneSettings
-from streams.envelopes import EnvelopeCodec
-from streams.topics import TopicNames
+from store.envelopes import EnvelopeCodec
+from store.topics import TopicNames
 
 # Each Argon2id hash or check holds 64 MiB and a core for ~0.1 s: more at once than there
 # are cores adds memory (the API's peak RSS grows by 64 MiB per slot), not throughput.

@@ -13,7 +13,7 @@ from cassandra.cluster import Session
 from backbone.audit.logread import partitions_of, read_partition
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
-from streams.cassandra_io import execute
+from store.cassandra import execute
 
 
 async def wrapped_data_keys(settings: BackboneSettings, live: Session) -> dict[str, str]:

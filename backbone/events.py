@@ -30,8 +30,8 @@ from backbone.audit.logread import partitions_of, read_partition
 from backbone.security.logcrypto import DecryptionError
 from backbone.settings import BackboneSettings
 from schemas import codec
-from streams.envelopes import EnvelopeCodec
-from streams.topics import TopicNames
+from store.envelopes import EnvelopeCodec
+from store.topics import TopicNames
 
 # Body fields that are routing metadata, never end-to-end content or secrets.
 SHOWN = frozenset({
@@ -125,7 +125,7 @@ def metadata(name: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 async def data_keys(settings: BackboneSettings) -> dict[str, bytes]:
     """Every data key that still exists, unwrapped with the master key."""
     from backbone.datakeys import unwrap_all, wrapped_data_keys
-    from streams.cassandra_io import connect
+    from store.cassandra import connect
 
     cluster, session = await asyncio.to_thread(connect, settings.cluster, settings.cluster.keyspace)
     try:

@@ -39,7 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from backbone.settings import ClusterSettings
 from bench.results import machine_line
-from streams.topics import TopicSpec, ensure_topics
+from store.topics import TopicSpec, ensure_topics
 
 WRITE_PATH_MS_PER_MESSAGE = 27.0
 RECORDS_PER_MESSAGE = 9
@@ -175,7 +175,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await admin.delete_topics(mine)
         finally:
             await admin.close()
-        from streams.cassandra_io import connect
+        from store.cassandra import connect
 
         c, session = connect(cluster)
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)

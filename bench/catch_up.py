@@ -38,8 +38,8 @@ from bench.parties import Clients, Party, get, login, mailbox_head, new_party, r
 from bench.progress import Progress
 from bench.records import message_payload
 from bench.stats import rate
-from streams.envelopes import EnvelopeCodec
-from streams.topics import TopicNames, read_records
+from store.envelopes import EnvelopeCodec
+from store.topics import TopicNames, read_records
 
 PAGE = 1000
 

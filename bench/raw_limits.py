@@ -53,7 +53,7 @@ from backbone.settings import ClusterSettings
 from bench.progress import Progress
 from bench.records import fake_address, message_payload, raw_record, sealed_entry_size
 from bench.stats import LatencySummary, rate, summarize_ms
-from streams.cassandra_io import connect
+from store.cassandra import connect
 from streams.mailbox_sequencer import SCHEMA
 
 KEYSPACE = "bench_raw"
@@ -359,7 +359,7 @@ def cassandra_inserts(session: Session, n: int, concurrency: int) -> tuple[float
 
 
 def _nodelay_session(cluster: ClusterSettings) -> tuple[Any, Session]:
-    """Like `streams.cassandra_io.connect`, but with TCP_NODELAY on the driver's sockets
+    """Like `store.cassandra.connect`, but with TCP_NODELAY on the driver's sockets
     (the driver leaves Nagle's algorithm on unless given `sockopts`)."""
     session_cluster = Cluster(
         list(cluster.cassandra_contact_points),

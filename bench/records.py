@@ -43,7 +43,7 @@ def message_payload(sender: str, body_b64: str | None = None) -> str:
 def sealed_entry_size() -> int:
     """Bytes of one sealed `MailboxEntry` record as the backbone writes it, measured by
     sealing one with a throw-away master key and data key (never the stack's keys)."""
-    from streams.envelopes import EnvelopeCodec
+    from store.envelopes import EnvelopeCodec
 
     scratch = EnvelopeCodec(base64.b64encode(os.urandom(32)).decode(), lambda _: os.urandom(32))
     address = fake_address(0)

@@ -33,11 +33,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from backbone.security.logcrypto import MasterKey, new_data_key
 from backbone.settings import ClusterSettings
 from bench.results import machine_line
-from streams.cassandra_io import connect
-from streams.envelopes import EnvelopeCodec
+from store.cassandra import connect
+from store.envelopes import EnvelopeCodec
+from store.topics import TopicNames, ensure_topics
 from streams.mailbox_router import entries_for
 from streams.readmodels import create_schema
-from streams.topics import TopicNames, ensure_topics
 
 BODY = os.urandom(1024)
 

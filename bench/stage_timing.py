@@ -29,7 +29,7 @@ from bench.context import add_stack_arguments, secret_of
 from bench.delivery_latency import related_pair
 from bench.results import machine_line
 from connector.backbone_client import BackboneClient
-from streams.topics import TopicNames
+from store.topics import TopicNames
 
 BODY = base64.b64encode(os.urandom(1024)).decode()
 

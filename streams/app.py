@@ -30,6 +30,10 @@ from prometheus_client import start_http_server
 from backbone import logs
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
+from store.cassandra import connect
+from store.envelopes import EnvelopeCodec, Opened
+from store.retrying import until_done
+from store.topics import TopicNames
 from streams import (
     challenge_decider,
     file_decider,
@@ -41,7 +45,6 @@ from streams import (
     template_decider,
     token_decider,
 )
-from streams.cassandra_io import connect
 from streams.data_keys import DataKeys
 from streams.deciding import (
     Decider,
@@ -51,16 +54,13 @@ from streams.deciding import (
     wait_for_key,
 )
 from streams.decision import Rejection
-from streams.envelopes import EnvelopeCodec, Opened
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
 from streams.recovery_watch import RecoveryWatch, refetch_lost_changelog_records
-from streams.retrying import until_done
 from streams.sequencer_consumer import SequencerConsumer
-from streams.topics import TopicNames
 
 log = logging.getLogger("backbone.streams")
 

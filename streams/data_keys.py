@@ -17,7 +17,7 @@ from typing import Any
 from cassandra.cluster import Session
 
 from backbone.security.logcrypto import MasterKey
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 
 class DataKeys:

@@ -18,8 +18,8 @@ import faust
 
 from backbone import idempotency
 from backbone.security.logcrypto import new_data_key
+from store.envelopes import EnvelopeCodec, Opened, derived_event_id
 from streams.decision import Event, Rejection
-from streams.envelopes import EnvelopeCodec, Opened, derived_event_id
 from streams.metrics import DECIDER_LAG, DECISIONS, age
 
 log = logging.getLogger("backbone.streams")

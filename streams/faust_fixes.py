@@ -34,9 +34,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 from faust.types.tuples import Message
 
+from store.retrying import until_done
+from store.topics import read_range
 from streams.metrics import SKIPPED_RECORDS
-from streams.retrying import until_done
-from streams.topics import read_range
 
 log = logging.getLogger("backbone.streams")
 

@@ -31,7 +31,7 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from streams.cassandra_io import execute
+from store.cassandra import execute
 
 log = logging.getLogger("backbone.streams.sequencer")
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
-from streams.envelopes import Opened
+from store.envelopes import Opened
 
 DECISIONS = Counter(
     "backbone_decider_commands_total",

@@ -6,9 +6,9 @@ Idempotent; `backbone up` and the test fixtures run it before starting any proce
 from __future__ import annotations
 
 from backbone.settings import BackboneSettings
-from streams.cassandra_io import connect
+from store.cassandra import connect
+from store.topics import TopicNames, ensure_topics
 from streams.readmodels import create_schema
-from streams.topics import TopicNames, ensure_topics
 
 
 async def provision(settings: BackboneSettings) -> None:

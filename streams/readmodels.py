@@ -14,13 +14,13 @@ from cassandra.cluster import Session
 
 from backbone import idempotency
 from backbone.settings import cassandra_replication
+from store.cassandra import execute
+from store.envelopes import Opened
+from store.topics import ProvisioningError
 from streams import mailbox_sequencer as sequencer
 from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
 from streams import sync_readmodels as sync
-from streams.cassandra_io import execute
-from streams.envelopes import Opened
-from streams.topics import ProvisioningError
 
 SCHEMA = [
     # Wrapped (master-key-sealed) data keys, the same values as the workers' `data-keys`

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from store.retrying import until_done
 from streams.mailbox_sequencer import Announce, Entry, Sequenced, Sequencer
-from streams.retrying import until_done
 
 log = logging.getLogger("backbone.streams.sequencer")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from streams.cassandra_io import execute
+from store.cassandra import execute
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sync_runs (

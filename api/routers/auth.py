@@ -18,7 +18,7 @@ from api.errors import ApiError
 from api.ratelimit import PER_ADDRESS
 from api.state import ApiState
 from backbone.security.passwords import hash_password
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(tags=["authentication"])
 

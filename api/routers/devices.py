@@ -14,7 +14,7 @@ from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Devices", tags=["devices"])
 

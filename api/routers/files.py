@@ -36,7 +36,7 @@ from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes, is_v1
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Files", tags=["files"])
 

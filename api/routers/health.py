@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import State
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(tags=["operations"])
 

@@ -17,7 +17,7 @@ from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from backbone.security.addresses import address_from_public_key
 from backbone.security.signatures import parse_public_key, serialize_public_key
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Identities", tags=["identities"])
 

@@ -26,7 +26,7 @@ from api.schemas import Cursors, Envelope, MailboxPage, documented
 from api.state import ApiState
 from api.stream_slots import Slot
 from api.timestamps import iso
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Mailbox", tags=["mailbox"])
 

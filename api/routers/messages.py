@@ -22,7 +22,7 @@ from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes
 from backbone.security.addresses import is_valid_address
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Messages", tags=["messages"])
 

@@ -25,7 +25,7 @@ from api.paging import Ids, Paging
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 from streams.relationship_decider import ALREADY_EXISTS, OPEN_STATUSES, pair_id
 
 router = APIRouter(prefix="/Relationships", tags=["relationships"])

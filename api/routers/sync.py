@@ -27,7 +27,7 @@ from api.paging import Paging
 from api.schemas import Datawallet, Envelope, documented
 from api.state import ApiState
 from api.timestamps import iso
-from streams.cassandra_io import run_prepared
+from store.cassandra import run_prepared
 from streams.sync_decider import OLD_VERSION
 
 router = APIRouter(tags=["sync"])

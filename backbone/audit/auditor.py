@@ -32,9 +32,9 @@ from backbone.audit.leaves import record_leaf
 from backbone.audit.merkle import CompactTree
 from backbone.audit.settings import AuditSettings
 from backbone.audit.store import CHUNK, AuditStore, PartitionState, create_schema, pack_leaves
-from streams.cassandra_io import connect
-from streams.retrying import until_done
-from streams.topics import TopicSpec, ensure_topics
+from store.cassandra import connect
+from store.retrying import until_done
+from store.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger("backbone.audit")
 

@@ -35,7 +35,7 @@ def _verifier(args: argparse.Namespace) -> Verifier:
 
 @contextlib.contextmanager
 def _store(settings: audit_settings.AuditSettings) -> Iterator[AuditStore]:
-    from streams.cassandra_io import connect
+    from store.cassandra import connect
 
     cluster, session = connect(settings.cluster, settings.keyspace)
     try:

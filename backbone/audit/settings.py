@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from backbone.audit.checkpoints import Signer, Verifier
 from backbone.settings import ClusterSettings, _env, _secret
-from streams.topics import TopicNames
+from store.topics import TopicNames
 
 DEFAULT_TOPICS = ("events", "mailbox-entries")
 

@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from backbone.replay.compare import compare, format_comparison
-    from streams.cassandra_io import connect
+    from store.cassandra import connect
 
     settings = BackboneSettings.from_env()
     if not args.keyspace:

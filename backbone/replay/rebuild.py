@@ -46,12 +46,12 @@ from backbone.datakeys import unwrap_all, wrapped_data_keys
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
 from schemas import codec
-from streams.cassandra_io import connect, execute
-from streams.envelopes import EnvelopeCodec, Opened
+from store.cassandra import connect, execute
+from store.envelopes import EnvelopeCodec, Opened
+from store.retrying import until_done
+from store.topics import TopicNames
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.readmodels import Projection, create_schema
-from streams.retrying import until_done
-from streams.topics import TopicNames
 
 log = logging.getLogger("backbone.replay")
 

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from backbone.security.logcrypto import MasterKey
-from streams.envelopes import EnvelopeCodec
-from streams.topics import read_records
+from store.envelopes import EnvelopeCodec
+from store.topics import read_records
 from tests.integration.stack import Stack
 
 

@@ -36,8 +36,8 @@ from backbone.audit.verify import (
     verify_partition,
 )
 from backbone.settings import ClusterSettings
-from streams.cassandra_io import connect
-from streams.topics import TopicSpec, ensure_topics
+from store.cassandra import connect
+from store.topics import TopicSpec, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kafka_topics")]
 

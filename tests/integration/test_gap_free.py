@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 
+from store.topics import TopicSpec, ensure_topics
 from streams.faust_fixes import GroupPositions, gap_free
-from streams.topics import TopicSpec, ensure_topics
 from tests.conftest import Infra, RunScope
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kafka_topics")]

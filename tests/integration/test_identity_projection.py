@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from backbone.security.logcrypto import new_data_key
+from store.envelopes import EnvelopeCodec, Opened
 from streams.decision import Rejection
-from streams.envelopes import EnvelopeCodec, Opened
 from streams.identity_decider import IdentityState, decide, evolve
 from streams.readmodels import Projection, create_schema
 

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from localproc.process import ManagedProcess
-from streams.topics import TopicSpec, ensure_topics
+from store.topics import TopicSpec, ensure_topics
 from tests.conftest import Infra, RunScope
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kafka_topics")]

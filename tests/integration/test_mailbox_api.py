@@ -17,8 +17,8 @@ from nacl.signing import SigningKey
 
 from backbone.security.addresses import address_from_public_key
 from connector.backbone_client import BackboneClient
-from streams.envelopes import EnvelopeCodec
-from streams.topics import TopicNames
+from store.envelopes import EnvelopeCodec
+from store.topics import TopicNames
 from tests.integration.api_client import PASSWORD, Party, b64, code_of, new_party, relate
 from tests.integration.log_access import operator_codec
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from backbone.settings import ClusterSettings
+from store.topics import ProvisioningError, TopicSpec, ensure_topics
 from streams.readmodels import create_schema
-from streams.topics import ProvisioningError, TopicSpec, ensure_topics
 from tests.conftest import Infra
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from backbone.replay.rebuild import Replayer, ReplayOptions
 from backbone.security.logcrypto import MasterKey, new_data_key
 from backbone.settings import BackboneSettings, ClusterSettings
 from schemas import codec
-from streams.cassandra_io import connect
-from streams.envelopes import EnvelopeCodec
+from store.cassandra import connect
+from store.envelopes import EnvelopeCodec
+from store.topics import TopicNames, ensure_topics
 from streams.readmodels import create_schema
-from streams.topics import TopicNames, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kafka_topics")]
 

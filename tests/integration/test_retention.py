@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from backbone.security.logcrypto import new_data_key
-from streams.envelopes import EnvelopeCodec
+from store.envelopes import EnvelopeCodec
 from streams.mailbox_sequencer import Entry, Sequencer
 from streams.readmodels import Projection, create_schema
 

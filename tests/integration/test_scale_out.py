@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.topics import TopicNames, read_records
+from store.topics import TopicNames, read_records
 from tests.integration.api_client import Party, new_party, relate
 from tests.integration.log_access import operator_codec
 from tests.integration.stack import Stack

@@ -32,7 +32,7 @@ from connector.keystore import Keystore
 from connector.store import SqliteStore
 from connector.webhooks import verify_signature
 from localproc.ports import free_port
-from streams.topics import TopicNames, read_records
+from store.topics import TopicNames, read_records
 from tests.integration.log_access import operator_codec
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack, stack_process
 

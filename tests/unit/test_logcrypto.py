@@ -15,7 +15,7 @@ from backbone.security.logcrypto import (
     open_sealed,
     seal,
 )
-from streams.envelopes import EnvelopeCodec
+from store.envelopes import EnvelopeCodec
 
 
 def test_seal_round_trip_and_every_tamper_fails() -> None:
