@@ -21,6 +21,7 @@ from api import errors, metrics
 from api.errors import ApiError, unavailable
 from api.idempotency import Idempotent
 from api.topic_tail import TopicTail
+from backbone.connections import kafka_client_kwargs
 from store.envelopes import EnvelopeCodec, derived_event_id
 
 log = logging.getLogger("backbone.api.bus")
@@ -46,7 +47,7 @@ class CommandBus:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+            **kafka_client_kwargs(self.bootstrap), acks="all", enable_idempotence=True, linger_ms=1
         )
         await self._producer.start()
         await self._tail.start()

@@ -17,6 +17,7 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
+from backbone.connections import cassandra_cluster_kwargs
 from backbone.settings import ClusterSettings
 
 
@@ -31,8 +32,7 @@ def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Clu
         ],
     )
     cluster = Cluster(
-        list(settings.cassandra_contact_points),
-        port=settings.cassandra_port,
+        **cassandra_cluster_kwargs(settings),  # hosts, port, credentials, TLS
         protocol_version=ProtocolVersion.V5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         # Without it a request of more than a few KiB (a sequencer batch) waits ~40 ms for

@@ -34,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 from faust.types.tuples import Message
 
+from backbone.connections import kafka_client_kwargs
 from store.retrying import until_done
 from store.topics import read_range
 from streams.metrics import SKIPPED_RECORDS
@@ -92,9 +93,9 @@ class GroupPositions:
     async def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         async with self._starting:
             if self._clients is None:
-                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+                admin = AIOKafkaAdminClient(**kafka_client_kwargs(self.bootstrap))
                 await admin.start()
-                consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+                consumer = AIOKafkaConsumer(**kafka_client_kwargs(self.bootstrap))
                 await consumer.start()
                 self._clients = (admin, consumer)
             return self._clients

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from backbone.connections import kafka_client_kwargs
 from store.retrying import until_done
 from streams.mailbox_sequencer import Announce, Entry, Sequenced, Sequencer
 
@@ -65,7 +66,7 @@ class SequencerConsumer:
         self.notify = notify
         self._committing: asyncio.Task[None] | None = None
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_client_kwargs(bootstrap),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -32,6 +32,7 @@ from backbone.audit.leaves import record_leaf
 from backbone.audit.merkle import CompactTree
 from backbone.audit.settings import AuditSettings
 from backbone.audit.store import CHUNK, AuditStore, PartitionState, create_schema, pack_leaves
+from backbone.connections import kafka_client_kwargs
 from store.cassandra import connect
 from store.retrying import until_done
 from store.topics import TopicSpec, ensure_topics
@@ -106,10 +107,10 @@ class Auditor:
         self._cluster, session = await asyncio.to_thread(connect, s.cluster)
         await asyncio.to_thread(create_schema, session, s.keyspace, s.cluster.cassandra_replication)
         self._store = await asyncio.to_thread(AuditStore, session)
-        self._producer = AIOKafkaProducer(bootstrap_servers=s.cluster.kafka_bootstrap, acks="all")
+        self._producer = AIOKafkaProducer(**kafka_client_kwargs(s.cluster), acks="all")
         await self._producer.start()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.cluster.kafka_bootstrap,
+            **kafka_client_kwargs(s.cluster),
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # never skip records if a position is lost
             max_partition_fetch_bytes=4 * 1024 * 1024,
