@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from backbone.connections import kafka_client_kwargs
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -38,7 +40,7 @@ async def ensure_topics(
     Every new topic gets `replication_factor` copies and refuses an `acks=all` write that
     fewer than `min_insync_replicas` of them have taken."""
     wanted = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(bootstrap))
     await admin.start()
     try:
         brokers = len((await admin.describe_cluster()).get("brokers", []))
@@ -167,7 +169,7 @@ TABLES = ("identities", "templates", "tokens", "files", "pairs", "messages", "da
 async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """Every record (key, value) of a topic, from the beginning to the end offsets seen at
     the start: what an operator's replay or audit tool, the benchmark and the tests read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client_kwargs(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
@@ -185,7 +187,7 @@ async def read_range(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """The records at offsets `first` to `last` of one partition (fewer if some are no
     longer on the log): for an agent whose stream skipped them (streams/faust_fixes.py)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client_kwargs(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)

@@ -28,6 +28,7 @@ import faust
 from prometheus_client import start_http_server
 
 from backbone import logs
+from backbone.connections import faust_app_kwargs
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
 from store.cassandra import connect
@@ -70,7 +71,7 @@ master = MasterKey.from_base64(settings.master_key_b64)
 
 app = faust.App(
     settings.app_id,
-    broker=f"kafka://{settings.cluster.kafka_bootstrap}",
+    **faust_app_kwargs(settings.cluster),  # broker and its credentials
     store="memory://",  # tables recover from their changelog topics on start
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.cluster.kafka_replication_factor,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import State
+from backbone.connections import kafka_client_kwargs
 from store.cassandra import run_prepared
 
 router = APIRouter(tags=["operations"])
@@ -43,7 +44,7 @@ async def ready(state: State) -> JSONResponse:
 
 
 async def _kafka_ok(bootstrap: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(bootstrap), request_timeout_ms=3000)
     try:
         await asyncio.wait_for(admin.start(), timeout=3)
         await asyncio.wait_for(admin.describe_cluster(), timeout=3)

@@ -126,8 +126,10 @@ async def _retention(apply: bool) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+    from backbone.connections import kafka_client_kwargs
+
     settings = BackboneSettings.from_env()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.cluster.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings.cluster))
     await admin.start()
     wrong = []
     try:

@@ -42,6 +42,7 @@ from cassandra.cluster import Cluster, Session
 
 from backbone import idempotency
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
+from backbone.connections import kafka_client_kwargs
 from backbone.datakeys import unwrap_all, wrapped_data_keys
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
@@ -244,7 +245,7 @@ class Replayer:
         async def watch_ends() -> None:
             """Follow mode: one consumer asks for every partition's end offset twice a
             second and wakes the partitions' tasks when the log grew."""
-            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(**kafka_client_kwargs(bootstrap), enable_auto_commit=False)
             await consumer.start()
             await asyncio.sleep(0)  # see read_partition: let its start-up task run
             try:
