@@ -5,14 +5,16 @@ answers 400 and every other error in the Enmeshed envelope (api/errors.py); it n
 security scheme and no 401/403/404/411/413/429/503 (issue 19). The document is FastAPI's,
 rewritten here once per process:
 
-- every 422 is removed; the statuses a route can answer are added with their shape: the
-  `{"error": …}` envelope everywhere, OAuth's `{"error", "error_description"}` on
-  `/connect/token`;
+- FastAPI's 422 is removed; the statuses a route can answer are added with their shape:
+  the `{"error": …}` envelope everywhere, OAuth's `{"error", "error_description"}` on
+  `/connect/token`. Most are read off the route itself (`_statuses`: its token, its
+  Idempotency-Key, its body, its path parameters, its password checks); the refusals only
+  a decider knows of are declared by the route (`documented(..., refuses=...)`);
 - routes that take a bearer token say so (`bearer`, a required or an optional one), and
   the token endpoint documents the OAuth2 password grant with its client credentials;
-- success bodies without a model are documented as the `{"result": …}` envelope, the
-  streams as `text/event-stream`, file content as bytes, `/metrics` as Prometheus text,
-  and `POST /Files` gets its multipart request body.
+- every success has its typed body (api/schemas.py; tests/unit/test_openapi_contract.py
+  fails for one without), the streams are `text/event-stream`, file content is bytes,
+  `/metrics` Prometheus text, and `POST /Files` gets its multipart request body.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
-from api.deps import get_caller, get_optional_caller
+from api.deps import get_caller, get_client_address, get_optional_caller
+from api.idempotency import HEADER, MAX_KEY_LENGTH, read_idempotency_key
+from api.schemas import ERROR_DESCRIPTIONS
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ERROR_SCHEMA: dict[str, Any] = {
@@ -55,29 +59,21 @@ OAUTH_ERROR_SCHEMA: dict[str, Any] = {
     "required": ["error"],
     "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
 }
-ENVELOPE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "title": "Result",
-    "description": "A success in the Enmeshed envelope: the answer is `result`; lists "
-    "carry `pagination` too.",
-    "required": ["result"],
-    "properties": {"result": {}},
-}
-
-_ERRORS = {
-    "400": "Invalid request: a parameter, header or body field (`error.code` says which rule)",
-    "401": "No valid bearer token, or its device was deleted",
-    "403": "Not allowed: a password is needed or wrong, or the resource is another's",
-    "404": "No such resource, or not visible to the caller",
-    "405": "Method not allowed on this path (`Allow` lists the allowed ones)",
-    "411": "A body without Content-Length",
-    "413": "The body is larger than this route takes",
-    "422": "An Idempotency-Key used before with another body",
-    "429": "Too many failed password checks, or open streams; see `Retry-After`",
-    "503": "A store is unavailable or pushes back; see `Retry-After` and `writeOutcome`",
-}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 _STREAMS = {"/Mailbox", "/sse"}
+# Read by api/idempotency.py from the request itself, so FastAPI does not list it.
+_IDEMPOTENCY_KEY = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Repeats of a request with this key are applied once and answered alike "
+    "(per caller and endpoint, for a day).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+               "pattern": "^[\\x20-\\x7e]+$"},
+}  # fmt: skip
+# Cassandra bigints: FastAPI's document keeps bounds as floats, and 2**63 - 1 is a float
+# 2**63, one more than any index the API takes.
+_BIGINT_MAX = 2**63 - 1
 
 
 def flat_routes(app: FastAPI) -> list[Any]:
@@ -106,10 +102,10 @@ def _needs(dependant: Dependant, call: Any) -> bool:
 
 def _error_response(status: str, schema: dict[str, Any]) -> dict[str, Any]:
     response: dict[str, Any] = {
-        "description": _ERRORS[status],
+        "description": ERROR_DESCRIPTIONS[status],
         "content": {"application/json": {"schema": schema}},
     }
-    if status in ("429", "503"):
+    if status in ("409", "429", "503"):
         response["headers"] = _RETRY_AFTER
     if status == "400":
         # A request line or header too large or malformed for HTTP is refused by the server
@@ -128,7 +124,6 @@ def build(app: FastAPI) -> dict[str, Any]:
         schemas.pop(unused, None)
     schemas["Error"] = ERROR_SCHEMA
     schemas["OAuthError"] = OAUTH_ERROR_SCHEMA
-    schemas["Result"] = ENVELOPE_SCHEMA
     components["securitySchemes"] = {
         "bearer": {
             "type": "http",
@@ -150,7 +145,46 @@ def build(app: FastAPI) -> dict[str, Any]:
             operation = item.get(method.lower())
             if operation is not None:
                 _rewrite(route, method, operation)
+    _exact_bounds(spec)
     return spec
+
+
+def _exact_bounds(node: Any) -> None:
+    """Integer bounds back to integers (the largest: a bigint's); see _BIGINT_MAX."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("maximum", "minimum") and isinstance(value, float) and value.is_integer():
+                node[key] = min(int(value), _BIGINT_MAX)
+            else:
+                _exact_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _exact_bounds(value)
+
+
+def _statuses(route: Any, method: str) -> set[str]:
+    """The error statuses `route` can answer, from what it takes."""
+    path = route.path_format
+    tail = path.removeprefix("/api/v1").removeprefix("/api/v2")
+    # Any request: a request line or header HTTP cannot parse (400, from the server), the
+    # connection cap or a store that is down (503).
+    statuses = {"400", "503"}
+    if _needs(route.dependant, get_caller) or _needs(route.dependant, get_optional_caller):
+        statuses.add("401")
+    if path == "/connect/token" or (tail == "/Identities" and method == "POST"):
+        statuses.add("401")  # wrong OAuth client credentials
+    if path == "/connect/token":
+        statuses.add("429")  # failed logins
+    if "{" in path or tail.endswith("/Self"):
+        statuses.add("404")  # the resource named, or the caller's own identity or device
+    if method in ("POST", "PUT", "PATCH"):
+        statuses |= {"411", "413"}
+    if _needs(route.dependant, read_idempotency_key):
+        # The same key while its first request is running (409), or with another body (422).
+        statuses |= {"409", "422"}
+    if _needs(route.dependant, get_client_address) or (method == "GET" and tail in _STREAMS):
+        statuses.add("429")  # failed password checks, or open streams
+    return statuses
 
 
 def _rewrite(route: Any, method: str, op: dict[str, Any]) -> None:
@@ -168,25 +202,23 @@ def _rewrite(route: Any, method: str, op: dict[str, Any]) -> None:
         op["security"] = [{"devicePassword": []}]
     else:
         op["security"] = []
-    versioned = path.startswith("/api/")
-    statuses = ["503"]
-    if versioned or token_endpoint:
-        statuses += ["400", "429"]
-    if required or optional:
-        statuses += ["401", "403", "404"]
-    if path.endswith("}") or "{" in path:
-        statuses += ["404"]
-    if method in ("POST", "PUT", "PATCH"):
-        statuses += ["411", "413", "422"]
-    if token_endpoint or (path.endswith("/Identities") and method == "POST"):
-        statuses += ["401"]  # wrong OAuth client credentials
     schema: dict[str, Any] = ERROR_REF
     if token_endpoint:
         # OAuth's shape for what the endpoint decides; a malformed form is refused before
         # it runs, in the API's own envelope.
         schema = {"anyOf": [{"$ref": "#/components/schemas/OAuthError"}, ERROR_REF]}
-    for status in sorted(set(statuses)):
-        responses.setdefault(status, _error_response(status, schema))
+    if _needs(route.dependant, read_idempotency_key):
+        op.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+    declared = {s for s in responses if s[0] in "45"}  # the route's own `refuses`
+    if optional:
+        declared.add("401")
+    for status in sorted(_statuses(route, method) | declared):
+        own = responses.get(status, {}).get("content", {}).get("application/json", {})
+        ref = own.get("schema", {}).get("$ref")
+        # A route's own model for an error status (`/ready`'s 503) or the error envelope.
+        responses[status] = _error_response(
+            status, {"anyOf": [{"$ref": ref}, schema]} if ref else schema
+        )
     _document_success(path, method, op)
 
 
@@ -194,7 +226,7 @@ def _document_success(path: str, method: str, op: dict[str, Any]) -> None:
     responses: dict[str, Any] = op["responses"]
     tail = path.removeprefix("/api/v1").removeprefix("/api/v2")
     for status, response in responses.items():
-        if not status.startswith("2"):
+        if not status.startswith(("2", "3")):
             continue
         content = response.setdefault("content", {})
         json_body = content.get("application/json")
@@ -212,21 +244,8 @@ def _document_success(path: str, method: str, op: dict[str, Any]) -> None:
             content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
             content.pop("application/json", None)
             continue
-        if versioned_without_model(path, json_body):
-            assert json_body is not None
-            json_body["schema"] = {"$ref": "#/components/schemas/Result"}
-        if not content and status != "204" and path.startswith("/api/"):
-            content["application/json"] = {"schema": {"$ref": "#/components/schemas/Result"}}
-        if not content:  # 204: no body
+        if not content or status in ("204", "304"):  # no body
             response.pop("content", None)
-
-
-def versioned_without_model(path: str, json_body: dict[str, Any] | None) -> bool:
-    """A JSON success of an /api route that FastAPI documented as anything (no model)."""
-    if json_body is None or not path.startswith("/api/"):
-        return False
-    schema = json_body.get("schema", {})
-    return "$ref" not in schema and schema.get("type") in (None, "object")
 
 
 def install(app: FastAPI) -> None:

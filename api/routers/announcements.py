@@ -42,7 +42,14 @@ class TagsResponse(BaseModel):
     result: TagCollection
 
 
-@router.get("/Tags", response_model=None)
+@router.get(
+    "/Tags",
+    response_model=None,
+    responses={
+        200: {"model": TagsResponse, "description": "The tag catalogue (none yet)"},
+        304: {"description": "Not modified: `If-None-Match` names the current `ETag`"},
+    },
+)
 async def tags(
     if_none_match: Annotated[str | None, Header(alias="if-none-match", max_length=200)] = None,
 ) -> TagsResponse | Response:

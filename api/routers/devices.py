@@ -12,6 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
+from api.schemas import (
+    IDENTITY_COMMAND,
+    Envelope,
+    ListedDevice,
+    RegisteredDevice,
+    documented,
+    refusals,
+)
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from store.cassandra import run_prepared
@@ -27,7 +35,11 @@ class RegisterDeviceRequest(BaseModel):
     signedChallenge: SignedChallenge
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses=documented(Envelope[RegisteredDevice], 201, refuses=IDENTITY_COMMAND),
+)
 async def register_device(
     body: RegisterDeviceRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> dict[str, Any]:
@@ -83,7 +95,7 @@ async def register_device(
     }
 
 
-@router.get("")
+@router.get("", responses=documented(Envelope[list[ListedDevice]]))
 async def list_devices(caller: Authenticated, state: State) -> dict[str, Any]:
     rows = await run_prepared(
         state.session,
@@ -155,7 +167,7 @@ class ChangePasswordRequest(BaseModel):
     newPassword: str = Field(min_length=8, max_length=200)
 
 
-@router.put("/Self/Password", status_code=204)
+@router.put("/Self/Password", status_code=204, responses=refusals(*IDENTITY_COMMAND))
 async def change_own_password(
     body: ChangePasswordRequest, caller: Authenticated, state: State
 ) -> Response:
@@ -191,7 +203,7 @@ async def change_own_password(
     return Response(status_code=204)
 
 
-@router.delete("/{device_id}", status_code=204)
+@router.delete("/{device_id}", status_code=204, responses=refusals(403))
 async def delete_device(
     caller: Authenticated,
     state: State,

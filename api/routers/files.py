@@ -33,6 +33,13 @@ from api.content import INVALID, check_expiry, decode_content
 from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
+from api.schemas import (
+    Envelope,
+    FileMetadata,
+    OwnershipTokenCheck,
+    UploadedFile,
+    documented,
+)
 from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes, is_v1
@@ -121,7 +128,12 @@ _UPLOAD_BODY = {
 }  # fmt: skip
 
 
-@router.post("", status_code=201, openapi_extra=_UPLOAD_BODY)
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+    responses=documented(Envelope[UploadedFile], 201),
+)
 async def upload_file(
     request: Request, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
@@ -238,7 +250,8 @@ async def _row(state: Any, file_id: str) -> Any:
     return row
 
 
-@router.get("/{file_id}", response_model=None)
+# v1's metadata in the document; the v2 operation is rewritten to bytes (api/openapi.py).
+@router.get("/{file_id}", response_model=None, responses=documented(Envelope[FileMetadata]))
 async def get_file(file_id: FileId, caller: Authenticated, state: State) -> Any:
     """v2 (Enmeshed): the bytes; v1: the metadata, as this API first served them."""
     if is_v1():
@@ -246,7 +259,7 @@ async def get_file(file_id: FileId, caller: Authenticated, state: State) -> Any:
     return await file_content(file_id, caller, state)
 
 
-@router.get("/{file_id}/metadata")
+@router.get("/{file_id}/metadata", responses=documented(Envelope[FileMetadata]))
 async def file_metadata(file_id: FileId, caller: Authenticated, state: State) -> Any:
     """Whoever holds the id (it came in a message or a token) may read a file."""
     row = await _row(state, file_id)
@@ -260,7 +273,10 @@ async def file_metadata(file_id: FileId, caller: Authenticated, state: State) ->
     }}  # fmt: skip
 
 
-@router.post("/{file_id}/ValidateOwnershipToken")
+@router.post(
+    "/{file_id}/ValidateOwnershipToken",
+    responses=documented(Envelope[OwnershipTokenCheck], refuses=(403,)),
+)
 async def validate_ownership_token(
     file_id: FileId, body: OwnershipTokenRequest, caller: Authenticated, state: State
 ) -> Any:

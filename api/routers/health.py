@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import State
+from api.schemas import Health, Readiness, documented
 from backbone.connections import kafka_client_kwargs
 from store.cassandra import run_prepared
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health")
+@router.get("/health", responses=documented(Health))
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -24,8 +25,8 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     responses={
-        200: {"model": dict[str, str], "description": "kafka and cassandra: ok"},
-        503: {"model": dict[str, str], "description": "one of them is unreachable"},
+        200: {"model": Readiness, "description": "kafka and cassandra: ok"},
+        503: {"model": Readiness, "description": "one of them is unreachable"},
     },
 )
 async def ready(state: State) -> JSONResponse:

@@ -236,7 +236,7 @@ async def get_cursors(caller: Authenticated, state: State) -> Any:
     }
 
 
-@router.put("/Cursor", responses=documented(Envelope[Cursors]))
+@router.put("/Cursor", responses=documented(Envelope[Cursors], refuses=(403,)))
 async def put_cursor(body: CursorRequest, caller: Authenticated, state: State) -> Any:
     """Acknowledge the calling device's mailbox up to `index`; a cursor never moves back, so
     one past the mailbox's head would stick there for good: refused. The head only grows, so

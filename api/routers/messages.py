@@ -18,6 +18,7 @@ from api.deps import Authenticated, Caller, State
 from api.errors import ApiError, unavailable
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.paging import Ids, Paging
+from api.schemas import Created, Envelope, MessageOut, PagedEnvelope, documented
 from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes
@@ -60,7 +61,7 @@ class SendMessageRequest(BaseModel):
         return [a.id if isinstance(a, AttachmentIn) else a for a in self.attachments]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(Envelope[Created], 201))
 async def send_message(
     body: SendMessageRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
@@ -172,7 +173,7 @@ async def _not_active_by_scan(state: ApiState, sender: str, recipients: list[str
     return [r for r in recipients if r not in active]
 
 
-@router.get("/{message_id}")
+@router.get("/{message_id}", responses=documented(Envelope[MessageOut]))
 async def get_message(message_id: MessageId, caller: Authenticated, state: State) -> Any:
     message, recipients = await _readable(state, message_id, caller)
     mine = next((r for r in recipients if r.address == caller.address), None)
@@ -189,7 +190,7 @@ async def get_message(message_id: MessageId, caller: Authenticated, state: State
     return {"result": _dto(message, recipients)}
 
 
-@router.get("")
+@router.get("", responses=documented(PagedEnvelope[MessageOut]))
 async def list_messages(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
     refs = await run_prepared(
         state.session, "SELECT id FROM messages_by_identity WHERE address = ?", (caller.address,)

@@ -22,6 +22,7 @@ from api.idempotency import (
     new_resource_id,
 )
 from api.paging import Ids, Paging
+from api.schemas import Envelope, PagedEnvelope, RelationshipOut, documented
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
@@ -32,6 +33,8 @@ router = APIRouter(prefix="/Relationships", tags=["relationships"])
 
 NOT_FOUND = "error.platform.recordNotFound"
 RelationshipId = Annotated[str, Path(pattern=r"^REL[A-Za-z0-9]{17}$")]
+# What every step answers: the relationship as it is after it.
+ONE = Envelope[RelationshipOut]
 
 
 class CreateRelationshipRequest(BaseModel):
@@ -45,7 +48,7 @@ class AcceptRequest(BaseModel):
     )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(ONE, 201, refuses=(404,)))
 async def request_relationship(
     body: CreateRelationshipRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
@@ -94,14 +97,14 @@ async def can_create(
     return CanCreateResponse(result=CanCreateResult(canCreate=True))
 
 
-@router.get("/{relationship_id}")
+@router.get("/{relationship_id}", responses=documented(ONE))
 async def get_relationship(
     relationship_id: RelationshipId, caller: Authenticated, state: State
 ) -> Any:
     return {"result": await _dto(state, await _own(state, relationship_id, caller))}
 
 
-@router.get("")
+@router.get("", responses=documented(PagedEnvelope[RelationshipOut]))
 async def list_relationships(
     caller: Authenticated, state: State, page: Paging, ids: Ids = None
 ) -> Any:
@@ -141,7 +144,7 @@ async def _act(
     return {"result": await _dto(state, await _own(state, relationship_id, caller))}
 
 
-@router.put("/{relationship_id}/Accept")
+@router.put("/{relationship_id}/Accept", responses=documented(ONE))
 async def accept(
     relationship_id: RelationshipId,
     caller: Authenticated,
@@ -161,7 +164,7 @@ def _simple_action(path: str, action: str) -> None:
         return await _act(state, caller, relationship_id, action, None, key)
 
     handler.__name__ = f"relationship_{action}"
-    router.put(f"/{{relationship_id}}/{path}", name=action)(handler)
+    router.put(f"/{{relationship_id}}/{path}", name=action, responses=documented(ONE))(handler)
 
 
 for _path, _action in (

@@ -24,7 +24,19 @@ from api.idempotency import (
     new_resource_id,
 )
 from api.paging import Paging
-from api.schemas import Datawallet, Envelope, documented
+from api.schemas import (
+    CreatedModifications,
+    Datawallet,
+    Envelope,
+    ExternalEvent,
+    FinalizedSyncRun,
+    Modification,
+    PagedEnvelope,
+    StartedSyncRun,
+    SyncRunOut,
+    documented,
+    refusals,
+)
 from api.state import ApiState
 from api.timestamps import iso
 from store.cassandra import run_prepared
@@ -157,8 +169,12 @@ def _run_dto(row: Any) -> dict[str, Any]:
     "/SyncRuns",
     response_model=None,
     responses={
-        200: {"description": "No new events: no run was started (`syncRun` is null)"},
-        201: {"description": "A run was started"},
+        200: {
+            "model": Envelope[StartedSyncRun],
+            "description": "No new events: no run was started (`syncRun` is null)",
+        },
+        201: {"model": Envelope[StartedSyncRun], "description": "A run was started"},
+        **refusals(403),
     },
 )
 async def start_sync_run(
@@ -194,12 +210,12 @@ async def start_sync_run(
     )
 
 
-@router.get("/SyncRuns/{run_id}")
+@router.get("/SyncRuns/{run_id}", responses=documented(Envelope[SyncRunOut]))
 async def get_sync_run(run_id: SyncRunId, caller: Authenticated, state: State) -> Any:
     return {"result": _run_dto(await _run_row(state, caller, run_id))}
 
 
-@router.get("/SyncRuns/{run_id}/ExternalEvents")
+@router.get("/SyncRuns/{run_id}/ExternalEvents", responses=documented(PagedEnvelope[ExternalEvent]))
 async def external_events(
     run_id: SyncRunId, caller: Authenticated, state: State, page: Paging
 ) -> Any:
@@ -269,7 +285,10 @@ async def _finalize(
     }
 
 
-@router.put("/SyncRuns/{run_id}/FinalizeExternalEventSync")
+@router.put(
+    "/SyncRuns/{run_id}/FinalizeExternalEventSync",
+    responses=documented(Envelope[FinalizedSyncRun], refuses=(403,)),
+)
 async def finalize_external_event_sync(
     run_id: SyncRunId, body: FinalizeExternalEventSyncRequest, caller: Authenticated, state: State
 ) -> Any:
@@ -277,7 +296,10 @@ async def finalize_external_event_sync(
                            body.datawalletModifications, None)  # fmt: skip
 
 
-@router.put("/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade")
+@router.put(
+    "/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade",
+    responses=documented(Envelope[FinalizedSyncRun], refuses=(403,)),
+)
 async def finalize_version_upgrade(
     run_id: SyncRunId, body: FinalizeVersionUpgradeRequest, caller: Authenticated, state: State,
     version: DatawalletVersion = 0,
@@ -324,7 +346,7 @@ async def get_datawallet(caller: Authenticated, state: State) -> Any:
     return {"result": {"version": await _datawallet_version(state, caller)}}
 
 
-@router.get("/Datawallet/Modifications")
+@router.get("/Datawallet/Modifications", responses=documented(PagedEnvelope[Modification]))
 async def get_modifications(
     caller: Authenticated,
     state: State,
@@ -354,7 +376,11 @@ async def get_modifications(
     return page.envelope(mods)
 
 
-@router.post("/Datawallet/Modifications", status_code=201)
+@router.post(
+    "/Datawallet/Modifications",
+    status_code=201,
+    responses=documented(Envelope[CreatedModifications], 201, refuses=(403,)),
+)
 async def create_modifications(
     body: CreateModificationsRequest, caller: Authenticated, state: State, key: MaybeIdempotent,
     version: DatawalletVersion = 0,

@@ -67,7 +67,7 @@ async def create_template(
     return {"result": {"id": template_id, "createdAt": iso(now)}}
 
 
-@router.get("/{template_id}", responses=documented(Envelope[TemplateOut]))
+@router.get("/{template_id}", responses=documented(Envelope[TemplateOut], refuses=(403,)))
 async def get_template(
     template_id: TemplateId,
     caller: Authenticated,

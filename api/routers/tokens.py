@@ -64,7 +64,7 @@ async def create_token(
     return {"result": {"id": token_id, "createdAt": iso(now)}}
 
 
-@router.get("/{token_id}", responses=documented(Envelope[TokenOut]))
+@router.get("/{token_id}", responses=documented(Envelope[TokenOut], refuses=(403,)))
 async def get_token(
     token_id: TokenId,
     caller: MaybeAuthenticated,
