@@ -37,6 +37,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from backbone.connections import kafka_client_kwargs
 from backbone.settings import ClusterSettings
 from bench.results import machine_line
 from store.topics import TopicSpec, ensure_topics
@@ -55,7 +56,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def produce(bootstrap: str, topics: list[str], partitions: int, n: int,
                   rate: float | None = None) -> None:  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_client_kwargs(bootstrap), acks="all", linger_ms=5)
     await producer.start()
     try:
         start = time.monotonic()
@@ -168,7 +169,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 us * RECORDS_PER_MESSAGE / 1e3 / WRITE_PATH_MS_PER_MESSAGE * 100, 2
             )
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(bootstrap))
         await admin.start()
         try:
             mine = [t for t in await admin.list_topics() if t.startswith(prefix)]

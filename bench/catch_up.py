@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from backbone.connections import kafka_client_kwargs
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
 from bench.end_to_end import BODY, WRAPPED_KEY
@@ -67,7 +68,7 @@ async def _produce_backlog(settings: BackboneSettings, party: Party, n: int) -> 
     key = codec.aggregate_key("identity", party.address)
     payload = message_payload(party.address)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.cluster.kafka_bootstrap,
+        **kafka_client_kwargs(settings.cluster),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,

@@ -49,6 +49,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType
 
+from backbone.connections import cassandra_cluster_kwargs, kafka_client_kwargs
 from backbone.settings import ClusterSettings
 from bench.progress import Progress
 from bench.records import fake_address, message_payload, raw_record, sealed_entry_size
@@ -125,7 +126,7 @@ class ScratchTopic:
         self.name = f"bench_raw.{uuid.uuid4().hex[:8]}"
 
     async def __aenter__(self) -> ScratchTopic:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(self.bootstrap))
         await admin.start()
         try:
             await admin.create_topics([NewTopic(self.name, self.partitions, 1)])
@@ -147,7 +148,7 @@ class ScratchTopic:
             await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(self.bootstrap))
         await admin.start()
         try:
             await admin.delete_topics([self.name])
@@ -156,7 +157,7 @@ class ScratchTopic:
 
     async def consumer_at_end(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **kafka_client_kwargs(self.bootstrap),
             enable_auto_commit=False,
             fetch_max_wait_ms=5,
             max_partition_fetch_bytes=4 << 20,
@@ -177,7 +178,7 @@ class ScratchTopic:
 
 def _producer(bootstrap: str, linger_ms: int) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_client_kwargs(bootstrap),
         acks="all",
         enable_idempotence=True,
         linger_ms=linger_ms,
@@ -362,8 +363,7 @@ def _nodelay_session(cluster: ClusterSettings) -> tuple[Any, Session]:
     """Like `store.cassandra.connect`, but with TCP_NODELAY on the driver's sockets
     (the driver leaves Nagle's algorithm on unless given `sockopts`)."""
     session_cluster = Cluster(
-        list(cluster.cassandra_contact_points),
-        port=cluster.cassandra_port,
+        **cassandra_cluster_kwargs(cluster),
         protocol_version=ProtocolVersion.V5,
         execution_profiles={
             EXEC_PROFILE_DEFAULT: ExecutionProfile(

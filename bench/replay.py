@@ -30,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from backbone.connections import kafka_client_kwargs
 from backbone.security.logcrypto import MasterKey, new_data_key
 from backbone.settings import ClusterSettings
 from bench.results import machine_line
@@ -62,7 +63,7 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
         session.execute("INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)", (kid, wrapped))
     c.shutdown()
 
-    producer = AIOKafkaProducer(bootstrap_servers=cluster.kafka_bootstrap, acks=1,
+    producer = AIOKafkaProducer(**kafka_client_kwargs(cluster), acks=1,
                                 linger_ms=20, max_batch_size=512 * 1024)  # fmt: skip
     await producer.start()
     count = 0
@@ -179,7 +180,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _clean_up(cluster: ClusterSettings, prefix: str, keyspaces: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(cluster))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix)]

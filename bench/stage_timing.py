@@ -24,6 +24,7 @@ import time
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from backbone.connections import kafka_client_kwargs
 from backbone.settings import BackboneSettings
 from bench.context import add_stack_arguments, secret_of
 from bench.delivery_latency import related_pair
@@ -46,7 +47,7 @@ class TopicClock:
 
     async def start(self) -> None:
         consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
+            **kafka_client_kwargs(self.bootstrap), enable_auto_commit=False
         )
         await consumer.start()
         await consumer._client.force_metadata_update()
