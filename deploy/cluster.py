@@ -151,7 +151,11 @@ async def _broker_registered(address: str, node: int) -> bool:
     """True once the node answers and the cluster's metadata lists it as a broker."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=address, request_timeout_ms=3000)
+    from backbone.connections import kafka_client_kwargs
+    from backbone.settings import ClusterSettings
+
+    local = ClusterSettings(kafka_bootstrap=address)  # plaintext, whatever the shell sets
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(local), request_timeout_ms=3000)
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)
@@ -218,9 +222,13 @@ def wait_ring(layout: Layout, timeout: float = 120.0) -> None:
 def _ring_view(layout: Layout, host: str) -> set[str]:
     from cassandra.cluster import Cluster
 
-    cluster = Cluster(
-        [host], port=layout.infra.cassandra_port, connect_timeout=3, protocol_version=5
+    from backbone.connections import cassandra_cluster_kwargs
+    from backbone.settings import ClusterSettings
+
+    local = ClusterSettings(
+        cassandra_contact_points=(host,), cassandra_port=layout.infra.cassandra_port
     )
+    cluster = Cluster(**cassandra_cluster_kwargs(local), connect_timeout=3, protocol_version=5)
     try:
         session = cluster.connect()
         rows = session.execute("SELECT peer, tokens FROM system.peers_v2")
