@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors, openapi, versioning
+from api.keyspace_gate import KeyspaceGate
 from api.observe import Observe
 from api.routers import (
     announcements,
@@ -32,6 +33,7 @@ from api.routers import (
     version,
 )
 from api.state import ApiState
+from backbone.replay.pointer import ActiveKeyspace
 from backbone.settings import BackboneSettings
 from store.cassandra import connect
 
@@ -46,7 +48,10 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         cluster, session = await asyncio.to_thread(
             connect, settings.cluster, settings.cluster.keyspace
         )
-        state = ApiState.build(settings, cluster, session)
+        # Keyspace switch-over (backbone/replay/pointer.py): the session follows the pointer.
+        keyspace = await ActiveKeyspace.start(settings.cluster.keyspace, "api", cluster, session)
+        watch = asyncio.create_task(keyspace.watch())
+        state = ApiState.build(settings, keyspace)
         await state.bus.start()
         await state.mailbox.start()
         await state.limits.start()
@@ -58,6 +63,8 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
             await state.limits.stop()
             await state.mailbox.stop()
             await state.bus.stop()
+            watch.cancel()
+            await keyspace.close()
             await asyncio.to_thread(cluster.shutdown)
 
     # Swagger UI's and ReDoc's files come with the API (fastapi-offline), not from a CDN: the
@@ -82,6 +89,7 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
     for module in versioned:
         versioning.mount(app, module.router)
 
+    app.add_middleware(KeyspaceGate)  # holds requests during a keyspace switch
     app.add_middleware(Observe, max_file_bytes=settings.max_file_bytes)
     openapi.install(app)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
+from collections.abc import Callable
 
 from cassandra.cluster import Session
 
@@ -22,7 +23,8 @@ MAX_KEYS = 100_000
 
 
 class SenderKeys:
-    def __init__(self, master_key_b64: str, session: Session) -> None:
+    # `session` gives the session on the active keyspace (a switch may change it).
+    def __init__(self, master_key_b64: str, session: Callable[[], Session]) -> None:
         self._master = MasterKey.from_base64(master_key_b64)
         self._session = session
         self._plain: OrderedDict[str, bytes] = OrderedDict()
@@ -42,7 +44,7 @@ class SenderKeys:
             return
         row = (
             await run_prepared(
-                self._session, "SELECT wrapped FROM data_keys WHERE key_id = ?", (key_id,)
+                self._session(), "SELECT wrapped FROM data_keys WHERE key_id = ?", (key_id,)
             )
         ).one()
         if row is None:

@@ -15,6 +15,7 @@ from api.mailbox_notifier import MailboxNotifier
 from api.ratelimit import Rule, SharedLimits
 from api.sender_keys import SenderKeys
 from api.stream_slots import StreamSlots
+from backbone.replay.pointer import ActiveKeyspace
 from backbone.security.challenges import ChallengeIssuer
 from backbone.security.passwords import hash_password, verify_password
 from backbone.security.tokens import TokenIssuer
@@ -47,7 +48,9 @@ class ApiState:
     tokens: TokenIssuer
     limits: SharedLimits
     cluster: Cluster
-    session: Session
+    # The session on the active keyspace, which `backbone replay switch` may change while
+    # the API runs (backbone/replay/pointer.py): read `session` at each use, never keep it.
+    keyspace: ActiveKeyspace
     password_slots: asyncio.Semaphore
     mailbox: MailboxNotifier
     streams: StreamSlots
@@ -56,10 +59,14 @@ class ApiState:
     upload_slots: asyncio.Semaphore
     chunk_writes: asyncio.Semaphore
 
+    @property
+    def session(self) -> Session:
+        return self.keyspace.session
+
     @classmethod
-    def build(cls, settings: BackboneSettings, cluster: Cluster, session: Session) -> ApiState:
+    def build(cls, settings: BackboneSettings, keyspace: ActiveKeyspace) -> ApiState:
         topics = TopicNames(settings.cluster.topic_prefix)
-        sender_keys = SenderKeys(settings.master_key_b64, session)
+        sender_keys = SenderKeys(settings.master_key_b64, lambda: keyspace.session)
         envelopes = EnvelopeCodec(settings.master_key_b64, sender_keys.get)
         seed = base64.b64decode(settings.signing_seed_b64)
         return cls(
@@ -83,8 +90,8 @@ class ApiState:
                 lambda subject: envelopes.aggregate_key("api-limit", subject),
                 Rule("username", settings.failed_logins_max, settings.failed_logins_window_s),
             ),
-            cluster=cluster,
-            session=session,
+            cluster=keyspace.cluster,
+            keyspace=keyspace,
             password_slots=asyncio.Semaphore(CONCURRENT_PASSWORD_HASHES),
             mailbox=MailboxNotifier(settings.cluster.kafka_bootstrap, topics.mailbox_sequenced),
             streams=StreamSlots(),

@@ -29,6 +29,7 @@ from prometheus_client import start_http_server
 
 from backbone import logs
 from backbone.connections import faust_app_kwargs
+from backbone.replay.pointer import ActiveKeyspace
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
 from store.cassandra import connect
@@ -56,8 +57,9 @@ from streams.deciding import (
 )
 from streams.decision import Rejection
 from streams.faust_fixes import GroupPositions, gap_free
+from streams.keyspace_writers import ActiveProjection, ActiveSequencer
 from streams.mailbox_router import entries_for
-from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
+from streams.mailbox_sequencer import Entry, Sequenced
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
 from streams.recovery_watch import RecoveryWatch, refetch_lost_changelog_records
@@ -110,24 +112,27 @@ _shared: dict[str, Any] = {}
 _shared_lock = asyncio.Lock()
 
 
-async def _cassandra() -> Any:
+async def _keyspace() -> ActiveKeyspace:
+    # Keyspace switch-over (backbone/replay/pointer.py): the session follows the pointer,
+    # and every Cassandra write waits while a switch holds the writers.
     async with _shared_lock:
-        if "session" not in _shared:
-            _, _shared["session"] = await asyncio.to_thread(
+        if "keyspace" not in _shared:
+            cluster, session = await asyncio.to_thread(
                 connect, settings.cluster, settings.cluster.keyspace
             )
-    return _shared["session"]
-
-
-async def _projection() -> Projection:
-    session = await _cassandra()
-    async with _shared_lock:
-        if "projection" not in _shared:
-            _shared["projection"] = await asyncio.to_thread(
-                Projection, session, settings.retention_s
+            keyspace = await ActiveKeyspace.start(
+                settings.cluster.keyspace, "worker", cluster, session
             )
-    projection: Projection = _shared["projection"]
-    return projection
+            _shared["watch"] = asyncio.ensure_future(keyspace.watch())
+            _shared["keyspace"] = keyspace
+    active: ActiveKeyspace = _shared["keyspace"]
+    return active
+
+
+async def _cassandra() -> Any:
+    keyspace = await _keyspace()
+    await keyspace.ready()
+    return keyspace.session
 
 
 def _raw_topic(name: str) -> faust.TopicT:
@@ -313,22 +318,27 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
 
 @app.agent(events, isolated_partitions=True)
 async def projector(stream: faust.StreamT[bytes]) -> None:
-    projection = await _projection()
+    projections = ActiveProjection(await _keyspace(), settings.retention_s)
     async for _key, raw in gap_free(app, positions, stream):
         if raw is None:
             continue
         event = await open_waiting_for_key(envelopes, raw)
         if event is None:
             continue
-        if event.name == "Reply":
-            await until_done(
-                functools.partial(projection.record_reply, event), "recording a reply failed"
-            )
-            await replies.send(key=event.envelope["correlation_id"].encode(), value=raw)
-            continue
-        await _apply_until_written(projection, event)
-        await _route_to_mailboxes(event)
-        PROJECTION_LAG.labels(event.name).observe(age(event))
+        async with projections.writing() as projection:
+            await _project(projection, event, raw)
+
+
+async def _project(projection: Projection, event: Opened, raw: bytes) -> None:
+    if event.name == "Reply":
+        await until_done(
+            functools.partial(projection.record_reply, event), "recording a reply failed"
+        )
+        await replies.send(key=event.envelope["correlation_id"].encode(), value=raw)
+        return
+    await _apply_until_written(projection, event)
+    await _route_to_mailboxes(event)
+    PROJECTION_LAG.labels(event.name).observe(age(event))
 
 
 async def _route_to_mailboxes(event: Opened) -> None:
@@ -379,7 +389,7 @@ async def mailbox_sequencer() -> None:
     """Numbers each identity's entries 1, 2, 3 … (streams/mailbox_sequencer.py), then tells
     the API processes, whose open mailbox streams wait for exactly this. It runs on its own
     consumer, not as an agent: see streams/sequencer_consumer.py."""
-    session = await _cassandra()
+    keyspace = await _keyspace()
 
     async def decode(offset: int, raw: bytes) -> Entry | None:
         opened = await open_waiting_for_key(envelopes, raw)
@@ -396,7 +406,8 @@ async def mailbox_sequencer() -> None:
     group = f"{settings.app_id}-mailbox-sequencer"
     consumer = SequencerConsumer(
         settings.cluster.kafka_bootstrap, names.mailbox_entries, group,
-        Sequencer(session, settings.retention_s), decode, notify, settings.worker_session_timeout_s,
+        ActiveSequencer(keyspace, settings.retention_s), decode, notify,
+        settings.worker_session_timeout_s,
     )  # fmt: skip
     await consumer.run()
 

@@ -3,8 +3,11 @@
     backbone replay --keyspace NEW [--restart] [--follow] [--worker I --workers N] [--batch N]
     backbone replay verify --keyspace NEW [--live KEYSPACE] [--json]
     backbone replay retention [--apply]
+    backbone replay switch --keyspace NEW [--timeout S] [--drop-old]
+    backbone replay pointer [--json]
 
-`--live` defaults to BACKBONE_CASSANDRA_KEYSPACE: the keyspace the API and workers use.
+`--live` defaults to the keyspace the API and workers use: BACKBONE_CASSANDRA_KEYSPACE, or
+the one a switch pointed them at (backbone/replay/pointer.py).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _verify(args)
     if args.action == "retention":
         return asyncio.run(_retention(args.apply))
+    if args.action == "switch":
+        return asyncio.run(_switch(args))
+    if args.action == "pointer":
+        return asyncio.run(_pointer(args))
     return _run(args)
 
 
@@ -48,11 +55,12 @@ def _run(args: argparse.Namespace) -> int:
     if not args.keyspace:
         print("error: --keyspace NEW is required", file=sys.stderr)
         return 2
-    if args.keyspace == settings.cluster.keyspace:
+    live = args.live or asyncio.run(_active(settings))
+    if args.keyspace == live:
         print("error: replay builds a fresh keyspace, not the live one", file=sys.stderr)
         return 2
     options = ReplayOptions(
-        target=args.keyspace, source=args.live or settings.cluster.keyspace,
+        target=args.keyspace, source=live,
         worker=args.worker, workers=args.workers, batch=args.batch, restart=args.restart,
         throttle_s=args.throttle, follow=args.follow,
     )  # fmt: skip
@@ -94,8 +102,10 @@ def _run(args: argparse.Namespace) -> int:
     print(("\r" if tty else "") + p.line(), file=sys.stderr)
     elapsed = time.monotonic() - p.started
     print(f"replayed {p.done} records into {args.keyspace} in {elapsed:.1f} s "
-          f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key), "
-          f"{p.expired} past their retention (not written)")  # fmt: skip
+          f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key: a deleted "
+          f"identity's, or not an envelope), {p.expired} past their retention (not "
+          f"written), {p.erased} deleted identities erased again from what their peers' "
+          f"records named")  # fmt: skip
     return 0
 
 
@@ -107,7 +117,7 @@ def _verify(args: argparse.Namespace) -> int:
     if not args.keyspace:
         print("error: --keyspace REBUILT is required", file=sys.stderr)
         return 2
-    live = args.live or settings.cluster.keyspace
+    live = args.live or asyncio.run(_active(settings))
     cluster, session = connect(settings.cluster)
     try:
         results = compare(session, live, args.keyspace)
@@ -153,9 +163,66 @@ async def _retention(apply: bool) -> int:
     return 0 if not wrong or apply else 1
 
 
+async def _active(settings: BackboneSettings) -> str:
+    """The keyspace the API and workers use now."""
+    from backbone.replay.pointer import read_pointer
+    from store.cassandra import connect
+
+    cluster, session = await asyncio.to_thread(connect, settings.cluster, None)
+    try:
+        pointer = await read_pointer(session, settings.cluster.keyspace)
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+    return settings.cluster.keyspace if pointer is None else pointer.active
+
+
+async def _switch(args: argparse.Namespace) -> int:
+    from backbone.replay.switch import Switch, SwitchFailed
+
+    settings = BackboneSettings.from_env()
+    if not args.keyspace:
+        print("error: --keyspace NEW is required (rebuilt by `backbone replay`)", file=sys.stderr)
+        return 2
+    switch = Switch(settings, args.keyspace, timeout_s=args.timeout)
+    try:
+        report = await switch.run(drop_old=args.drop_old)
+    except SwitchFailed as failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(asdict(report)))
+    return 0
+
+
+async def _pointer(args: argparse.Namespace) -> int:
+    from backbone.replay.pointer import Pointer, control_keyspace, read_pointer
+    from store.cassandra import connect, execute
+
+    settings = BackboneSettings.from_env()
+    configured = settings.cluster.keyspace
+    cluster, session = await asyncio.to_thread(connect, settings.cluster, None)
+    try:
+        pointer = await read_pointer(session, configured) or Pointer.initial(configured)
+        clients = []
+        if pointer.epoch:
+            query = (f"SELECT client, role, epoch, phase, on_keyspace FROM "  # noqa: S608
+                     f"{control_keyspace(configured)}.keyspace_clients")  # fmt: skip
+            clients = [r._asdict() for r in await execute(session, query)]
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+    if args.json:
+        print(json.dumps({"pointer": asdict(pointer), "clients": clients}))
+        return 0
+    print(f"active {pointer.active}  phase {pointer.phase}  epoch {pointer.epoch}")
+    for c in sorted(clients, key=lambda c: str(c["client"])):
+        print(f"  {c['client']:<48} {c['on_keyspace']:<24} {c['phase']} (epoch {c['epoch']})")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("replay", help="rebuild the read models from the log; verify them")
-    p.add_argument("action", nargs="?", default="run", choices=["run", "verify", "retention"])
+    actions = ["run", "verify", "retention", "switch", "pointer"]
+    p.add_argument("action", nargs="?", default="run", choices=actions)
     p.add_argument("--keyspace", type=_keyspace, help="the keyspace to build (or verify)")
     p.add_argument("--live", type=_keyspace, help="the live keyspace (default: configured)")
     p.add_argument("--restart", action="store_true", help="from the beginning, not resumed")
@@ -166,5 +233,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=2000, help="records per batch and checkpoint")
     p.add_argument("--throttle", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--apply", action="store_true", help="retention: set what replay needs")
+    p.add_argument("--timeout", type=float, default=60.0, help="switch: seconds per phase")
+    p.add_argument("--drop-old", action="store_true", help="switch: drop the old keyspace")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)

@@ -114,6 +114,7 @@ class ReplayOptions:
     restart: bool = False  # ignore saved progress: from the beginning
     throttle_s: float = 0.0  # pause after each batch (tests: a replay slow enough to kill)
     follow: bool = False  # at the end, keep applying what is appended until stopped
+    copy_files: bool = True  # copy every file chunk (a switch's catch-up copies what is missing)
 
 
 class Replayer:
@@ -189,11 +190,9 @@ class Replayer:
                     raise
                 log.warning("creating the keyspace's tables timed out; trying again")
         await execute(target, PROGRESS_SCHEMA)
-        if opts.worker == 0:
-            await self._data_keys(source, target)
+        await self._data_keys(source, target)  # every worker needs them to open records
+        if opts.worker == 0 and opts.copy_files:
             await self._file_chunks(source, target)
-        else:
-            await self._data_keys(source, target)  # every worker needs them to open records
         self._key_lookup = (
             await asyncio.to_thread(
                 source.prepare, "SELECT wrapped FROM data_keys WHERE key_id = ?"
