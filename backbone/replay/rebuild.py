@@ -51,6 +51,7 @@ from store.cassandra import connect, execute
 from store.envelopes import EnvelopeCodec, Opened
 from store.retrying import until_done
 from store.topics import TopicNames
+from streams.deletion_erase import addresses_in, erase_deleted
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.readmodels import Projection, create_schema
 
@@ -87,6 +88,7 @@ class Progress:
     done: int = 0
     skipped: int = 0  # records whose data key is gone (shredded) or that are not envelopes
     expired: int = 0  # events and mailbox rows the retention has removed from the live side
+    erased: int = 0  # deleted identities whose peers' records named them (issue 22)
     started: float = field(default_factory=time.monotonic)
     by_partition: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -101,7 +103,8 @@ class Progress:
         bar = "#" * int(share * 30)
         eta_s = f"{eta:,.0f} s" if eta != float("inf") else "?"
         return (f"[{bar:<30}] {self.done:,}/{self.total:,} records  {rate:,.0f}/s  "
-                f"ETA {eta_s}  skipped {self.skipped}  expired {self.expired}")  # fmt: skip
+                f"ETA {eta_s}  skipped {self.skipped}  expired {self.expired}  "
+                f"erased {self.erased}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class Replayer:
         self._keys: dict[str, bytes] = {}
         self._inflight = asyncio.Semaphore(MAX_AGGREGATES_IN_FLIGHT)
         self._absent: set[str] = set()
+        self._named: set[str] = set()  # addresses the opened records name (issue 22)
         self._target: Session
         self._mailbox_rows: tuple[Any, Any]
         self._key_lookup: tuple[Any, Any, Session, Session]
@@ -298,13 +302,17 @@ class Replayer:
             stop.set()
             if watcher is not None:
                 await watcher
+        # Issue 22: a deleted identity's own records did not open, but its peers' named it.
+        self.progress.erased = await erase_deleted(target, self._named)
         return self.progress
 
     async def _open(self, envelopes: EnvelopeCodec, raw: bytes | None) -> Opened | None:
         if raw is None:
             return None
         try:
-            return envelopes.open(raw)
+            opened = envelopes.open(raw)
+            self._named.update(addresses_in(opened.body))
+            return opened
         except KeyError as missing:
             # A key made after the replay read the keys (a new identity while following,
             # or while the end offsets were being read): the workers store a key in
