@@ -19,6 +19,7 @@ from api.routers import (
     announcements,
     auth,
     challenges,
+    deletion_processes,
     devices,
     files,
     health,
@@ -85,7 +86,8 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         app.include_router(unversioned.router)
     # Every other router under /api/v1 and /api/v2 (api/versioning.py says how they differ).
     versioned = (challenges, identities, devices, files, tokens, templates, relationships,
-                 messages, mailbox, sync, sse, version, announcements)  # fmt: skip
+                 messages, mailbox, sync, sse, version, announcements,
+                 deletion_processes)  # fmt: skip
     for module in versioned:
         versioning.mount(app, module.router)
 

@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backbone.replay.cli import add_parser as add_replay_parser
 
     add_replay_parser(sub)  # `backbone replay [verify|retention]`
+    from backbone.deletions import add_parser as add_deleted_parser
+
+    add_deleted_parser(sub)  # `backbone deleted --address|--username` (issue 22)
     return parser
 
 

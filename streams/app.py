@@ -20,6 +20,8 @@ import asyncio
 import functools
 import json
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +58,9 @@ from streams.deciding import (
     wait_for_key,
 )
 from streams.decision import Rejection
+from streams.deletion_final import DueDeletions, FinalDeletion
+from streams.deletion_rules import DeletionSettings
+from streams.deletion_rules import mailbox_entries as deletion_entries
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.keyspace_writers import ActiveProjection, ActiveSequencer
 from streams.mailbox_router import entries_for
@@ -230,6 +235,29 @@ PAIRS = Decider(
 )  # fmt: skip
 
 
+# Identity deletion (issue 22): the final step at the end of a grace period runs in the
+# identity's agent; every worker polls for due ones (streams/deletion_final.py).
+_deletion = DeletionSettings.from_env()
+FINAL_DELETION = FinalDeletion(
+    IDENTITIES.table, keys, _cassandra, envelopes,
+    lambda key, value: _send_durably(events, key.encode(), value), _deletion.step_pause_s,
+)  # fmt: skip
+DUE_DELETIONS = DueDeletions(
+    _cassandra, envelopes,
+    lambda key, value: _send_durably(identity_commands, key.encode(), value),
+    _deletion, owner=f"{socket.gethostname()}/{os.getpid()}",
+)  # fmt: skip
+
+
+@app.timer(_deletion.poll_s)  # type: ignore[untyped-decorator]
+async def _due_deletions() -> None:
+    keys.forget_shredded()  # keys shredded on another worker leave this one's memory too
+    try:
+        await DUE_DELETIONS.poll()
+    except Exception as exc:  # Cassandra or Kafka away: the next tick tries again
+        log.warning("polling due deletions failed", extra={"error": type(exc).__name__})
+
+
 async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Opened]]:
     async for key, raw in gap_free(app, positions, stream):
         command = await open_waiting_for_key(envelopes, raw) if raw is not None else None
@@ -266,6 +294,9 @@ async def identity_agent(stream: faust.StreamT[bytes]) -> None:
                 identity_commands, envelopes.aggregate_key("identity", body["address"]),
                 command.name, body, command,
             )  # fmt: skip
+            continue
+        if command.name == "FinishIdentityDeletion":
+            await FINAL_DELETION.run(key, command)
             continue
         await runtime.decide(IDENTITIES, key, command)
 
@@ -346,7 +377,8 @@ async def _route_to_mailboxes(event: Opened) -> None:
     # before its reply is forwarded): a 2xx then means the recipients' entries are durable,
     # and a failed send is retried here instead of being lost in the producer's background.
     sends = []
-    for recipient, event_type, payload in entries_for(event.name, event.body):
+    routed = entries_for(event.name, event.body) + deletion_entries(event.name, event.body)
+    for recipient, event_type, payload in routed:
         key = envelopes.aggregate_key("identity", recipient)
         key_id = envelopes.identity_key_id(recipient)
         try:

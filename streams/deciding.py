@@ -19,6 +19,7 @@ import faust
 from backbone import idempotency
 from backbone.security.logcrypto import new_data_key
 from store.envelopes import EnvelopeCodec, Opened, derived_event_id
+from streams.data_keys import KeyShredded
 from streams.decision import Event, Rejection
 from streams.metrics import DECIDER_LAG, DECISIONS, age
 
@@ -64,6 +65,8 @@ async def _try_load(key_id: str) -> bool:
         try:
             if await load(key_id):
                 return True
+        except KeyShredded:
+            raise  # issue 22: gone for good, not away
         except Exception as exc:  # Cassandra away: keep waiting, as for the table
             log.warning("loading a data key failed", extra={"error": type(exc).__name__})
     return False
@@ -79,8 +82,11 @@ async def open_waiting_for_key(envelopes: EnvelopeCodec, raw: bytes) -> Opened |
             key_id = str(missing.args[0]) if missing.args else ""
             if time.monotonic() >= next_load:
                 next_load = time.monotonic() + 1.0
-                if await _try_load(key_id):
-                    continue
+                try:
+                    if await _try_load(key_id):
+                        continue
+                except KeyShredded:
+                    return None  # a deleted identity's record (issue 22): it stays unread
             if time.monotonic() > deadline:
                 log.error("no data key for a record; skipped", extra={"key_id": key_id})
                 return None

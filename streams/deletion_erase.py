@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra.cluster import Session
 
 from store.cassandra import execute
-from streams.deletion_rules import anonymous_address
+from streams.deletion_rules import anonymous_address, sha256_hex
 
 log = logging.getLogger("backbone.streams.deletion")
 
@@ -223,3 +224,37 @@ async def relationships_of(session: Session, address: str) -> list[tuple[str, st
             r = found[0]
             out.append((r.to_address if r.from_address == address else r.from_address, row.id))
     return sorted(out)
+
+
+_ADDRESS = re.compile(r"did:e:[a-z0-9.-]+:dids:[0-9a-f]{22}")
+
+
+def addresses_in(body: dict[str, Any]) -> set[str]:
+    """The identity addresses a record's body names: in its text fields, in the records of
+    its lists (a message's recipients, a deletion's peers) and inside JSON text (a mailbox
+    entry's payload). Byte fields are not looked at."""
+    found: set[str] = set()
+    for value in body.values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            texts = item.values() if isinstance(item, dict) else [item]
+            for text in texts:
+                if isinstance(text, str) and "did:e:" in text:
+                    found.update(_ADDRESS.findall(text))
+    return found
+
+
+async def erase_deleted(session: Session, seen: set[str]) -> int:
+    """After a replay: erase, as the live final step did, every address among `seen` that
+    the audit record says was deleted. Its own events did not open (its key is gone), but
+    its peers' events name it (a relationship, a message to it, an entry in a peer's
+    mailbox) and brought rows of it back. Returns how many identities were erased."""
+    deleted = {
+        r.address_hash for r in await _all(session, "SELECT address_hash FROM deleted_identities")
+    }
+    erased = 0
+    for address in sorted(seen):
+        if sha256_hex(address) in deleted:
+            await erase_identity(session, address, set(), set())
+            erased += 1
+    return erased

@@ -36,6 +36,7 @@ The step, each part idempotent, with the state written first so a successor know
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -121,7 +122,9 @@ class FinalDeletion:
         session: Callable[[], Awaitable[Session]],
         envelopes: EnvelopeCodec,
         send_event: Send,
+        pause_s: float = 0.0,
     ) -> None:
+        self._pause_s = pause_s
         self._table = table
         self._keys = keys
         self._session = session
@@ -139,6 +142,7 @@ class FinalDeletion:
             return False
         session = await self._session()
         assert state.deletion is not None
+        log.info("identity deletion: final step began", extra={"again": state.status == "Deleting"})
         if state.status != "Deleting":
             relationships = await until_done(
                 lambda: relationships_of(session, state.address), "reading relationships failed"
@@ -158,11 +162,15 @@ class FinalDeletion:
                                    {p for p, _ in peers}),
             "erasing an identity failed",
         )  # fmt: skip
+        if self._pause_s:
+            log.info("identity deletion: pausing half-way (BACKBONE_DELETION_STEP_PAUSE_S)")
+            await asyncio.sleep(self._pause_s)
         for peer, relationship_id in peers:
             await self._peer_deleted(agg, pid, peer, relationship_id, now)
         audit = {
             "address_hash": sha256_hex(address),
             "username_hashes": sorted(sha256_hex(u) for u in usernames),
+            "data_key_hash": sha256_hex(self._envelopes.identity_key_id(address)),
             "identity_key": agg,
             "deletion_process_id": pid,
             "deletion_started_at": datetime.fromtimestamp(deletion["created_at"], UTC),

@@ -49,6 +49,9 @@ SCHEMA = [
         deletion_started_at timestamp,
         deleted_at timestamp,
         username_hashes list<text>)""",
+    # Hashes of destroyed data keys' ids: a worker waiting for a key that is not in
+    # `data_keys` stops waiting at once when it finds it here (streams/data_keys.py).
+    """CREATE TABLE IF NOT EXISTS shredded_keys (key_hash text PRIMARY KEY)""",
     """CREATE TABLE IF NOT EXISTS deleted_usernames (
         username_hash text PRIMARY KEY,
         deleted_at timestamp)""",
@@ -83,6 +86,7 @@ class DeletionProjection:
             "INSERT INTO deleted_identities (address_hash, deletion_process_id,"
             " deletion_started_at, deleted_at, username_hashes) VALUES (?, ?, ?, ?, ?)"
         )
+        self._shredded = q("INSERT INTO shredded_keys (key_hash) VALUES (?)")
         self._username = q(
             "INSERT INTO deleted_usernames (username_hash, deleted_at) VALUES (?, ?)"
         )
@@ -112,6 +116,7 @@ class DeletionProjection:
         await self._run(self._audit, b["address_hash"], b["deletion_process_id"],
                         b["deletion_started_at"], b["deleted_at"],
                         list(b["username_hashes"]))  # fmt: skip
+        await self._run(self._shredded, b["data_key_hash"])
         for username_hash in b["username_hashes"]:
             await self._run(self._username, username_hash, b["deleted_at"])
         await self._run(self._done, DUE_BUCKET, b["identity_key"])

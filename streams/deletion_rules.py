@@ -29,6 +29,8 @@ class DeletionSettings:
     # the one that sent the final command keeps others from sending it again.
     poll_s: float = 30.0
     lease_s: int = 60
+    # Tests only: a pause in the middle of the final step, long enough to kill the worker.
+    step_pause_s: float = 0.0
 
     @classmethod
     def from_env(cls) -> DeletionSettings:
@@ -36,6 +38,7 @@ class DeletionSettings:
             day_s=int(os.environ.get("BACKBONE_DELETION_DAY_S", cls.day_s)),
             poll_s=float(os.environ.get("BACKBONE_DELETION_POLL_S", cls.poll_s)),
             lease_s=int(os.environ.get("BACKBONE_DELETION_LEASE_S", cls.lease_s)),
+            step_pause_s=float(os.environ.get("BACKBONE_DELETION_STEP_PAUSE_S", 0.0)),
         )
 
 

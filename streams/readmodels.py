@@ -17,6 +17,7 @@ from backbone.settings import cassandra_replication
 from store.cassandra import execute
 from store.envelopes import Opened
 from store.topics import ProvisioningError
+from streams import deletion_readmodels as deletion
 from streams import mailbox_sequencer as sequencer
 from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
@@ -56,6 +57,7 @@ SCHEMA = [
     *messages.SCHEMA,
     *sequencer.SCHEMA,
     *sync.SCHEMA,
+    *deletion.SCHEMA,  # issue 22: identity deletion
 ]
 
 
@@ -128,6 +130,7 @@ class Projection:
             **sharing.SharingProjection(session).handlers(),
             **messages.MessageProjection(session, retention_s).handlers(),
             **sync.SyncProjection(session).handlers(),
+            **deletion.DeletionProjection(session).handlers(),
         }
 
     async def record_reply(self, reply: Opened) -> None:

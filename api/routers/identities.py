@@ -12,6 +12,7 @@ from api.clients import check_client
 from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
+from api.routers import deletion_processes
 from api.schemas import CreatedIdentity, Envelope, IdentityOut, documented
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
@@ -97,12 +98,12 @@ class IsDeletedResponse(BaseModel):
 
 @router.get("/IsDeleted", response_model=IsDeletedResponse)
 async def is_deleted(
-    username: Annotated[str, Query(min_length=1, max_length=MAX_PASSWORD)],
+    username: Annotated[str, Query(min_length=1, max_length=MAX_PASSWORD)], state: State
 ) -> IsDeletedResponse:
-    """Anonymous, as upstream: a client whose login fails asks whether its identity is gone.
-    This backbone does not delete identities yet, so the answer is no, for every username
-    alike (it tells nobody which usernames exist)."""
-    return IsDeletedResponse(result=IsDeletedResult(isDeleted=False))
+    """Anonymous, as upstream: a client whose login fails asks whether its identity is gone
+    (api/routers/deletion_processes.py, issue 22)."""
+    deleted, when = await deletion_processes.is_deleted(state, username)
+    return IsDeletedResponse(result=IsDeletedResult(isDeleted=deleted, deletionDate=when))
 
 
 @router.get("/Self", responses=documented(Envelope[IdentityOut]))
