@@ -31,7 +31,7 @@ class Out(BaseModel):
 
 # Base64 (either alphabet, api/content.py) and Enmeshed ids, as the answers write them.
 Bytes = Annotated[str, Field(pattern=BASE64_PATTERN)]
-Time = Annotated[str, Field(description="ISO 8601, UTC")]
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # UTC, ms, `Z`
 
 
 def _id(prefix: str) -> Any:
@@ -56,7 +56,7 @@ class PagedEnvelope(Out, Generic[T]):
 
 class ChallengeOut(Out):
     id: str = Field(pattern=r"^CHL[A-Za-z0-9]{17}$")
-    expiresAt: str
+    expiresAt: Time
     createdBy: str | None
     createdByDevice: str | None
 
@@ -64,12 +64,12 @@ class ChallengeOut(Out):
 class CreatedDevice(Out):
     id: str
     username: str
-    createdAt: str
+    createdAt: Time
 
 
 class CreatedIdentity(Out):
     address: str
-    createdAt: str
+    createdAt: Time
     device: CreatedDevice
 
 
@@ -78,12 +78,12 @@ class IdentityOut(Out):
     clientId: str
     publicKey: str
     identityVersion: int
-    createdAt: str
+    createdAt: Time
 
 
 class Created(Out):
     id: str
-    createdAt: str
+    createdAt: Time
 
 
 class TokenOut(Out):
@@ -91,8 +91,8 @@ class TokenOut(Out):
     createdBy: str
     createdByDevice: str
     content: Bytes
-    createdAt: str
-    expiresAt: str
+    createdAt: Time
+    expiresAt: Time
     forIdentity: str | None
     passwordProtected: bool
 
@@ -102,10 +102,10 @@ class TemplateOut(Out):
     createdBy: str
     createdByDevice: str
     maxNumberOfAllocations: int | None
-    expiresAt: str | None
+    expiresAt: Time | None
     forIdentity: str | None
     content: Bytes
-    createdAt: str
+    createdAt: Time
     passwordProtected: bool
 
 
@@ -113,7 +113,7 @@ class MailboxEntry(Out):
     index: int = Field(ge=1)
     type: str
     payload: Any
-    createdAt: str
+    createdAt: Time
 
 
 class MailboxPage(Out):
@@ -125,7 +125,7 @@ class MailboxPage(Out):
 class DeviceCursor(Out):
     deviceId: str
     index: int
-    updatedAt: str
+    updatedAt: Time
 
 
 class Cursors(Out):

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from api import errors
-from api.content import INVALID, check_expiry, decode_content
+from api.content import BASE64_PATTERN, INVALID, check_expiry, decode_content
 from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
@@ -115,9 +115,12 @@ _UPLOAD_BODY = {
                     "properties": {
                         "content": {"type": "string", "format": "binary",
                                     "description": "the ciphertext (at most the file limit)"},
-                        "cipherHash": {"type": "string", "description": "base64, <= 128 bytes"},
+                        "cipherHash": {"type": "string", "pattern": BASE64_PATTERN,
+                                       "maxLength": 172, "description": "base64, <= 128 bytes"},
                         "expiresAt": {"type": "string", "format": "date-time"},
-                        "encryptedProperties": {"type": "string", "description": "base64"},
+                        "encryptedProperties": {"type": "string", "pattern": BASE64_PATTERN,
+                                                "maxLength": 5464,
+                                                "description": "base64, <= 4 KiB"},
                         "owner": {"type": "string", "description": "the uploader's address"},
                         "ownerSignature": {"type": "string", "maxLength": MAX_SIGNATURE_CHARS},
                     },
