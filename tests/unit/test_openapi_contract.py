@@ -92,7 +92,7 @@ def test_answer_models_name_exactly_the_fields_sent(spec: dict[str, Any]) -> Non
 
 
 def test_every_operation_documents_its_errors_in_the_api_shape(spec: dict[str, Any]) -> None:
-    missing = []
+    missing: list[tuple[Any, ...]] = []
     for path, method, op in _operations(spec):
         responses = op["responses"]
         expected = {"400", "503"}  # any request: unparsable HTTP, connection cap, a store down
