@@ -31,9 +31,9 @@ class ServiceStatus:
 
 def services(settings: InfraSettings | None = None) -> list[Service]:
     settings = settings or InfraSettings.from_env()
-    if settings.secure:  # SASL_SSL Kafka, Cassandra with passwords and TLS (issue 23)
-        from deploy import secure
+    from deploy import secure
 
+    if secure.wanted(settings):  # SASL_SSL Kafka, Cassandra with passwords and TLS (issue 23)
         return secure.services(settings)
     return [Kafka(settings), Cassandra(settings)]
 

@@ -101,6 +101,12 @@ def tls_files(settings: InfraSettings) -> TlsFiles:
     return ensure_tls(secure_dir(settings) / "tls")
 
 
+def wanted(settings: InfraSettings) -> bool:
+    """Asked for, or the state directory was made secure before: `infra status`, `down` and
+    `up` again then need no BACKBONE_INFRA_SECURE to treat its stores as what they are."""
+    return settings.secure or (settings.state_dir / "secure" / "client.toml").exists()
+
+
 def services(settings: InfraSettings) -> list[Service]:
     return [SecureKafka(settings), SecureCassandra(settings)]
 
