@@ -59,7 +59,7 @@ from streams.deciding import (
 )
 from streams.decision import Rejection
 from streams.deletion_final import DueDeletions, FinalDeletion
-from streams.deletion_rules import DeletionSettings
+from streams.deletion_rules import DeletionSettings, is_anonymous
 from streams.deletion_rules import mailbox_entries as deletion_entries
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.keyspace_writers import ActiveProjection, ActiveSequencer
@@ -378,6 +378,8 @@ async def _route_to_mailboxes(event: Opened) -> None:
     # and a failed send is retried here instead of being lost in the producer's background.
     sends = []
     routed = entries_for(event.name, event.body) + deletion_entries(event.name, event.body)
+    # A receipt for a message whose sender was deleted and anonymized has nobody to go to.
+    routed = [entry for entry in routed if not is_anonymous(entry[0])]
     for recipient, event_type, payload in routed:
         key = envelopes.aggregate_key("identity", recipient)
         key_id = envelopes.identity_key_id(recipient)

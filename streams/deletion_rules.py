@@ -87,3 +87,8 @@ def mailbox_entries(event_name: str, body: dict[str, Any]) -> list[tuple[str, st
                    "deletionDate": body["deleted_at"].isoformat()}  # fmt: skip
         return [(body["address"], "PeerDeleted", payload)]
     return []
+
+
+def is_anonymous(address: str) -> bool:
+    """An anonymized party (a deleted identity): nobody to route anything to."""
+    return address.endswith(":dids:anonymous")
