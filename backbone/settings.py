@@ -401,6 +401,9 @@ class BackboneSettings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     worker_metrics_port: int = 9102  # 0 turns the worker's Prometheus endpoint off
+    # Loopback on a developer's machine; 0.0.0.0 in a container, where Prometheus scrapes
+    # the pod's address.
+    worker_metrics_host: str = "127.0.0.1"
     failed_logins_max: int = 5  # wrong passwords per username ...
     failed_logins_window_s: int = 300  # ... within this window lock the username for it
     retention_days: int = 365  # messages and mailbox entries leave the read models after this
@@ -426,6 +429,7 @@ class BackboneSettings:
             api_host=_env("BACKBONE_API_HOST", cls.api_host),
             api_port=_env_int("BACKBONE_API_PORT", cls.api_port),
             worker_metrics_port=_env_int("BACKBONE_WORKER_METRICS_PORT", cls.worker_metrics_port),
+            worker_metrics_host=_env("BACKBONE_WORKER_METRICS_HOST", cls.worker_metrics_host),
             failed_logins_max=_env_int("BACKBONE_FAILED_LOGINS_MAX", cls.failed_logins_max),
             failed_logins_window_s=_env_int(
                 "BACKBONE_FAILED_LOGINS_WINDOW", cls.failed_logins_window_s

@@ -449,4 +449,4 @@ async def mailbox_sequencer() -> None:
 @app.task  # type: ignore[untyped-decorator]
 async def serve_metrics() -> None:
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
