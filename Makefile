@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up down status test lint unit fuzz
+.PHONY: up down status test lint unit fuzz test-cluster
 
 # The virtual environment is (re)built whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +32,11 @@ unit: $(BIN)/.installed
 fuzz: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[test,fuzz]'
 	BACKBONE_FUZZ=1 $(BIN)/pytest -s tests/integration/test_openapi_fuzz.py
+
+# Not part of `test`: the failover test on a 3-node Kafka cluster and Cassandra ring of its
+# own on 127.0.0.1-3 (`backbone infra up --nodes 3`); about 10 minutes, ~6 GB of memory.
+test-cluster: $(BIN)/.installed
+	BACKBONE_CLUSTER_TESTS=1 $(BIN)/pytest -s tests/cluster
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
