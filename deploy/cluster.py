@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -245,6 +246,25 @@ def down(layout: Layout, echo: bool = True) -> None:
 
 def status(layout: Layout) -> list[ServiceStatus]:
     return status_of(layout.services())
+
+
+ACTIVE_CONTROLLER = re.compile(rb"\[QuorumController id=(\d+)\] Becoming the active controller at epoch (\d+)")
+
+
+def active_controller(layout: Layout) -> int | None:
+    """The Kafka node that leads the controller quorum now, as the nodes' logs tell it: the
+    one that took the highest epoch (a node that is down may have led an older one)."""
+    best: tuple[int, int] | None = None
+    for node in layout.kafka():
+        try:
+            text = node.process.log_file.read_bytes()
+        except FileNotFoundError:
+            continue
+        for match in ACTIVE_CONTROLLER.finditer(text):
+            epoch, node_id = int(match[2]), int(match[1])
+            if best is None or epoch > best[0]:
+                best = (epoch, node_id)
+    return best[1] if best else None
 
 
 def _nodes_file(layout: Layout) -> Path:
