@@ -1,8 +1,9 @@
-"""The backbone's own processes on this machine: one faust worker and one API.
+"""The backbone's own processes on this machine: one faust worker, one API and the auditor.
 
 Started by `backbone up` after the infrastructure and provisioning, stopped by `backbone
-down`. Production runs the same two commands (`backbone worker`, `backbone api`) under its
-own supervisor, as many of each as it likes.
+down`. Production runs the same commands (`backbone worker`, `backbone api`, `backbone
+auditor`) under its own supervisor, as many workers and APIs as it likes and one auditor
+(it signs checkpoints of the log: backbone/audit/).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Part:
 def parts(infra: InfraSettings, settings: BackboneSettings | None = None) -> list[Part]:
     worker_dir = infra.state_dir / "worker"
     api_dir = infra.state_dir / "api"
+    auditor_dir = infra.state_dir / "auditor"
     return [
         Part(
             ManagedProcess("worker", worker_dir, marker=str(worker_dir)),
@@ -49,6 +51,10 @@ def parts(infra: InfraSettings, settings: BackboneSettings | None = None) -> lis
         Part(
             ManagedProcess("api", api_dir, marker=str(api_dir)),
             [sys.executable, "-m", "backbone.cli", "api", "--run-dir", str(api_dir)],
+        ),
+        Part(
+            ManagedProcess("auditor", auditor_dir, marker=str(auditor_dir)),
+            [sys.executable, "-m", "backbone.cli", "auditor", "--run-dir", str(auditor_dir)],
         ),
     ]
 
@@ -151,7 +157,7 @@ def health(infra: InfraSettings) -> list[ServiceStatus]:
     metrics_port = int(
         os.environ.get("BACKBONE_WORKER_METRICS_PORT", "") or BackboneSettings.worker_metrics_port
     )
-    worker, api = (part.process for part in parts(infra))
+    worker, api, auditor = (part.process for part in parts(infra))
     rows = []
     worker_pid = worker.pid()
     if metrics_port:
@@ -173,6 +179,10 @@ def health(infra: InfraSettings) -> list[ServiceStatus]:
             detail = f"/ready answered {answer[0]}"
     rows.append(ServiceStatus("api", "0.1.0", f"{host}:{api_port}", api_pid,
                               answer is not None and answer[0] == 200, detail))  # fmt: skip
+    # The auditor serves nothing: it runs, and its checkpoints are `backbone audit checkpoints`.
+    auditor_pid = auditor.pid()
+    detail = "signs checkpoints (backbone audit checkpoints)" if auditor_pid else ""
+    rows.append(ServiceStatus("auditor", "-", "-", auditor_pid, auditor_pid is not None, detail))
     return rows
 
 
@@ -180,4 +190,4 @@ def log_tail(infra: InfraSettings, name: str, lines: int) -> tuple[Path, str]:
     for part in parts(infra):
         if part.process.name == name:
             return part.process.log_file, part.process.log_tail(lines)
-    raise LaunchError(f"unknown process {name!r}; choose api or worker")
+    raise LaunchError(f"unknown process {name!r}; choose api, worker or auditor")

@@ -231,6 +231,7 @@ def add_parsers(sub: Any) -> None:
     p_auditor.add_argument(
         "--interval", type=float, help="seconds between checkpoints (BACKBONE_AUDIT_INTERVAL)"
     )
+    p_auditor.add_argument("--run-dir", help="marks the process as started by `backbone up`")
     p_auditor.set_defaults(func=cmd_auditor)
 
     p_audit = sub.add_parser("audit", help="verify the log, prove records, list checkpoints")
