@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up down status test lint unit fuzz test-cluster
+.PHONY: up down status test lint unit fuzz test-cluster manifests
 
 # The virtual environment is (re)built whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -37,6 +37,12 @@ fuzz: $(BIN)/.installed
 # own on 127.0.0.1-3 (`backbone infra up --nodes 3`); about 10 minutes, ~6 GB of memory.
 test-cluster: $(BIN)/.installed
 	BACKBONE_CLUSTER_TESTS=1 $(BIN)/pytest -s tests/cluster
+
+# The deployment files' checks (also part of `test`): helm lint and template with both values
+# files, the objects against Kubernetes' schemas, the Compose file against its specification.
+# The first run builds helm from source through the Go module proxy (a few minutes).
+manifests: $(BIN)/.installed
+	$(BIN)/pytest -q tests/unit/test_deployment_manifests.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
