@@ -14,6 +14,11 @@ cache="${BACKBONE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/backbone}"
 bin_dir="$cache/bin"
 helm="$bin_dir/helm-$HELM_VERSION"
 
+tmp=""
+# A build cut short (a test's timeout, ^C) leaves no half-made directory behind.
+trap 'if [ -n "$tmp" ]; then rm -rf "$tmp"; fi' EXIT
+trap 'exit 143' TERM INT
+
 build() {
   if [ -x "$helm" ]; then
     return 0
@@ -28,19 +33,18 @@ build() {
   if [ -x "$helm" ]; then  # built by whoever held the lock
     return 0
   fi
-  local tmp
   tmp="$(mktemp -d "$bin_dir/.build.XXXXXX")"
   local started=$SECONDS
   echo "deploy/tools/helm.sh: building helm $HELM_VERSION with $(go version | cut -d' ' -f3) (a few minutes the first time)" >&2
   # CGO off as helm's own releases are built; -s -w: no debug tables, a faster link.
   if ! GOBIN="$tmp" GOFLAGS=-mod=mod CGO_ENABLED=0 \
       go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2; then
-    rm -rf "$tmp"
     echo "deploy/tools/helm.sh: building helm $HELM_VERSION failed" >&2
     return 1
   fi
   mv "$tmp/helm" "$helm"
   rm -rf "$tmp"
+  tmp=""
   echo "deploy/tools/helm.sh: built $helm in $((SECONDS - started)) s" >&2
 }
 
