@@ -157,6 +157,9 @@ def secure_properties(text: str, tls: TlsFiles, broker_password: str) -> str:
 
 
 class SecureKafka(Kafka):
+    # TLS and SASL set-up add to the start; a loaded 2-core machine took more than 90 s.
+    start_timeout = 180.0
+
     def _marker(self) -> Path:
         return self.home / "data" / "secure-mode"
 

@@ -105,6 +105,17 @@ async def test_a_message_crosses_the_secure_cluster(http: httpx.AsyncClient) -> 
     assert received(await _mailbox_until(http, recipient, received))
 
 
+def test_no_password_reaches_a_log(secure_infra: InfraSettings, secure_stack: Stack) -> None:
+    passwords = [path.read_text().strip()
+                 for path in secure.secure_dir(secure_infra).rglob("*.password")]  # fmt: skip
+    logs = [secure_stack.worker.log_file, secure_stack.api.log_file,
+            *secure_infra.state_dir.glob("*/*.log")]  # fmt: skip
+    assert len(passwords) == 4 and len(logs) >= 4
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert not [p for p in passwords if p in text], f"a password is in {log}"
+
+
 # (command, what is changed in the settings, what the message must say)
 REFUSALS = [
     ("provision", {"BACKBONE_KAFKA_PASSWORD": "wrong-kafka-pw-1"},
