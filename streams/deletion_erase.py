@@ -83,6 +83,14 @@ async def erase_identity(
     await _for_identity(session, address, anon, out)
     for peer in sorted(out.peers - {address, anon}):
         await _peer_mailbox(session, peer, address, anon, out)
+        # Its row in the peer's view, also of a relationship whose own row did not come
+        # back in a replay (its creation was the deleted identity's event).
+        await _run(session, "DELETE FROM relationship_peers WHERE address = %s AND peer = %s",
+                   (peer, address))  # fmt: skip
+        # Its allocations on the peer's templates, likewise.
+        for t in await _all(session, "SELECT id FROM templates_by_owner WHERE owner = %s", (peer,)):
+            await _run(session, "DELETE FROM template_allocations WHERE template_id = %s"
+                       " AND requester = %s", (t.id, address))  # fmt: skip
     for table, column in _PARTITIONS:
         # The identity's own partitions: dropped last, after the lists in them were followed.
         await _run(session, f"DELETE FROM {table} WHERE {column} = %s", (address,))  # noqa: S608
@@ -244,17 +252,34 @@ def addresses_in(body: dict[str, Any]) -> set[str]:
     return found
 
 
-async def erase_deleted(session: Session, seen: set[str]) -> int:
-    """After a replay: erase, as the live final step did, every address among `seen` that
-    the audit record says was deleted. Its own events did not open (its key is gone), but
-    its peers' events name it (a relationship, a message to it, an entry in a peer's
-    mailbox) and brought rows of it back. Returns how many identities were erased."""
-    deleted = {
-        r.address_hash for r in await _all(session, "SELECT address_hash FROM deleted_identities")
-    }
-    erased = 0
-    for address in sorted(seen):
-        if sha256_hex(address) in deleted:
-            await erase_identity(session, address, set(), set())
-            erased += 1
-    return erased
+class DeletedNamed:
+    """For a replay: which deleted identities the opened records name, and who else the
+    same records name (its peers, whose rows and mailboxes are then cleaned). Only the
+    identities the live audit record lists as deleted are followed, so the memory this
+    takes is that of the deleted identities' contacts, not of the whole log."""
+
+    def __init__(self, deleted_hashes: set[str]) -> None:
+        self._deleted = deleted_hashes
+        self.peers: dict[str, set[str]] = {}
+
+    @classmethod
+    async def load(cls, live: Session) -> DeletedNamed:
+        rows = await _all(live, "SELECT address_hash FROM deleted_identities")
+        return cls({r.address_hash for r in rows})
+
+    def note(self, body: dict[str, Any]) -> None:
+        if not self._deleted:
+            return
+        found = addresses_in(body)
+        for address in found:
+            if sha256_hex(address) in self._deleted:
+                self.peers.setdefault(address, set()).update(found - {address})
+
+    async def erase(self, session: Session) -> int:
+        """Erase, as the live final step did, every deleted identity the records named: its
+        own records did not open (its key is gone), but its peers' named it (a relationship,
+        a message to it, an allocation, an entry in a peer's mailbox) and brought rows of
+        it back. Returns how many identities were erased."""
+        for address, peers in sorted(self.peers.items()):
+            await erase_identity(session, address, set(), peers)
+        return len(self.peers)

@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cassandra import OperationTimedOut
@@ -44,6 +44,7 @@ from backbone import idempotency
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
 from backbone.connections import kafka_client_kwargs
 from backbone.datakeys import unwrap_all, wrapped_data_keys
+from backbone.replay.batching import BatchingSession
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
 from schemas import codec
@@ -51,7 +52,7 @@ from store.cassandra import connect, execute
 from store.envelopes import EnvelopeCodec, Opened
 from store.retrying import until_done
 from store.topics import TopicNames
-from streams.deletion_erase import addresses_in, erase_deleted
+from streams.deletion_erase import DeletedNamed
 from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
 from streams.readmodels import Projection, create_schema
 
@@ -118,6 +119,7 @@ class ReplayOptions:
     throttle_s: float = 0.0  # pause after each batch (tests: a replay slow enough to kill)
     follow: bool = False  # at the end, keep applying what is appended until stopped
     copy_files: bool = True  # copy every file chunk (a switch's catch-up copies what is missing)
+    batch_writes: bool = True  # False: one request per statement, as the workers (bench.replay)
 
 
 class Replayer:
@@ -130,8 +132,10 @@ class Replayer:
         self._keys: dict[str, bytes] = {}
         self._inflight = asyncio.Semaphore(MAX_AGGREGATES_IN_FLIGHT)
         self._absent: set[str] = set()
-        self._named: set[str] = set()  # addresses the opened records name (issue 22)
+        self._named = DeletedNamed(set())  # issue 22: deleted identities records name
         self._target: Session
+        self._batching: BatchingSession
+        self.writes: BatchingSession | None = None  # after `run`: its request counts
         self._mailbox_rows: tuple[Any, Any]
         self._key_lookup: tuple[Any, Any, Session, Session]
 
@@ -195,6 +199,7 @@ class Replayer:
                 log.warning("creating the keyspace's tables timed out; trying again")
         await execute(target, PROGRESS_SCHEMA)
         await self._data_keys(source, target)  # every worker needs them to open records
+        self._named = await DeletedNamed.load(source)
         if opts.worker == 0 and opts.copy_files:
             await self._file_chunks(source, target)
         self._key_lookup = (
@@ -218,8 +223,12 @@ class Replayer:
             ),
         )
         envelopes = EnvelopeCodec(self.settings.master_key_b64, self._keys.__getitem__)
-        projection = await asyncio.to_thread(Projection, target, self.settings.retention_s)
-        sequencer = await asyncio.to_thread(Sequencer, target, self.settings.retention_s)
+        # The projection and the sequencer write through a session that batches their
+        # writes until the next checkpoint (backbone/replay/batching.py).
+        self._batching = self.writes = BatchingSession(target, enabled=opts.batch_writes)
+        writer = cast(Session, self._batching)
+        projection = await asyncio.to_thread(Projection, writer, self.settings.retention_s)
+        sequencer = await asyncio.to_thread(Sequencer, writer, self.settings.retention_s)
         save = await asyncio.to_thread(
             target.prepare,
             "INSERT INTO replay_progress (topic, partition, next_offset, end_offset, updated_at)"
@@ -270,6 +279,7 @@ class Replayer:
 
             async def flush(next_offset: int, end: int) -> None:
                 await apply(batch)
+                await self._batching.flush()  # written before the checkpoint says so
                 self.progress.done += len(batch)
                 batch.clear()
                 await execute(target, save, (topic, p, next_offset, end))
@@ -303,7 +313,7 @@ class Replayer:
             if watcher is not None:
                 await watcher
         # Issue 22: a deleted identity's own records did not open, but its peers' named it.
-        self.progress.erased = await erase_deleted(target, self._named)
+        self.progress.erased = await self._named.erase(target)
         return self.progress
 
     async def _open(self, envelopes: EnvelopeCodec, raw: bytes | None) -> Opened | None:
@@ -311,7 +321,7 @@ class Replayer:
             return None
         try:
             opened = envelopes.open(raw)
-            self._named.update(addresses_in(opened.body))
+            self._named.note(opened.body)
             return opened
         except KeyError as missing:
             # A key made after the replay read the keys (a new identity while following,
@@ -387,6 +397,7 @@ class Replayer:
             done = await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
             cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retention_s)
             if any(_aware(e.occurred_at) <= cutoff for e in entries):
+                await self._batching.flush()  # the rows it reads back
                 await asyncio.gather(*(self._drop_expired_rows(d, cutoff) for d in done))
 
         return apply

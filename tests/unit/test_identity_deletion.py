@@ -4,6 +4,7 @@ period's limits, the peers' mailbox entries and the workers' key cache."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,11 +15,13 @@ from backbone.security.logcrypto import MasterKey
 from streams import identity_decider as rules
 from streams.data_keys import RECHECK_S, DataKeys
 from streams.decision import Rejection
+from streams.deletion_erase import DeletedNamed, addresses_in
 from streams.deletion_rules import (
     DeletionSettings,
     anonymous_address,
     grace_period_s,
     mailbox_entries,
+    sha256_hex,
 )
 from streams.identity_decider import IdentityState, decide, evolve
 
@@ -187,3 +190,18 @@ def test_a_worker_forgets_keys_shredded_elsewhere() -> None:
     keys._loaded_at["dk-b"] = 100.0
     assert keys.forget_shredded(now=100.0 + RECHECK_S / 2) == 0
     assert keys.forget_shredded(now=100.0 + RECHECK_S + 1) == 1
+
+
+def test_a_replay_follows_the_deleted_identities_its_records_name_and_their_peers() -> None:
+    peer = "did:e:localhost:dids:ffffffffffffffffffffff"
+    other = "did:e:localhost:dids:eeeeeeeeeeeeeeeeeeeeee"
+    named = DeletedNamed({sha256_hex(ADDRESS)})
+    message = {"sender": peer, "body": ADDRESS.encode(), "recipients": [
+        {"address": other, "encrypted_key": b"k"}]}  # fmt: skip
+    named.note(message)
+    assert named.peers == {}  # bytes are not looked into, and the others are not deleted
+    entry = {"recipient": peer, "payload_json": json.dumps({"createdBy": ADDRESS})}
+    named.note(entry)
+    named.note({"template_id": "T", "owner": other, "requester": ADDRESS})
+    assert named.peers == {ADDRESS: {peer, other}}
+    assert addresses_in({"address": "did:e:localhost:dids:anonymous"}) == set()

@@ -1,0 +1,310 @@
+"""Identity deletion with crypto-shredding (issue 22) on real Kafka and Cassandra.
+
+One identity X with two devices, relationships with A and B, tokens, a file, a sync run,
+a datawallet modification, messages sent and received:
+
+- starts a deletion (the grace period's limits refused with their code), logs in during
+  the grace period, and cancels; A sees PeerToBeDeleted then PeerDeletionCancelled in its
+  Enmeshed sync;
+- starts again with a grace period of seconds (a "day" is 3 s here); the worker that runs
+  the final step is SIGKILLed half-way and a second worker finishes it;
+- afterwards: its logins fail and `IsDeleted` says so, no row of the whole keyspace names
+  its address, key id or usernames, every record sealed with its key fails to open with the
+  master key (its changelog entry is a tombstone), a replay into a fresh keyspace has no
+  trace of it either, the operator's `backbone deleted` answers, and A and B still read
+  what is theirs (the message X sent them, from the anonymous address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from backbone.datakeys import unwrap_all, wrapped_data_keys
+from backbone.settings import BackboneSettings, ClusterSettings
+from connector.backbone_client import BackboneClient
+from schemas import codec
+from store.cassandra import connect
+from store.envelopes import EnvelopeCodec
+from store.topics import read_records
+from streams.deletion_rules import GRACE_OUT_OF_RANGE, anonymous_address
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
+DAY_S = 3  # a "day" of grace period, in this test
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster_settings: ClusterSettings,
+    kafka_topics: None,
+    cassandra_session: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """Its own keyspace and topics: the test searches the whole keyspace for the identity."""
+    own = dataclasses.replace(
+        cluster_settings,
+        keyspace=f"{cluster_settings.keyspace}_deletion",
+        topic_prefix=f"{cluster_settings.topic_prefix}deletion.",
+    )
+    running = Stack(
+        own,
+        tmp_path_factory.mktemp("deletion-stack"),
+        BACKBONE_DELETION_DAY_S=str(DAY_S),
+        BACKBONE_DELETION_POLL_S="1",
+        BACKBONE_DELETION_LEASE_S="4",
+        BACKBONE_DELETION_STEP_PAUSE_S="6",
+    )
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        for keyspace in (own.keyspace, f"{own.keyspace}_r"):
+            cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+
+
+@pytest.fixture(scope="module")
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as client:
+        yield client
+
+
+@dataclasses.dataclass
+class Party:
+    address: str
+    usernames: list[str]
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def _party(http: httpx.AsyncClient, devices: int = 1) -> Party:
+    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
+    identity = await client.create_identity(PASSWORD)
+    token = await client.token(identity.device.username, PASSWORD)
+    usernames = [identity.device.username]
+    for _ in range(devices - 1):
+        usernames.append((await client.add_device(identity, token, PASSWORD)).username)
+    return Party(identity.address, usernames, token)
+
+
+def _ok(answer: httpx.Response, *status: int) -> Any:
+    assert answer.status_code in (status or (200, 201)), answer.text
+    return answer.json().get("result") if answer.content else None
+
+
+async def _relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
+    template = _ok(await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
+                                   headers=owner.auth))  # fmt: skip
+    body = {"relationshipTemplateId": template["id"], "creationContent": "eA=="}
+    rid = str(_ok(await http.post("/api/v1/Relationships", json=body, headers=peer.auth))["id"])
+    _ok(await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.auth))
+    return rid
+
+
+async def _send(http: httpx.AsyncClient, sender: Party, to: list[Party], text: bytes) -> str:
+    body = {"recipients": [{"address": r.address, "encryptedKey": "a2V5"} for r in to],
+            "body": base64.b64encode(text).decode()}  # fmt: skip
+    return str(_ok(await http.post("/api/v1/Messages", json=body, headers=sender.auth))["id"])
+
+
+async def _login(http: httpx.AsyncClient, username: str) -> httpx.Response:
+    form = {"grant_type": "password", "username": username, "password": PASSWORD,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}  # fmt: skip
+    return await http.post("/connect/token", data=form)
+
+
+async def _external_events(http: httpx.AsyncClient, who: Party) -> list[dict[str, Any]]:
+    """What the Enmeshed client sees: a sync run's external events (the run is finalized)."""
+    started = _ok(await http.post("/api/v2/SyncRuns", headers=who.auth))
+    run = started["syncRun"]
+    if run is None:
+        return []
+    events = _ok(await http.get(f"/api/v2/SyncRuns/{run['id']}/ExternalEvents",
+                                headers=who.auth))  # fmt: skip
+    _ok(await http.put(f"/api/v2/SyncRuns/{run['id']}/FinalizeExternalEventSync",
+                       json={"externalEventResults": [], "datawalletModifications": []},
+                       headers=who.auth))  # fmt: skip
+    return list(events)
+
+
+async def _until(check: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+def _traces(session: Any, keyspace: str, needles: list[str]) -> list[str]:
+    """Every row of every table of `keyspace` that contains one of `needles`, as text."""
+    listed = session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+    )
+    tables = [r.table_name for r in listed]
+    found = []
+    for table in tables:
+        for row in session.execute(f"SELECT * FROM {keyspace}.{table}", timeout=120):  # noqa: S608
+            text = repr(tuple(row))
+            found += [f"{table}: {n}" for n in needles if n in text]
+    return found
+
+
+async def _backbone(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "backbone.cli", *argv]
+    return await asyncio.to_thread(subprocess.run, cmd, env=stack.env, capture_output=True,
+                                   text=True, timeout=300)  # fmt: skip
+
+
+def _log_has(worker: Any, text: bytes) -> bool:
+    with worker.log_file.open("rb") as fh:
+        fh.seek(worker.log_offset)
+        return text in fh.read()
+
+
+async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_its_peers_data(
+    stack: Stack, http: httpx.AsyncClient, cassandra_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, a, b = await _party(http, devices=2), await _party(http), await _party(http)
+    rel_a = await _relate(http, x, a)  # A answered X's template
+    rel_b = await _relate(http, b, x)  # X answered B's
+    from_x = await _send(http, x, [a, b], b"from X to both")
+    to_x = await _send(http, a, [x], b"from A to X")
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    _ok(await http.post("/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires},
+                        headers=x.auth))  # fmt: skip
+    a_token = _ok(await http.post("/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires,
+                                  "forIdentity": x.address}, headers=a.auth))["id"]  # fmt: skip
+    data = b"file of X" * 100
+    form = {"cipherHash": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            "expiresAt": expires}  # fmt: skip
+    blob = {"content": ("blob", data, "application/octet-stream")}
+    _ok(await http.post("/api/v1/Files", headers=x.auth, data=form, files=blob))
+    modification = {"objectIdentifier": "o1", "collection": "c", "type": "Create",
+                    "encryptedPayload": "eA=="}  # fmt: skip
+    _ok(await http.post("/api/v1/Datawallet/Modifications",
+                        json={"modifications": [modification]}, headers=x.auth))  # fmt: skip
+    await _external_events(http, x)  # a sync run of X's
+    await _external_events(http, a)  # A is up to date before the deletion starts
+
+    # The grace period's limits, then a process in its grace period, then its cancellation.
+    processes = "/api/v2/Identities/Self/DeletionProcesses"
+    for days in (0, 91):
+        refused = await http.post(processes, json={"lengthOfGracePeriodInDays": days},
+                                  headers=x.auth)  # fmt: skip
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == GRACE_OUT_OF_RANGE
+    first = _ok(await http.post(processes, json={"lengthOfGracePeriodInDays": 30},
+                                headers=x.auth), 201)  # fmt: skip
+    assert first["status"] == "Active"
+    again = await http.post(processes, headers=x.auth)
+    assert again.status_code == 400, again.text
+    assert _ok(await http.get(processes, headers=x.auth))[0]["id"] == first["id"]
+    assert (await http.get(processes, headers=a.auth)).json()["result"] == []  # only its own
+    assert (await http.get(f"{processes}/{first['id']}", headers=a.auth)).status_code == 404
+    assert (await _login(http, x.usernames[1])).status_code == 200  # logs in during grace
+    seen = await _external_events(http, a)
+    assert {"type": "PeerToBeDeleted", "relationshipId": rel_a} in [
+        {"type": e["type"], "relationshipId": e["payload"]["relationshipId"]} for e in seen
+    ], seen
+    cancelled = _ok(await http.put(f"{processes}/{first['id']}/Cancel", headers=x.auth))
+    assert cancelled["status"] == "Cancelled" and cancelled["cancelledByDevice"]
+    seen = await _external_events(http, a)
+    assert [e["type"] for e in seen] == ["PeerDeletionCancelled"], seen
+
+    # Now for real, with a grace period of seconds; the worker dies half-way through.
+    key_id = EnvelopeCodec(stack.master_key_b64, lambda k: b"").identity_key_id(x.address)
+    _ok(await http.post(processes, json={"lengthOfGracePeriodInDays": 1}, headers=x.auth), 201)
+    await _until(lambda: asyncio.to_thread(_log_has, stack.worker, b"pausing half-way"), 60,
+                 "the final step to begin")  # fmt: skip
+    stack.worker.stop(signal.SIGKILL, timeout=10)
+    await asyncio.to_thread(stack.start_worker, stack.worker2)
+
+    async def deleted() -> bool:
+        answer = await http.get("/api/v2/Identities/IsDeleted",
+                                params={"username": x.usernames[0]})  # fmt: skip
+        return bool(answer.json()["result"]["isDeleted"])
+
+    await _until(deleted, 120, "the second worker to finish the deletion")
+    assert _log_has(stack.worker2, b"identity deletion: final step began")
+    for username in x.usernames:
+        assert (await _login(http, username)).status_code == 400
+    assert (await http.get("/api/v1/Identities/Self", headers=x.auth)).status_code == 401
+
+    # No row of the whole keyspace names it.
+    needles = [x.address, key_id, *x.usernames]
+    live = stack.cluster.keyspace
+    assert await asyncio.to_thread(_traces, cassandra_session, live, needles) == []
+
+    # Every record sealed with its key fails to open with the master key.
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    settings = BackboneSettings.from_env()  # the stack's, as an operator's tool reads them
+    cluster, session = await asyncio.to_thread(connect, stack.cluster, live)
+    try:
+        wrapped = await wrapped_data_keys(settings, session)
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+    assert key_id not in wrapped
+    keys = unwrap_all(stack.master_key_b64, wrapped)
+    operator = EnvelopeCodec(stack.master_key_b64, keys.__getitem__)
+    sealed = 0
+    for topic in ("events", "mailbox-entries"):
+        log = await read_records(stack.cluster.kafka_bootstrap,
+                                 f"{stack.cluster.topic_prefix}{topic}")  # fmt: skip
+        for _, record in log:
+            if record is not None and codec.decode(record)[1]["data_key_id"] == key_id:
+                sealed += 1
+                with pytest.raises(KeyError):
+                    operator.open(record)
+    assert sealed >= 10  # its identity, devices, messages, relationships, mailbox entries
+    changelog = f"{settings.app_id}-data-keys-changelog"
+    records = await read_records(stack.cluster.kafka_bootstrap, changelog)
+    last = {json.loads(k): v for k, v in records if k is not None}
+    assert key_id in last and last[key_id] is None  # the tombstone
+
+    # Its peers keep what is theirs.
+    anon = anonymous_address(x.address)
+    for peer in (a, b):
+        message = _ok(await http.get(f"/api/v1/Messages/{from_x}", headers=peer.auth))
+        assert message["createdBy"] == anon
+        assert base64.b64decode(message["body"]) == b"from X to both"
+    assert _ok(await http.get(f"/api/v1/Messages/{to_x}", headers=a.auth))["createdBy"] == a.address
+    for peer, rid in ((a, rel_a), (b, rel_b)):
+        relationship = _ok(await http.get(f"/api/v1/Relationships/{rid}", headers=peer.auth))
+        assert x.address not in json.dumps(relationship)
+    assert _ok(await http.get(f"/api/v1/Tokens/{a_token}", headers=a.auth))["forIdentity"] == anon
+    assert "PeerDeleted" in [e["type"] for e in await _external_events(http, b)]
+
+    # The operator's audit record, from the hashes.
+    answer = await _backbone(stack, "deleted", "--address", x.address, "--json")
+    assert answer.returncode == 0 and json.loads(answer.stdout)["deleted"], answer.stderr
+    assert (await _backbone(stack, "deleted", "--address", a.address)).returncode == 1
+
+    # A replay into a fresh keyspace brings none of it back, and says what it skipped.
+    fresh = f"{live}_r"
+    replay = await _backbone(stack, "replay", "--keyspace", fresh)
+    assert replay.returncode == 0, replay.stderr
+    assert "skipped" in replay.stdout and " 0 skipped" not in replay.stdout, replay.stdout
+    traces = await asyncio.to_thread(_traces, cassandra_session, fresh, needles)
+    assert traces == [], replay.stdout
