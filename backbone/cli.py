@@ -122,11 +122,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _point_at_secure_stores() -> bool:
+    """`backbone up` on the launcher's secure stores: the backbone's processes take the client
+    settings the launcher wrote, unless BACKBONE_CONFIG names others."""
+    from deploy import secure
+
+    infra_settings = InfraSettings.from_env()
+    if not secure.wanted(infra_settings) or os.environ.get("BACKBONE_CONFIG", "").strip():
+        return False
+    os.environ["BACKBONE_CONFIG"] = str(secure.secure_dir(infra_settings) / "client.toml")
+    return True
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = BackboneSettings.from_env()
     local = not settings.cluster.names_existing_cluster()
     if local:
         infra.up()
+        if _point_at_secure_stores():
+            settings = BackboneSettings.from_env()
     cmd_provision(args)
     processes.up(InfraSettings.from_env(), settings)
     print()
