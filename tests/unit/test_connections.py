@@ -222,3 +222,35 @@ def test_a_broken_config_file_is_refused_by_name(
         return
     with pytest.raises(SettingsError, match=f"BACKBONE_CONFIG.*{message}"):
         ClusterSettings.from_env()
+
+
+def test_the_readme_example_file_is_what_it_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Running on an existing cluster", 1)[1]
+    example = section.split("```toml", 1)[1].split("```", 1)[0]
+    config = tmp_path / "backbone.toml"
+    config.write_text(example.replace('password = "..."', f'password = "{KAFKA_PASSWORD}"'))
+    config.chmod(0o600)
+    monkeypatch.setenv("BACKBONE_CONFIG", str(config))
+    names = ("BACKBONE_KAFKA_REPLICATION_FACTOR", "BACKBONE_KAFKA_MIN_INSYNC_REPLICAS",
+             "BACKBONE_CASSANDRA_REPLICATION", "BACKBONE_CASSANDRA_USERNAME")  # fmt: skip
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    try:
+        cluster = ClusterSettings.from_env()
+    finally:
+        for name in (*names, *SECURITY_VARS):
+            if name != "BACKBONE_CONFIG":
+                os.environ.pop(name, None)
+    assert cluster.kafka_bootstrap.count(",") == 2
+    assert (cluster.kafka_security.protocol, cluster.kafka_security.password) == (
+        "SASL_SSL",
+        KAFKA_PASSWORD,
+    )
+    assert cluster.kafka_security.ca_file == "/etc/backbone/kafka-ca.pem"
+    assert (cluster.kafka_replication_factor, cluster.kafka_min_insync_replicas) == (3, 2)
+    assert len(cluster.cassandra_contact_points) == 3
+    assert cluster.cassandra_security.tls and cluster.cassandra_security.username == "backbone"
+    assert cluster.cassandra_replication == "dc1:3"
