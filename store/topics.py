@@ -160,19 +160,21 @@ class TopicNames:
         compact = {"cleanup.policy": "compact"}
         return [
             TopicSpec(f"{app_id}-{table}-changelog", partitions,
-                      DATA_KEYS_COMPACTION if table == "data-keys" else compact)
+                      ERASABLE_COMPACTION if table in ERASABLE else compact)
             for table in TABLES
         ]  # fmt: skip
 
 
 # Issue 22, crypto-shredding: deleting an identity writes a tombstone over its wrapped data
-# key; the key itself is gone from the broker's disks only once the cleaner compacted the
-# segment it is in. A segment rolls after at most an hour and is compacted within a day of
-# the tombstone (max.compaction.lag.ms), however little else changed; the tombstone then
-# stays a day (delete.retention.ms), time enough for every worker's global table, which
-# reads this topic whole on start, to see it before it goes, and then goes too. So a
-# shredded key is on Kafka's disks (every replica) for at most about a day and an hour.
-DATA_KEYS_COMPACTION = {
+# key, and the erased marker over its decider state (which held its address and
+# usernames); the old values are gone from the broker's disks only once the cleaner
+# compacted the segment they are in. A segment rolls after at most an hour and is compacted
+# within a day of the newer record (max.compaction.lag.ms), however little else changed;
+# a tombstone then stays a day (delete.retention.ms), time enough for every worker's global
+# table, which reads the topic whole on start, to see it before it goes. So a shredded key
+# is on Kafka's disks (every replica) for at most about a day and an hour.
+ERASABLE = ("data-keys", "identities")
+ERASABLE_COMPACTION = {
     "cleanup.policy": "compact",
     "segment.ms": str(3600 * 1000),
     "max.compaction.lag.ms": str(DAY_MS),

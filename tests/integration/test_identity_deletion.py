@@ -68,7 +68,7 @@ def stack(
         BACKBONE_DELETION_DAY_S=str(DAY_S),
         BACKBONE_DELETION_POLL_S="1",
         BACKBONE_DELETION_LEASE_S="4",
-        BACKBONE_DELETION_STEP_PAUSE_S="6",
+        BACKBONE_DELETION_STEP_PAUSE_S="3",
     )
     running.start()
     try:
