@@ -157,10 +157,10 @@ async def _check_kafka(cluster: ClusterSettings, timeout_s: float) -> None:
     addresses = [a.strip() for a in cluster.kafka_bootstrap.split(",") if a.strip()]
     closed = []  # took the connection, then closed it in the handshake
     for address in addresses:
-        host, _, port = address.strip().rpartition(":")
+        host, port = _host_port(address)
         try:
             conn = await asyncio.wait_for(
-                create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **kwargs),
+                create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **kwargs),
                 timeout_s,
             )
         except ssl.SSLError as exc:
@@ -189,6 +189,14 @@ async def _check_kafka(cluster: ClusterSettings, timeout_s: float) -> None:
             f"Kafka at {', '.join(closed)} closed the connection in the handshake: it expects "
             f"another security protocol than BACKBONE_KAFKA_SECURITY_PROTOCOL={security.protocol}"
         )
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """`host:port`, `host` (Kafka's 9092) or `[v6]:port`, as the Kafka clients read them."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "]" in port or not port.isdigit():
+        host, port = address, "9092"
+    return host.strip("[]"), int(port)
 
 
 def _auth_error(exc: BaseException) -> bool:
@@ -230,6 +238,12 @@ def _check_cassandra(cluster: ClusterSettings, timeout_s: float) -> None:
             raise ClusterAccessError(
                 f"{where} refused user {security.username!r}: authentication failed; check "
                 "BACKBONE_CASSANDRA_USERNAME and BACKBONE_CASSANDRA_PASSWORD"
+            ) from None
+        if errors and not security.tls and all(isinstance(e, ConnectionResetError) for e in errors):
+            # What a node that requires TLS does with a plaintext client's first request.
+            raise ClusterAccessError(
+                f"{where} reset the connection at the first request: it requires TLS, and "
+                "BACKBONE_CASSANDRA_TLS is false"
             ) from None
         if any(isinstance(e, ssl.SSLError) for e in errors):
             raise ClusterAccessError(

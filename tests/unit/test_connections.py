@@ -254,3 +254,12 @@ def test_the_readme_example_file_is_what_it_says(
     assert len(cluster.cassandra_contact_points) == 3
     assert cluster.cassandra_security.tls and cluster.cassandra_security.username == "backbone"
     assert cluster.cassandra_replication == "dc1:3"
+
+
+def test_the_access_check_reads_bootstrap_addresses_as_kafka_does() -> None:
+    from backbone.connections import _host_port
+
+    assert _host_port("kafka-0.kafka:9093") == ("kafka-0.kafka", 9093)
+    assert _host_port("kafka-0.kafka") == ("kafka-0.kafka", 9092)
+    assert _host_port("[::1]:9093") == ("::1", 9093)
+    assert _host_port("[::1]") == ("::1", 9092)
