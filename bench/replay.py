@@ -1,6 +1,7 @@
 """Replay speed: records per second that `backbone replay` rebuilds, per worker process.
 
     python -m bench.replay [--messages 10000] [--identities 200] [--workers 1 2]
+                           [--compare-unbatched]
 
 Writes a synthetic log on topics and keyspaces of its own (removed afterwards) against the
 running Kafka and Cassandra: per 1-recipient message of 1 KiB, what the backbone itself
@@ -113,19 +114,21 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
 
 
 def replay(env: dict[str, str], target: str, source: str, worker: int,
-           workers: int, batch: int) -> subprocess.Popen[str]:  # fmt: skip
+           workers: int, batch: int, unbatched: bool = False) -> subprocess.Popen[str]:  # fmt: skip
     argv = [sys.executable, "-m", "backbone.cli", "replay", "--keyspace", target, "--live",
             source, "--worker", str(worker), "--workers", str(workers), "--restart",
-            "--batch", str(batch)]  # fmt: skip
+            "--batch", str(batch), *(["--unbatched"] if unbatched else [])]  # fmt: skip
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
 
 
-def parse(out: str, err: str) -> tuple[int, float]:
+def parse(out: str, err: str) -> tuple[int, float, int]:
+    """Records, seconds, and the Cassandra requests the replay sent."""
     found = re.search(r"replayed (\d+) records .* in ([\d.]+) s", out)
-    if not found:
+    requests = re.search(r"(\d+) statements in (\d+) Cassandra requests", out)
+    if not found or not requests:
         raise RuntimeError(f"no result in replay's output: {out!r}\n{err[-3000:]}")
-    return int(found.group(1)), float(found.group(2))
+    return int(found.group(1)), float(found.group(2)), int(requests.group(2))
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,24 +155,33 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["records"] = await write_log(cluster, prefix, source, master_b64, args.messages,
                                          args.identities, args.partitions)  # fmt: skip
         out["write_s"] = round(time.monotonic() - t0, 1)
+        # With --compare-unbatched, each worker count runs twice, one after the other on
+        # the same log: the writes batched (as `backbone replay` does) and one request per
+        # statement (as before, and as the workers write): the ratio holds on a busy
+        # machine where the absolute rates do not.
+        modes = [False, True] if args.compare_unbatched else [False]
         for n in args.workers:
-            target = f"{source}_w{n}"
-            targets.append(target)
-            cpu0 = os.times()
-            procs = [replay(env, target, source, i, n, args.batch) for i in range(n)]
-            results = [parse(*p.communicate()) for p in procs]
-            cpu1 = os.times()
-            cpu = (cpu1.children_user - cpu0.children_user) + (
-                cpu1.children_system - cpu0.children_system
-            )
-            records = sum(r for r, _ in results)
-            wall = max(s for _, s in results)
-            out["runs"].append({
-                "workers": n, "records": records, "seconds": wall,
-                "records_per_s": round(records / wall),
-                "records_per_s_per_worker": round(records / wall / n),
-                "replay_cpu_ms_per_record": round(cpu / records * 1e3, 3),
-            })  # fmt: skip
+            for unbatched in modes:
+                target = f"{source}_w{n}{'_u' if unbatched else ''}"
+                targets.append(target)
+                cpu0 = os.times()
+                procs = [replay(env, target, source, i, n, args.batch, unbatched)
+                         for i in range(n)]  # fmt: skip
+                results = [parse(*p.communicate()) for p in procs]
+                cpu1 = os.times()
+                cpu = (cpu1.children_user - cpu0.children_user) + (
+                    cpu1.children_system - cpu0.children_system
+                )
+                records = sum(r for r, _, _ in results)
+                wall = max(s for _, s, _ in results)
+                out["runs"].append({
+                    "workers": n, "writes": "unbatched" if unbatched else "batched",
+                    "records": records, "seconds": wall,
+                    "records_per_s": round(records / wall),
+                    "records_per_s_per_worker": round(records / wall / n),
+                    "replay_cpu_ms_per_record": round(cpu / records * 1e3, 3),
+                    "requests_per_record": round(sum(q for _, _, q in results) / records, 2),
+                })  # fmt: skip
     finally:
         if args.keep:
             print(f"kept: BACKBONE_TOPIC_PREFIX={prefix} BACKBONE_CASSANDRA_KEYSPACE={source} "
@@ -197,10 +209,12 @@ async def _clean_up(cluster: ClusterSettings, prefix: str, keyspaces: list[str])
 def report(out: dict[str, Any]) -> str:
     lines = [f"REPLAY SPEED ({out['records']} records: {out['messages']} messages, "
              f"written in {out['write_s']} s)",
-             f"{'workers':>8}{'records/s':>12}{'per worker':>12}{'cpu ms/record':>15}"]  # fmt: skip
+             f"{'workers':>8} {'writes':<10}{'records/s':>10}{'per worker':>12}"
+             f"{'cpu ms/record':>15}{'requests/record':>17}"]  # fmt: skip
     for r in out["runs"]:
-        lines.append(f"{r['workers']:>8}{r['records_per_s']:>12,}{r['records_per_s_per_worker']:>12,}"
-                     f"{r['replay_cpu_ms_per_record']:>15}")  # fmt: skip
+        lines.append(f"{r['workers']:>8} {r['writes']:<10}{r['records_per_s']:>10,}"
+                     f"{r['records_per_s_per_worker']:>12,}{r['replay_cpu_ms_per_record']:>15}"
+                     f"{r['requests_per_record']:>17}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -213,6 +227,8 @@ def cli() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the log and keyspaces")
     parser.add_argument("--batch", type=int, default=2000, help="replay's records per batch")
+    also = "also replay with one request per statement, for the ratio"
+    parser.add_argument("--compare-unbatched", action="store_true", help=also)
     args = parser.parse_args()
     print(machine_line())
     out = asyncio.run(main(args))

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     options = ReplayOptions(
         target=args.keyspace, source=live,
         worker=args.worker, workers=args.workers, batch=args.batch, restart=args.restart,
-        throttle_s=args.throttle, follow=args.follow,
+        throttle_s=args.throttle, follow=args.follow, batch_writes=not args.unbatched,
     )  # fmt: skip
     replayer = Replayer(settings, options)
     tty = sys.stderr.isatty()
@@ -106,6 +106,9 @@ def _run(args: argparse.Namespace) -> int:
           f"identity's, or not an envelope), {p.expired} past their retention (not "
           f"written), {p.erased} deleted identities erased again from what their peers' "
           f"records named")  # fmt: skip
+    if replayer.writes is not None:
+        w = replayer.writes
+        print(f"{w.statements} statements in {w.requests} Cassandra requests")
     return 0
 
 
@@ -232,6 +235,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes sharing the partitions")
     p.add_argument("--batch", type=int, default=2000, help="records per batch and checkpoint")
     p.add_argument("--throttle", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--unbatched", action="store_true", help=argparse.SUPPRESS)  # bench.replay
     p.add_argument("--apply", action="store_true", help="retention: set what replay needs")
     p.add_argument("--timeout", type=float, default=60.0, help="switch: seconds per phase")
     p.add_argument("--drop-old", action="store_true", help="switch: drop the old keyspace")
