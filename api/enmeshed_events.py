@@ -24,7 +24,7 @@ _RELATIONSHIP = {
     "RelationshipDecomposedByPeer": "RelationshipStatusChanged",
 }
 
-# A peer's deletion, told in every relationship with it (streams/deletion_rules.py).
+# A peer's deletion, told in every relationship with it (backbone/deletion_policy.py).
 _PEER_DELETION = frozenset({"PeerToBeDeleted", "PeerDeletionCancelled", "PeerDeleted"})
 
 

@@ -17,8 +17,8 @@ import argparse
 import json
 from typing import Any
 
+from backbone.deletion_policy import sha256_hex
 from backbone.settings import BackboneSettings
-from streams.deletion_rules import sha256_hex
 
 
 def lookup(session: Any, address: str | None, username: str | None) -> dict[str, Any] | None:

@@ -31,6 +31,8 @@ from prometheus_client import start_http_server
 
 from backbone import logs
 from backbone.connections import faust_app_kwargs
+from backbone.deletion_policy import DeletionSettings, is_anonymous
+from backbone.deletion_policy import mailbox_entries as deletion_entries
 from backbone.replay.pointer import ActiveKeyspace
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
@@ -59,8 +61,6 @@ from streams.deciding import (
 )
 from streams.decision import Rejection
 from streams.deletion_final import DueDeletions, FinalDeletion
-from streams.deletion_rules import DeletionSettings, is_anonymous
-from streams.deletion_rules import mailbox_entries as deletion_entries
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.keyspace_writers import ActiveProjection, ActiveSequencer
 from streams.mailbox_router import entries_for

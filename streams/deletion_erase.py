@@ -27,8 +27,8 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from backbone.deletion_policy import anonymous_address, sha256_hex
 from store.cassandra import execute
-from streams.deletion_rules import anonymous_address, sha256_hex
 
 log = logging.getLogger("backbone.streams.deletion")
 

@@ -45,6 +45,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from backbone.deletion_policy import DeletionSettings, sha256_hex
 from store.cassandra import execute
 from store.envelopes import SYSTEM_KEY_ID, EnvelopeCodec, Opened
 from store.retrying import until_done
@@ -53,7 +54,6 @@ from streams.data_keys import DataKeys
 from streams.deciding import wait_for_key
 from streams.deletion_erase import erase_identity, relationships_of
 from streams.deletion_readmodels import DUE_BUCKET
-from streams.deletion_rules import DeletionSettings, sha256_hex
 
 log = logging.getLogger("backbone.streams.deletion")
 

@@ -24,8 +24,7 @@ from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.state import ApiState
 from api.timestamps import iso
-from store.cassandra import run_prepared
-from streams.deletion_rules import (
+from backbone.deletion_policy import (
     GRACE_OUT_OF_RANGE,
     MAX_DAYS,
     MIN_DAYS,
@@ -33,6 +32,7 @@ from streams.deletion_rules import (
     grace_period_s,
     sha256_hex,
 )
+from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Identities/Self/DeletionProcesses", tags=["identities"])
 

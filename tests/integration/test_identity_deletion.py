@@ -34,13 +34,13 @@ import httpx
 import pytest
 
 from backbone.datakeys import unwrap_all, wrapped_data_keys
+from backbone.deletion_policy import GRACE_OUT_OF_RANGE, anonymous_address
 from backbone.settings import BackboneSettings, ClusterSettings
 from connector.backbone_client import BackboneClient
 from schemas import codec
 from store.cassandra import connect
 from store.envelopes import EnvelopeCodec
 from store.topics import read_records
-from streams.deletion_rules import GRACE_OUT_OF_RANGE, anonymous_address
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 pytestmark = pytest.mark.integration

@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 
 from api.enmeshed_events import enmeshed_event
-from backbone.security.logcrypto import MasterKey
-from streams import identity_decider as rules
-from streams.data_keys import RECHECK_S, DataKeys
-from streams.decision import Rejection
-from streams.deletion_erase import DeletedNamed, addresses_in
-from streams.deletion_rules import (
+from backbone.deletion_policy import (
     DeletionSettings,
     anonymous_address,
     grace_period_s,
     mailbox_entries,
     sha256_hex,
 )
+from backbone.security.logcrypto import MasterKey
+from streams import identity_decider as rules
+from streams.data_keys import RECHECK_S, DataKeys
+from streams.decision import Rejection
+from streams.deletion_erase import DeletedNamed, addresses_in
 from streams.identity_decider import IdentityState, decide, evolve
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
