@@ -321,6 +321,12 @@ def test_scrape_annotations_name_the_ports_the_processes_serve(rendered: list[Ma
     # The worker's endpoint listens on loopback unless told: Prometheus comes from outside.
     assert env["BACKBONE_WORKER_METRICS_HOST"]["value"] == ANY_ADDRESS
     assert worker["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    # faust serves the metrics only after the tables' recovery: the startup probe must give
+    # that minutes (liveness waits for it), or a big recovery is killed and starts over.
+    startup = worker["startupProbe"]
+    assert startup["httpGet"] == worker["livenessProbe"]["httpGet"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+    assert "initialDelaySeconds" not in worker["livenessProbe"]
 
 
 def test_workers_are_capped_by_the_partition_count(helm: Path, default: list[Manifest]) -> None:
