@@ -121,7 +121,7 @@ def _jaas(user: str, password: str) -> str:
     )
 
 
-def secure_properties(text: str, tls: TlsFiles, broker_password: str) -> str:
+def secure_properties(text: str, tls: TlsFiles, broker_password: str, client_password: str) -> str:
     """server.properties with its PLAINTEXT client listener turned into SASL_SSL.
 
     Works on whatever the template rendered (one node or a node of the local cluster): the
@@ -138,13 +138,18 @@ def secure_properties(text: str, tls: TlsFiles, broker_password: str) -> str:
         out.append(line)
     out += [
         "# Secure mode (deploy/secure.py): SCRAM over TLS for clients and brokers.",
-        f"sasl.enabled.mechanisms={','.join(MECHANISMS)}",
+        f"sasl.enabled.mechanisms={','.join(MECHANISMS)},PLAIN",
         "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
         *(
             f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config="
             f"{_jaas(BROKER_USER, broker_password)}"
             for m in MECHANISMS
         ),
+        # PLAIN keeps its users in the broker's own configuration (this file is 0600).
+        "listener.name.sasl_ssl.plain.sasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{BROKER_USER}" password="{broker_password}" '
+        f'user_{BROKER_USER}="{broker_password}" user_{CLIENT_USER}="{client_password}";',
         "ssl.keystore.type=PKCS12",
         f"ssl.keystore.location={tls.keystore}",
         f"ssl.keystore.password={tls.keystore_password}",
@@ -174,7 +179,8 @@ class SecureKafka(Kafka):
         argv = super().prepare()
         props = self.home / "server.properties"
         broker = _password(self.settings, "kafka-broker")
-        props.write_text(secure_properties(props.read_text(), tls, broker))
+        client = _password(self.settings, "kafka")
+        props.write_text(secure_properties(props.read_text(), tls, broker, client))
         props.chmod(0o600)
         self._marker().touch()
         write_client_config(self.settings)

@@ -165,3 +165,17 @@ def test_wrong_credentials_stop_every_process_at_once_and_clearly(
         assert said in err, f"{command} with {change} said:\n{err}"
         for secret in [*secrets, *(v for k, v in change.items() if "PASSWORD" in k and v)]:
             assert secret not in shown, f"{command} printed a password"
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
+def test_each_sasl_mechanism_takes_the_right_password_only(
+    secure_infra: InfraSettings, mechanism: str
+) -> None:
+    from backbone.connections import ClusterAccessError, check_access
+
+    right = secure.client_cluster(secure_infra)
+    kafka = dataclasses.replace(right.kafka_security, sasl_mechanism=mechanism)
+    check_access(dataclasses.replace(right, kafka_security=kafka))
+    wrong = dataclasses.replace(kafka, password="not-the-password")
+    with pytest.raises(ClusterAccessError, match=f"refused user 'backbone' .*{mechanism}"):
+        check_access(dataclasses.replace(right, kafka_security=wrong))

@@ -33,7 +33,7 @@ def test_kafka_has_only_a_sasl_ssl_client_listener(template: str, tmp_path: Path
     if not (Path(secure.__file__).parent / "conf" / template).exists():
         pytest.skip(f"no {template} in this checkout")
     rendered = render(template, tmp_path / "server.properties", **NODE).read_text()
-    props = _properties(secure.secure_properties(rendered, TLS, "broker-pw"))
+    props = _properties(secure.secure_properties(rendered, TLS, "broker-pw", "client-pw"))
     listeners = props["listeners"].split(",")
     assert [x for x in listeners if not x.startswith("CONTROLLER://")] == [
         x.replace("PLAINTEXT://", "SASL_SSL://")
@@ -43,7 +43,8 @@ def test_kafka_has_only_a_sasl_ssl_client_listener(template: str, tmp_path: Path
     assert all(x.startswith("SASL_SSL://") for x in props["advertised.listeners"].split(","))
     assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
     assert props["inter.broker.listener.name"] == "SASL_SSL"
-    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,SCRAM-SHA-256"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+    assert 'user_backbone="client-pw"' in props["listener.name.sasl_ssl.plain.sasl.jaas.config"]
     assert props["ssl.keystore.location"] == "/s/server.p12"
     assert (
         'username="broker" password="broker-pw"'
