@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backbone.settings import ClusterSettings, InfraSettings, cassandra_replication
+from deploy import cluster
 from deploy.cluster import Layout
 from deploy.process import LaunchError
 from deploy.service import render
@@ -77,3 +78,18 @@ def test_the_cluster_keeps_apart_from_the_one_node_infrastructure(
     assert layout.infra.cassandra_port != single.cassandra_port
     with pytest.raises(LaunchError, match="between 2 and"):
         Layout.from_env(1)
+
+
+def test_the_active_controller_is_the_node_that_took_the_highest_epoch(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    lines = {
+        1: "[QuorumController id=1] Becoming the active controller at epoch 1, next write",
+        2: "[QuorumController id=2] Becoming the active controller at epoch 7, next write",
+        3: "[QuorumController id=3] Becoming the active controller at epoch 4, next write",
+    }
+    assert cluster.active_controller(layout) is None  # no node has logged anything yet
+    for node in layout.kafka():
+        node.process.log_file.parent.mkdir(parents=True, exist_ok=True)
+        node.process.log_file.write_text(f"INFO something else\n{lines[node.node]}\n")
+    # Each node logs the epochs it led; the latest leader is the one with the highest.
+    assert cluster.active_controller(layout) == 2
