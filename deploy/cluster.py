@@ -248,7 +248,9 @@ def status(layout: Layout) -> list[ServiceStatus]:
     return status_of(layout.services())
 
 
-ACTIVE_CONTROLLER = re.compile(rb"\[QuorumController id=(\d+)\] Becoming the active controller at epoch (\d+)")
+ACTIVE_CONTROLLER = re.compile(
+    rb"\[QuorumController id=(\d+)\] Becoming the active controller at epoch (\d+)"
+)
 
 
 def active_controller(layout: Layout) -> int | None:
