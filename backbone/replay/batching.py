@@ -52,7 +52,10 @@ def _size(values: Any) -> int:
 
 
 class _Written:
-    """What a noted write answers: done, no rows."""
+    """What a noted write answers: done, no rows (store.cassandra.execute returns at once
+    for a `settled` answer)."""
+
+    settled = True
 
     def add_callbacks(self, callback: Callable[[Any], Any], errback: Any) -> None:
         callback([])
