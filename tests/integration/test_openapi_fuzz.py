@@ -47,6 +47,14 @@ def _fuzz(stack: Stack, report: Path, *headers: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def _keep(runs: dict[str, tuple[int, str]], where: Path) -> Path:
+    """The whole outputs, failures and their reproduction included, outlive the run."""
+    where.mkdir(parents=True, exist_ok=True)
+    for name, (_, output) in runs.items():
+        (where / f"{name}.txt").write_text(output)
+    return where
+
+
 @pytest.mark.timeout(3600)  # the suite's 300 s is for ordinary tests
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     stack: Stack, tmp_path: Path
@@ -61,10 +69,13 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             stack, tmp_path / "authenticated.ndjson", f"Authorization: Bearer {party.token}"
         ),
     }
+    kept = _keep(runs, Path(os.environ.get("FUZZ_OUTPUT_DIR", tmp_path)))
     for name, (code, output) in runs.items():
         summary = [
             line for line in output.splitlines() if re.search(r"generated|passed|failed", line)
         ]
         print(f"--- schemathesis, {name}: exit {code}\n" + "\n".join(summary[-6:]))
-    failed = {name: output[-6000:] for name, (code, output) in runs.items() if code != 0}
-    assert not failed, failed
+        if code != 0:
+            print(output[output.find("FAILURES") :] if "FAILURES" in output else output[-20000:])
+    failed = sorted(name for name, (code, _) in runs.items() if code != 0)
+    assert not failed, f"schemathesis failed: {failed}; outputs in {kept}"
