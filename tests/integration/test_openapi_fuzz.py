@@ -3,8 +3,11 @@ operation, all checks, once without a token and once with one, against the real 
 Zero server errors and zero schema violations is the bar.
 
 Not part of `make test` (minutes, not seconds): `make fuzz` runs it. `FUZZ_EXAMPLES` sets
-the examples per operation (default 25). The streams (`/sse`) never end by design and are
-left out; the mailbox's long poll is bounded by its `wait` (at most 60 s).
+the examples per operation (default 25), `FUZZ_OUTPUT_DIR` where schemathesis's whole
+outputs are kept (failures with their `curl` reproduction). The streams (`/sse`) never end
+by design and are left out; the mailbox's long poll is bounded by its `wait` (at most 60 s).
+The successes the generated requests rarely reach are checked by the walk in
+tests/integration/test_openapi_responses.py.
 """
 
 from __future__ import annotations
