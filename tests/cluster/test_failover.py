@@ -32,12 +32,11 @@ from typing import Any
 import httpx
 import pytest
 
-from backbone.settings import ClusterSettings, InfraSettings
+from backbone.settings import ClusterSettings
 from deploy import cluster
 from deploy.cluster import Layout
-from localproc.ports import free_port
 from tests.integration.api_client import Party
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, own_infra_settings
 from tests.integration.test_store_faults import (
     Load,
     _assert_every_accepted_message_once,
@@ -69,18 +68,7 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
         cluster.up(existing, echo=False)
         yield existing
         return
-    shared = InfraSettings.from_env()
-    infra = InfraSettings(
-        state_dir=tmp_path_factory.mktemp("cluster"),
-        cache_dir=shared.cache_dir,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        cassandra_port=free_port(),
-        cassandra_storage_port=free_port(),
-        kafka_heap="512m",
-        cassandra_heap="1g",
-        cassandra_commitlog_sync=shared.cassandra_commitlog_sync,
-    )
+    infra = own_infra_settings(tmp_path_factory.mktemp("cluster"))
     running = Layout(NODES, infra)
     t0 = time.monotonic()
     cluster.up(running, echo=False)

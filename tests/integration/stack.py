@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from backbone.settings import ClusterSettings
+from backbone.settings import ClusterSettings, InfraSettings
 from deploy.backbone import worker_ready
 from localproc.ports import free_port
 from localproc.process import ManagedProcess
@@ -21,6 +22,25 @@ from localproc.process import ManagedProcess
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret-0123456789"
 START_TIMEOUT_S = 120.0
+
+
+def own_infra_settings(state_dir: Path, **overrides: Any) -> InfraSettings:
+    """Kafka and Cassandra of a test's own (to kill, secure or cluster them) beside the
+    suite's: free ports, its own state directory, small heaps, and the jars and commit-log
+    mode of the suite's stores."""
+    shared = InfraSettings.from_env()
+    return InfraSettings(
+        state_dir=state_dir,
+        cache_dir=shared.cache_dir,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        cassandra_port=free_port(),
+        cassandra_storage_port=free_port(),
+        kafka_heap="512m",
+        cassandra_heap="1g",
+        cassandra_commitlog_sync=shared.cassandra_commitlog_sync,
+        **overrides,
+    )
 
 
 def stack_process(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> ManagedProcess:

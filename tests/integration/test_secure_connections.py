@@ -27,7 +27,7 @@ from backbone.settings import InfraSettings
 from deploy import infra, secure
 from localproc.ports import free_port
 from tests.integration.api_client import new_party, relate
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, own_infra_settings
 from tests.integration.test_mailbox_api import _mailbox_until
 
 pytestmark = pytest.mark.integration
@@ -35,18 +35,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def secure_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraSettings]:
-    shared = InfraSettings.from_env()
-    settings = InfraSettings(
-        state_dir=tmp_path_factory.mktemp("secure-infra"),
-        cache_dir=shared.cache_dir,  # the jars the suite's own stores came from
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        cassandra_port=free_port(),
-        cassandra_storage_port=free_port(),
-        kafka_heap="512m",
-        cassandra_heap="1g",
-        secure=True,
-    )
+    settings = own_infra_settings(tmp_path_factory.mktemp("secure-infra"), secure=True)
     try:
         infra.up(settings, echo=False)  # both JVMs start at once, then both are waited for
         yield settings

@@ -31,9 +31,8 @@ from backbone.settings import ClusterSettings, InfraSettings
 from deploy import infra
 from deploy.cassandra import Cassandra
 from deploy.kafka import Kafka
-from localproc.ports import free_port
 from tests.integration.api_client import Party, new_party, relate
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, own_infra_settings
 from tests.integration.test_mailbox_api import _mailbox
 
 pytestmark = pytest.mark.integration
@@ -46,18 +45,7 @@ BACK_WITHIN_S = 10.0  # from the store answering again to the next 201
 
 @pytest.fixture(scope="module")
 def private_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraSettings]:
-    shared = InfraSettings.from_env()
-    settings = InfraSettings(
-        state_dir=tmp_path_factory.mktemp("faults-infra"),
-        cache_dir=shared.cache_dir,  # the jars the suite's own stores came from
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        cassandra_port=free_port(),
-        cassandra_storage_port=free_port(),
-        kafka_heap="512m",
-        cassandra_heap="1g",
-        cassandra_commitlog_sync=shared.cassandra_commitlog_sync,
-    )
+    settings = own_infra_settings(tmp_path_factory.mktemp("faults-infra"))
     infra.up(settings, echo=False)
     try:
         yield settings
