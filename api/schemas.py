@@ -79,6 +79,9 @@ class IdentityOut(Out):
     publicKey: str
     identityVersion: int
     createdAt: Time
+    # Issue 22 (identity deletion), as upstream's GetOwnIdentity.
+    status: Literal["Active", "ToBeDeleted", "Deleting"] = "Active"
+    deletionGracePeriodEndsAt: Time | None = None
 
 
 class Created(Out):
@@ -221,6 +224,13 @@ class AuditEntry(Out):
     createdAt: Time
 
 
+class PeerDeletionInfo(Out):
+    """Issue 22: the other party of a relationship is to be deleted, or was (upstream's)."""
+
+    deletionStatus: Literal["ToBeDeleted", "Deleted"]
+    deletionDate: Time
+
+
 class RelationshipOut(Out):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -234,6 +244,7 @@ class RelationshipOut(Out):
     reactivationRequestedBy: str | None
     createdAt: Time
     auditLog: list[AuditEntry]
+    peerDeletionInfo: PeerDeletionInfo | None = None  # issue 22
 
 
 class SyncRunOut(Out):

@@ -151,6 +151,9 @@ async def _relationships(session: Session, address: str, anon: str, out: Erased)
         session, "SELECT id FROM relationships_by_identity WHERE address = %s", (address,)
     )
     for row in listed:
+        # What it was shown of a peer's own deletion (`peerDeletionInfo`).
+        await _run(session, "DELETE FROM peer_deletions WHERE relationship_id = %s"
+                   " AND address = %s", (row.id, address))  # fmt: skip
         found = await _all(
             session,
             "SELECT template_id, from_address, to_address, reactivation_requested_by"
@@ -214,6 +217,30 @@ async def _peer_mailbox(session: Session, peer: str, address: str, anon: str, ou
             await _run(session, "UPDATE mailbox SET payload = %s WHERE address = %s AND idx = %s",
                        (entry.payload.replace(address, anon), peer, entry.idx))  # fmt: skip
             out.anonymized += 1
+
+
+async def sent_messages(session: Session, address: str) -> list[tuple[Any, list[Any]]]:
+    """The messages `address` sent that the read models still hold (not expired), each with
+    its recipients' rows: read by the final step before anything is erased, to record each
+    recipient's copy under that recipient's key (streams/deletion_final.py)."""
+    out = []
+    listed = await _all(
+        session, "SELECT id FROM messages_by_identity WHERE address = %s", (address,)
+    )
+    for row in listed:
+        found = await _all(
+            session,
+            "SELECT id, sender, body, attachments, created_at FROM messages WHERE id = %s",
+            (row.id,),
+        )
+        if found and found[0].sender == address:
+            recipients = await _all(
+                session,
+                "SELECT address, encrypted_key FROM message_recipients WHERE message_id = %s",
+                (row.id,),
+            )
+            out.append((found[0], recipients))
+    return out
 
 
 async def relationships_of(session: Session, address: str) -> list[tuple[str, str]]:

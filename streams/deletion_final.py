@@ -26,12 +26,18 @@ The step, each part idempotent, with the state written first so a successor know
 1. state -> Deleting (the decider refuses every command from here on), keeping the list of
    relationships to tell;
 2. the data key is destroyed (streams/data_keys.py `shred`): events of the identity still
-   in flight can no longer be opened, so they cannot recreate what step 3 removes;
-3. its read-model rows are erased, its peers' anonymized (streams/deletion_erase.py);
-4. one `PeerDeleted` per relationship, sealed with the peer's key, for its mailbox;
-5. the audit record `IdentityDeleted` (system key: only hashes), which also removes the
+   in flight can no longer be opened, so they cannot recreate what step 4 removes;
+3. every message it sent that the read models still hold is recorded again for each
+   recipient, `MessageKeptForRecipient` sealed with the recipient's key and the sender
+   anonymized: its `MessageSent` no longer opens, so without this a replay would lose the
+   peers' received messages. Done once (a flag in the state), before step 4 touches the
+   rows it reads; event ids derived from (process, message, recipient), so a rerun after
+   a crash sends the same records, which the projection absorbs;
+4. its read-model rows are erased, its peers' anonymized (streams/deletion_erase.py);
+5. one `PeerDeleted` per relationship, sealed with the peer's key, for its mailbox;
+6. the audit record `IdentityDeleted` (system key: only hashes), which also removes the
    due row;
-6. state -> the erased marker (no address, no usernames).
+7. state -> the erased marker (no address, no usernames).
 """
 
 from __future__ import annotations
@@ -45,14 +51,14 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from backbone.deletion_policy import DeletionSettings, sha256_hex
+from backbone.deletion_policy import DeletionSettings, anonymous_address, sha256_hex
 from store.cassandra import execute
 from store.envelopes import SYSTEM_KEY_ID, EnvelopeCodec, Opened
 from store.retrying import until_done
 from streams import identity_decider
 from streams.data_keys import DataKeys
 from streams.deciding import wait_for_key
-from streams.deletion_erase import erase_identity, relationships_of
+from streams.deletion_erase import ANONYMOUS_DEVICE, erase_identity, relationships_of, sent_messages
 from streams.deletion_readmodels import DUE_BUCKET
 
 log = logging.getLogger("backbone.streams.deletion")
@@ -157,6 +163,12 @@ class FinalDeletion:
             lambda: self._keys.shred(self._envelopes.identity_key_id(address)),
             "shredding a data key failed",
         )
+        if not deletion.get("kept"):
+            kept = await self._keep_sent_messages(pid, address, session)
+            state.deletion = deletion = {**deletion, "kept": True}
+            self._table[agg] = {**state.to_dict(), "handled": stored.get("handled", {})}
+            log.info("identity deletion: sent messages kept for their recipients",
+                     extra={"records": kept})  # fmt: skip
         erased, usernames = await until_done(
             lambda: erase_identity(session, address, set(state.devices.values()),
                                    {p for p, _ in peers}),
@@ -192,6 +204,38 @@ class FinalDeletion:
             extra={"rows": erased.rows, "anonymized": erased.anonymized, "peers": len(peers)},
         )
         return True
+
+    async def _keep_sent_messages(self, pid: str, address: str, session: Session) -> int:
+        anon = anonymous_address(address)
+        messages = await until_done(
+            lambda: sent_messages(session, address), "reading sent messages failed"
+        )
+        kept = 0
+        for message, recipients in messages:
+            aggregate_key = self._envelopes.aggregate_key("message", message.id)
+            created = message.created_at.replace(tzinfo=UTC)
+            sends = []
+            for r in recipients:
+                key_id = self._envelopes.identity_key_id(r.address)
+                try:
+                    await wait_for_key(self._envelopes, key_id)
+                except KeyError:
+                    continue  # that recipient is deleted too: nobody left to keep it for
+                body = {"message_id": message.id, "sender": anon,
+                        "sender_device": ANONYMOUS_DEVICE, "body": bytes(message.body),
+                        "attachments": list(message.attachments or []), "recipient": r.address,
+                        "encrypted_key": bytes(r.encrypted_key), "created_at": created}  # fmt: skip
+                # Version 2: above the MessageSent's 1, so the anonymized sender wins over
+                # the original in Cassandra's last-write-wins whatever the order they land.
+                record = self._envelopes.seal(
+                    "MessageKeptForRecipient", body, aggregate_key=aggregate_key,
+                    correlation_id=f"deletion-{pid}", data_key_id=key_id, aggregate_version=2,
+                    event_id=_event_id(pid, "kept", message.id, r.address),
+                )  # fmt: skip
+                sends.append(self._send(aggregate_key, record))
+            await asyncio.gather(*sends)
+            kept += len(sends)
+        return kept
 
     async def _peer_deleted(
         self, agg: str, pid: str, peer: str, relationship_id: str, now: datetime

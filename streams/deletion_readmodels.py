@@ -6,6 +6,10 @@
   its address), which the workers poll for the ones whose period is over
   (streams/deletion_final.py). One partition: deletions are rare, and the poll reads it
   whole. `deletion_leases` keeps the workers from all sending the same final command.
+- `peer_deletions`: for each relationship whose other party is being (or was) deleted, by
+  relationship and the remaining party (who sees it, as upstream's `peerDeletionInfo`):
+  ToBeDeleted with the grace period's end, then Deleted with the time. No address of the
+  deleted identity, so it outlives it; replayable from `PeerDeleted` (the peer's key).
 - `deleted_identities` / `deleted_usernames`: the audit record, from `IdentityDeleted`,
   which is sealed with the system key and so stays readable (and replayable) after the
   identity's data key is gone. Only SHA-256 hashes of the address and usernames.
@@ -52,6 +56,12 @@ SCHEMA = [
     # Hashes of destroyed data keys' ids: a worker waiting for a key that is not in
     # `data_keys` stops waiting at once when it finds it here (streams/data_keys.py).
     """CREATE TABLE IF NOT EXISTS shredded_keys (key_hash text PRIMARY KEY)""",
+    """CREATE TABLE IF NOT EXISTS peer_deletions (
+        relationship_id text,
+        address text,
+        status text,
+        deletion_date timestamp,
+        PRIMARY KEY (relationship_id, address))""",
     """CREATE TABLE IF NOT EXISTS deleted_usernames (
         username_hash text PRIMARY KEY,
         deleted_at timestamp)""",
@@ -86,6 +96,19 @@ class DeletionProjection:
             "INSERT INTO deleted_identities (address_hash, deletion_process_id,"
             " deletion_started_at, deleted_at, username_hashes) VALUES (?, ?, ?, ?, ?)"
         )
+        self._peer = q(
+            "INSERT INTO peer_deletions (relationship_id, address, status, deletion_date)"
+            " VALUES (?, ?, 'ToBeDeleted', ?) USING TIMESTAMP ?"
+        )
+        self._peer_cancelled = q(
+            "DELETE FROM peer_deletions USING TIMESTAMP ? WHERE relationship_id = ? AND address = ?"
+        )
+        # Without a timestamp, as `_done`: Deleted is final, no redelivered start or
+        # cancellation (whose timestamps are the identity's versions) may undo it.
+        self._peer_deleted = q(
+            "INSERT INTO peer_deletions (relationship_id, address, status, deletion_date)"
+            " VALUES (?, ?, 'Deleted', ?)"
+        )
         self._shredded = q("INSERT INTO shredded_keys (key_hash) VALUES (?)")
         self._username = q(
             "INSERT INTO deleted_usernames (username_hash, deleted_at) VALUES (?, ?)"
@@ -96,6 +119,7 @@ class DeletionProjection:
             "IdentityDeletionStarted": self._started,
             "IdentityDeletionCancelled": self._cancelled_process,
             "IdentityDeleted": self._deleted,
+            "PeerDeleted": self._peer_gone,
         }
 
     async def _run(self, statement: Any, *params: Any) -> None:
@@ -106,11 +130,19 @@ class DeletionProjection:
                         b["device_id"], b["grace_period_ends_at"], ts)  # fmt: skip
         await self._run(self._due, DUE_BUCKET, b["identity_key"], b["deletion_process_id"],
                         b["grace_period_ends_at"], ts)  # fmt: skip
+        for p in b["peers"]:
+            await self._run(self._peer, p["relationship_id"], p["address"],
+                            b["grace_period_ends_at"], ts)  # fmt: skip
 
     async def _cancelled_process(self, b: dict[str, Any], ts: int) -> None:
         await self._run(self._cancelled, ts, b["cancelled_at"], b["device_id"], b["address"],
                         b["deletion_process_id"])  # fmt: skip
         await self._run(self._not_due, ts, DUE_BUCKET, b["identity_key"])
+        for p in b["peers"]:
+            await self._run(self._peer_cancelled, ts, p["relationship_id"], p["address"])
+
+    async def _peer_gone(self, b: dict[str, Any], ts: int) -> None:
+        await self._run(self._peer_deleted, b["relationship_id"], b["address"], b["deleted_at"])
 
     async def _deleted(self, b: dict[str, Any], ts: int) -> None:
         await self._run(self._audit, b["address_hash"], b["deletion_process_id"],

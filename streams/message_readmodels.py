@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
@@ -74,6 +75,7 @@ class MessageProjection:
             "MessageSent": self._sent,
             "MessageReceived": self._message_received,
             "MailboxAcknowledged": self._acknowledged,
+            "MessageKeptForRecipient": self._kept,
         }
 
     async def _run(self, statement: Any, *params: Any) -> None:
@@ -91,6 +93,23 @@ class MessageProjection:
         for address in {b["sender"], *(r["address"] for r in b["recipients"])}:
             writes.append(self._run(self._listed, address, mid, ttl, ts))
         await asyncio.gather(*writes)
+
+    async def _kept(self, b: dict[str, Any], ts: int) -> None:
+        """Issue 22: one recipient's copy of a message whose sender was deleted (its
+        `MessageSent` no longer opens). The rows that recipient's view needs, with the TTL
+        left since the message was sent: re-recording it must not extend its retention."""
+        created = b["created_at"]
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        ttl = self.retention_s - int((datetime.now(UTC) - created).total_seconds())
+        if ttl <= 0:
+            return  # expired, as the live rows have
+        mid = b["message_id"]
+        await asyncio.gather(
+            self._run(self._message, mid, b["sender"], b["sender_device"], b["body"],
+                      list(b["attachments"]), created, ttl, ts),
+            self._run(self._recipient, mid, b["recipient"], b["encrypted_key"], ttl, ts),
+            self._run(self._listed, b["recipient"], mid, ttl, ts),
+        )  # fmt: skip
 
     async def _message_received(self, b: dict[str, Any], ts: int) -> None:
         await self._run(self._received, self.retention_s, ts, b["received_at"],

@@ -189,3 +189,37 @@ async def is_deleted(state: ApiState, username: str) -> tuple[bool, str | None]:
         )
     ).one()
     return (True, iso(gone.deleted_at)) if gone is not None else (False, None)
+
+
+async def own_status(state: ApiState, address: str) -> tuple[str, str | None]:
+    """(status, grace period's end) for `GET Identities/Self`, as upstream's identity status:
+    ToBeDeleted while an open process's grace period runs, Deleting once it is over and
+    the final step is due (the identity still answers until its devices are erased)."""
+    rows = await run_prepared(
+        state.session,
+        "SELECT status, grace_period_ends_at FROM deletion_processes WHERE address = ?",
+        (address,),
+    )
+    for row in rows:
+        if row.status == "Active":
+            ends = row.grace_period_ends_at.replace(tzinfo=UTC)
+            return ("ToBeDeleted" if ends > datetime.now(UTC) else "Deleting"), iso(ends)
+    return "Active", None
+
+
+async def peer_deletion_info(
+    state: ApiState, relationship_id: str, viewer: str
+) -> dict[str, str] | None:
+    """Upstream's `peerDeletionInfo` of a relationship as `viewer` sees it: set when the
+    other party is to be deleted or was deleted (streams/deletion_readmodels.py)."""
+    row = (
+        await run_prepared(
+            state.session,
+            "SELECT status, deletion_date FROM peer_deletions"
+            " WHERE relationship_id = ? AND address = ?",
+            (relationship_id, viewer),
+        )
+    ).one()
+    if row is None:
+        return None
+    return {"deletionStatus": row.status, "deletionDate": iso(row.deletion_date)}

@@ -118,6 +118,7 @@ async def get_self(caller: Authenticated, state: State) -> dict[str, Any]:
     ).one()
     if row is None:
         raise ApiError(404, "error.platform.recordNotFound", "identity not found")
+    status, grace_ends = await deletion_processes.own_status(state, caller.address)  # issue 22
     return {
         "result": {
             "address": row.address,
@@ -125,5 +126,7 @@ async def get_self(caller: Authenticated, state: State) -> dict[str, Any]:
             "publicKey": serialize_public_key(row.public_key),
             "identityVersion": row.identity_version,
             "createdAt": iso(row.created_at),
+            "status": status,
+            "deletionGracePeriodEndsAt": grace_ends,
         }
     }

@@ -22,6 +22,7 @@ from api.idempotency import (
     new_resource_id,
 )
 from api.paging import Ids, Paging
+from api.routers.deletion_processes import peer_deletion_info
 from api.schemas import Envelope, PagedEnvelope, RelationshipOut, documented
 from api.state import ApiState
 from api.timestamps import iso
@@ -66,7 +67,7 @@ async def request_relationship(
          "creation_content": content, "requested_at": datetime.now(UTC)},
         idem,
     )  # fmt: skip
-    return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+    return {"result": await _dto(state, await _own(state, relationship_id, caller), caller.address)}
 
 
 class CanCreateResult(BaseModel):
@@ -101,7 +102,7 @@ async def can_create(
 async def get_relationship(
     relationship_id: RelationshipId, caller: Authenticated, state: State
 ) -> Any:
-    return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+    return {"result": await _dto(state, await _own(state, relationship_id, caller), caller.address)}
 
 
 @router.get("", responses=documented(PagedEnvelope[RelationshipOut]))
@@ -115,7 +116,7 @@ async def list_relationships(
     )
     wanted = set(ids) if ids else None
     found = [
-        await _dto(state, await _own(state, r.id, caller))
+        await _dto(state, await _own(state, r.id, caller), caller.address)
         for r in rows
         if wanted is None or r.id in wanted
     ]
@@ -141,7 +142,7 @@ async def _act(
          "requested_at": datetime.now(UTC)},
         idem,
     )  # fmt: skip
-    return {"result": await _dto(state, await _own(state, relationship_id, caller))}
+    return {"result": await _dto(state, await _own(state, relationship_id, caller), caller.address)}
 
 
 @router.put("/{relationship_id}/Accept", responses=documented(ONE))
@@ -191,7 +192,7 @@ async def _own(state: ApiState, relationship_id: str, caller: Caller) -> Any:
     return row
 
 
-async def _dto(state: ApiState, row: Any) -> dict[str, Any]:
+async def _dto(state: ApiState, row: Any, viewer: str) -> dict[str, Any]:
     audit = await run_prepared(
         state.session,
         "SELECT * FROM relationship_audit WHERE relationship_id = ?",
@@ -218,4 +219,6 @@ async def _dto(state: ApiState, row: Any) -> dict[str, Any]:
             }
             for a in audit
         ],
+        # Issue 22: the other party's pending or finished deletion, as `viewer` sees it.
+        "peerDeletionInfo": await peer_deletion_info(state, row.id, viewer),
     }

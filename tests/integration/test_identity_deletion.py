@@ -5,14 +5,16 @@ a datawallet modification, messages sent and received:
 
 - starts a deletion (the grace period's limits refused with their code), logs in during
   the grace period, and cancels; A sees PeerToBeDeleted then PeerDeletionCancelled in its
-  Enmeshed sync;
+  Enmeshed sync and the pending deletion in the relationship (`peerDeletionInfo`), X its
+  own status in `Identities/Self`;
 - starts again with a grace period of seconds (a "day" is 3 s here); the worker that runs
   the final step is SIGKILLed half-way and a second worker finishes it;
 - afterwards: its logins fail and `IsDeleted` says so, no row of the whole keyspace names
   its address, key id or usernames, every record sealed with its key fails to open with the
   master key (its changelog entry is a tombstone), a replay into a fresh keyspace has no
   trace of it either, the operator's `backbone deleted` answers, and A and B still read
-  what is theirs (the message X sent them, from the anonymous address).
+  what is theirs (the message X sent them, from the anonymous address), also in the
+  replayed keyspace.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pytest
 
 from backbone.datakeys import unwrap_all, wrapped_data_keys
 from backbone.deletion_policy import GRACE_OUT_OF_RANGE, anonymous_address
+from backbone.replay.compare import compare
 from backbone.settings import BackboneSettings, ClusterSettings
 from connector.backbone_client import BackboneClient
 from schemas import codec
@@ -177,6 +180,11 @@ async def _backbone(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str
                                    text=True, timeout=300)  # fmt: skip
 
 
+async def _peer_deletion(http: httpx.AsyncClient, who: Party, rid: str) -> Any:
+    relationship = _ok(await http.get(f"/api/v1/Relationships/{rid}", headers=who.auth))
+    return relationship["peerDeletionInfo"]
+
+
 def _log_has(worker: Any, text: bytes) -> bool:
     with worker.log_file.open("rb") as fh:
         fh.seek(worker.log_offset)
@@ -227,10 +235,21 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     assert {"type": "PeerToBeDeleted", "relationshipId": rel_a} in [
         {"type": e["type"], "relationshipId": e["payload"]["relationshipId"]} for e in seen
     ], seen
+    # A sees it in the relationship too (upstream's peerDeletionInfo); X sees its own status.
+    pending = {"deletionStatus": "ToBeDeleted", "deletionDate": first["gracePeriodEndsAt"]}
+    assert await _peer_deletion(http, a, rel_a) == pending
+    assert await _peer_deletion(http, x, rel_a) is None  # its own deletion is no peer's
+    me = _ok(await http.get("/api/v1/Identities/Self", headers=x.auth))
+    assert (me["status"], me["deletionGracePeriodEndsAt"]) == (
+        "ToBeDeleted",
+        first["gracePeriodEndsAt"],
+    )
     cancelled = _ok(await http.put(f"{processes}/{first['id']}/Cancel", headers=x.auth))
     assert cancelled["status"] == "Cancelled" and cancelled["cancelledByDevice"]
     seen = await _external_events(http, a)
     assert [e["type"] for e in seen] == ["PeerDeletionCancelled"], seen
+    assert await _peer_deletion(http, a, rel_a) is None
+    assert _ok(await http.get("/api/v1/Identities/Self", headers=x.auth))["status"] == "Active"
 
     # Now for real, with a grace period of seconds; the worker dies half-way through.
     key_id = EnvelopeCodec(stack.master_key_b64, lambda k: b"").identity_key_id(x.address)
@@ -295,6 +314,8 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
         assert x.address not in json.dumps(relationship)
     assert _ok(await http.get(f"/api/v1/Tokens/{a_token}", headers=a.auth))["forIdentity"] == anon
     assert "PeerDeleted" in [e["type"] for e in await _external_events(http, b)]
+    for peer, rid in ((a, rel_a), (b, rel_b)):
+        assert (await _peer_deletion(http, peer, rid) or {}).get("deletionStatus") == "Deleted"
 
     # The operator's audit record, from the hashes.
     answer = await _backbone(stack, "deleted", "--address", x.address, "--json")
@@ -308,3 +329,9 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     assert "skipped" in replay.stdout and " 0 skipped" not in replay.stdout, replay.stdout
     traces = await asyncio.to_thread(_traces, cassandra_session, fresh, needles)
     assert traces == [], replay.stdout
+    # The peers' messages come back whole: X's MessageSent no longer opens, but each
+    # recipient's copy was recorded under that recipient's key before the shredding.
+    compared = await asyncio.to_thread(compare, cassandra_session, live, fresh)
+    messages = {"messages", "message_recipients", "messages_by_identity", "peer_deletions"}
+    different = [r.line() for r in compared if r.table in messages and not r.identical]
+    assert different == [], different
