@@ -223,12 +223,15 @@ class Replayer:
             ),
         )
         envelopes = EnvelopeCodec(self.settings.master_key_b64, self._keys.__getitem__)
-        # The projection and the sequencer write through a session that batches their
-        # writes until the next checkpoint (backbone/replay/batching.py).
+        # The projection writes through a session that batches its writes until the next
+        # checkpoint (backbone/replay/batching.py).
         self._batching = self.writes = BatchingSession(target, enabled=opts.batch_writes)
         writer = cast(Session, self._batching)
         projection = await asyncio.to_thread(Projection, writer, self.settings.retention_s)
-        sequencer = await asyncio.to_thread(Sequencer, writer, self.settings.retention_s)
+        # The sequencer writes as it does in the workers, with its own batches: a head is
+        # written only after its rows, which is what makes a killed replay resume without a
+        # gap (a head sent with its rows in one flush could land alone).
+        sequencer = await asyncio.to_thread(Sequencer, target, self.settings.retention_s)
         save = await asyncio.to_thread(
             target.prepare,
             "INSERT INTO replay_progress (topic, partition, next_offset, end_offset, updated_at)"
@@ -397,7 +400,6 @@ class Replayer:
             done = await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
             cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retention_s)
             if any(_aware(e.occurred_at) <= cutoff for e in entries):
-                await self._batching.flush()  # the rows it reads back
                 await asyncio.gather(*(self._drop_expired_rows(d, cutoff) for d in done))
 
         return apply
