@@ -164,7 +164,9 @@ class ListedDevice(Out):
     createdByDevice: str | None
 
 
-class UploadedFile(Out):
+class _File(Out):
+    """What the upload's answer and the metadata share."""
+
     id: str = _id("FIL")
     createdAt: Time
     createdBy: str
@@ -174,20 +176,14 @@ class UploadedFile(Out):
     cipherHash: Bytes
     owner: str
     ownerSignature: str | None
+
+
+class UploadedFile(_File):
     ownershipToken: str = Field(description="the owner's proof for the ownership calls")
 
 
-class FileMetadata(Out):
-    id: str = _id("FIL")
-    createdAt: Time
-    createdBy: str
-    createdByDevice: str
-    expiresAt: Time
-    cipherSize: int = Field(ge=1)
-    cipherHash: Bytes
+class FileMetadata(_File):
     encryptedProperties: Bytes | None
-    owner: str
-    ownerSignature: str | None
 
 
 class OwnershipTokenCheck(Out):
