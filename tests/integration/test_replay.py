@@ -79,12 +79,19 @@ def stack(
     """A stack of these tests' own (own keyspace, own topics): `replay verify` compares whole
     keyspaces, so rows that other tests write straight into the suite's keyspace must not be
     in the live side."""
+    yield from own_stack(cluster_settings, cassandra_session, tmp_path_factory, "replay")
+
+
+def own_stack(cluster_settings: ClusterSettings, cassandra_session: Any,
+              tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:  # fmt: skip
+    """A stack on keyspace `<run's>_<name>` and topics `<run's prefix><name>.`, its keyspace
+    dropped at the end."""
     own = dataclasses.replace(
         cluster_settings,
-        keyspace=f"{cluster_settings.keyspace}_replay",
-        topic_prefix=f"{cluster_settings.topic_prefix}replay.",
+        keyspace=f"{cluster_settings.keyspace}_{name}",
+        topic_prefix=f"{cluster_settings.topic_prefix}{name}.",
     )
-    running = Stack(own, tmp_path_factory.mktemp("replay-stack"))
+    running = Stack(own, tmp_path_factory.mktemp(f"{name}-stack"))
     running.start()
     try:
         yield running

@@ -7,7 +7,6 @@ newcomer's first message works (its data key was written by the worker into the 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 
 from backbone.settings import ClusterSettings
 from tests.integration.stack import Stack
-from tests.integration.test_replay import _auth, _party, _relate, _send
+from tests.integration.test_replay import _auth, _party, _relate, _send, own_stack
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +31,11 @@ def stack(
     cassandra_session: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    own = dataclasses.replace(
-        cluster_settings,
-        keyspace=f"{cluster_settings.keyspace}_sw",
-        topic_prefix=f"{cluster_settings.topic_prefix}switch.",
-    )
-    running = Stack(own, tmp_path_factory.mktemp("switch-stack"))
-    running.start()
+    live = f"{cluster_settings.keyspace}_switch"
     try:
-        yield running
+        yield from own_stack(cluster_settings, cassandra_session, tmp_path_factory, "switch")
     finally:
-        running.stop()
-        for name in (own.keyspace, f"{own.keyspace}_new", f"{own.keyspace}_control"):
+        for name in (live, f"{live}_new", f"{live}_control"):
             cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
 
 
