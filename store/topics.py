@@ -173,7 +173,9 @@ class TopicNames:
 # a tombstone then stays a day (delete.retention.ms), time enough for every worker's global
 # table, which reads the topic whole on start, to see it before it goes. So a shredded key
 # is on Kafka's disks (every replica) for at most about a day and an hour.
-ERASABLE = ("data-keys", "identities")
+# The deciders' tables whose state named a deleted identity get its tombstone or its
+# anonymized state from the final step (streams/deletion_forget.py): the same bound.
+ERASABLE = ("data-keys", "identities", "templates", "tokens", "files", "pairs", "messages")
 ERASABLE_COMPACTION = {
     "cleanup.policy": "compact",
     "segment.ms": str(3600 * 1000),

@@ -61,6 +61,7 @@ from streams.deciding import (
 )
 from streams.decision import Rejection
 from streams.deletion_final import DueDeletions, FinalDeletion
+from streams.deletion_forget import forget
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.keyspace_writers import ActiveProjection, ActiveSequencer
 from streams.mailbox_router import entries_for
@@ -238,9 +239,13 @@ PAIRS = Decider(
 # Identity deletion (issue 22): the final step at the end of a grace period runs in the
 # identity's agent; every worker polls for due ones (streams/deletion_final.py).
 _deletion = DeletionSettings.from_env()
+_FORGETTING_TOPICS = {"token": token_commands, "template": template_commands,
+                      "file": file_commands, "message": message_commands,
+                      "pair": relationship_commands}  # fmt: skip
 FINAL_DELETION = FinalDeletion(
     IDENTITIES.table, keys, _cassandra, envelopes,
     lambda key, value: _send_durably(events, key.encode(), value), _deletion.step_pause_s,
+    lambda kind, key, value: _send_durably(_FORGETTING_TOPICS[kind], key.encode(), value),
 )  # fmt: skip
 DUE_DELETIONS = DueDeletions(
     _cassandra, envelopes,
@@ -256,6 +261,15 @@ async def _due_deletions() -> None:
         await DUE_DELETIONS.poll()
     except Exception as exc:  # Cassandra or Kafka away: the next tick tries again
         log.warning("polling due deletions failed", extra={"error": type(exc).__name__})
+
+
+def _forgot(spec: Decider, key: str, command: Opened) -> bool:
+    """Issue 22: `ForgetIdentity` is no decision; the aggregate's state drops or anonymizes
+    the deleted identity (streams/deletion_forget.py)."""
+    if command.name != "ForgetIdentity":
+        return False
+    forget(spec.table, key, command.body)
+    return True
 
 
 async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Opened]]:
@@ -304,18 +318,24 @@ async def identity_agent(stream: faust.StreamT[bytes]) -> None:
 @app.agent(message_commands, isolated_partitions=True)
 async def message_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
+        if _forgot(MESSAGES, key, command):
+            continue
         await runtime.decide(MESSAGES, key, command)
 
 
 @app.agent(token_commands, isolated_partitions=True)
 async def token_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
+        if _forgot(TOKENS, key, command):
+            continue
         await runtime.decide(TOKENS, key, command)
 
 
 @app.agent(file_commands, isolated_partitions=True)
 async def file_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
+        if _forgot(FILES, key, command):
+            continue
         await runtime.decide(FILES, key, command)
 
 
@@ -324,6 +344,8 @@ async def template_agent(stream: faust.StreamT[bytes]) -> None:
     """A relationship request is allocated here first, then opened by the pair's decider,
     which answers the API; a refused opening gives the allocation back."""
     async for key, command in _commands(stream):
+        if _forgot(TEMPLATES, key, command):
+            continue
         forward = command.name == "RequestRelationship"
         outcome = await runtime.decide(TEMPLATES, key, command, reply=not forward)
         if forward and outcome is not None:
@@ -338,6 +360,8 @@ async def template_agent(stream: faust.StreamT[bytes]) -> None:
 @app.agent(relationship_commands, isolated_partitions=True)
 async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
     async for key, command in _commands(stream):
+        if _forgot(PAIRS, key, command):
+            continue
         outcome = await runtime.decide(PAIRS, key, command)
         if command.name == "OpenRelationship" and outcome is None:
             release = relationship_choreography.release(command.body)

@@ -29,6 +29,7 @@ from cassandra.cluster import Session
 
 from backbone.deletion_policy import anonymous_address, sha256_hex
 from store.cassandra import execute
+from streams.relationship_decider import pair_id
 
 log = logging.getLogger("backbone.streams.deletion")
 
@@ -241,6 +242,40 @@ async def sent_messages(session: Session, address: str) -> list[tuple[Any, list[
             )
             out.append((found[0], recipients))
     return out
+
+
+async def aggregates_of(session: Session, address: str) -> list[tuple[str, str]]:
+    """(aggregate type, id) of every decider aggregate whose state names `address`: what it
+    owned (tokens, templates, files), the messages it sent or received, its relationships'
+    pairs, and the peers' templates it allocated on or that were made for it. Read before
+    anything is erased (streams/deletion_forget.py)."""
+    found: set[tuple[str, str]] = set()
+    for table, kind in (("tokens_by_owner", "token"), ("templates_by_owner", "template")):
+        rows = await _all(session, f"SELECT id FROM {table} WHERE owner = %s", (address,))  # noqa: S608
+        found.update((kind, r.id) for r in rows)
+    files = await _all(session, "SELECT id FROM files WHERE owner = %s ALLOW FILTERING", (address,))
+    found.update(("file", r.id) for r in files)
+    made_for = await _all(
+        session, "SELECT id FROM templates WHERE for_identity = %s ALLOW FILTERING", (address,)
+    )
+    found.update(("template", r.id) for r in made_for)
+    listed = await _all(
+        session, "SELECT id FROM messages_by_identity WHERE address = %s", (address,)
+    )
+    found.update(("message", r.id) for r in listed)
+    for row in await _all(
+        session, "SELECT id FROM relationships_by_identity WHERE address = %s", (address,)
+    ):
+        rel = await _all(
+            session,
+            "SELECT template_id, from_address, to_address FROM relationships WHERE id = %s",
+            (row.id,),
+        )
+        if rel:
+            found.add(("pair", pair_id(rel[0].from_address, rel[0].to_address)))
+            if rel[0].template_id:
+                found.add(("template", rel[0].template_id))
+    return sorted(found)
 
 
 async def relationships_of(session: Session, address: str) -> list[tuple[str, str]]:

@@ -33,6 +33,9 @@ The step, each part idempotent, with the state written first so a successor know
    peers' received messages. Done once (a flag in the state), before step 4 touches the
    rows it reads; event ids derived from (process, message, recipient), so a rerun after
    a crash sends the same records, which the projection absorbs;
+   Likewise once (flag "forgotten"), `ForgetIdentity` to every token, template, file,
+   message and pair aggregate whose decider state names it (streams/deletion_forget.py):
+   those changelogs are sealed with a master-derived key, not its data key;
 4. its read-model rows are erased, its peers' anonymized (streams/deletion_erase.py);
 5. one `PeerDeleted` per relationship, sealed with the peer's key, for its mailbox;
 6. the audit record `IdentityDeleted` (system key: only hashes), which also removes the
@@ -58,12 +61,20 @@ from store.retrying import until_done
 from streams import identity_decider
 from streams.data_keys import DataKeys
 from streams.deciding import wait_for_key
-from streams.deletion_erase import ANONYMOUS_DEVICE, erase_identity, relationships_of, sent_messages
+from streams.deletion_erase import (
+    ANONYMOUS_DEVICE,
+    aggregates_of,
+    erase_identity,
+    relationships_of,
+    sent_messages,
+)
 from streams.deletion_readmodels import DUE_BUCKET
 
 log = logging.getLogger("backbone.streams.deletion")
 
 Send = Callable[[str, bytes], Awaitable[None]]  # (record key, value), awaited until acked
+# (aggregate type, record key, value) to that aggregate type's command topic
+SendCommand = Callable[[str, str, bytes], Awaitable[None]]
 
 _IDS = uuid.UUID("0b7f5c1e-3d4a-4f0e-9c83-2a6d1e9b5f42")
 
@@ -129,7 +140,9 @@ class FinalDeletion:
         envelopes: EnvelopeCodec,
         send_event: Send,
         pause_s: float = 0.0,
+        send_command: SendCommand | None = None,
     ) -> None:
+        self._send_command = send_command
         self._pause_s = pause_s
         self._table = table
         self._keys = keys
@@ -169,6 +182,11 @@ class FinalDeletion:
             self._table[agg] = {**state.to_dict(), "handled": stored.get("handled", {})}
             log.info("identity deletion: sent messages kept for their recipients",
                      extra={"records": kept})  # fmt: skip
+        if not deletion.get("forgotten") and self._send_command is not None:
+            told = await self._forget(pid, address, session)
+            state.deletion = deletion = {**deletion, "forgotten": True}
+            self._table[agg] = {**state.to_dict(), "handled": stored.get("handled", {})}
+            log.info("identity deletion: deciders told to forget it", extra={"aggregates": told})
         erased, usernames = await until_done(
             lambda: erase_identity(session, address, set(state.devices.values()),
                                    {p for p, _ in peers}),
@@ -236,6 +254,26 @@ class FinalDeletion:
             await asyncio.gather(*sends)
             kept += len(sends)
         return kept
+
+    async def _forget(self, pid: str, address: str, session: Session) -> int:
+        assert self._send_command is not None
+        send = self._send_command
+        found = await until_done(
+            lambda: aggregates_of(session, address), "reading an identity's aggregates failed"
+        )
+        body = {"address_hash": sha256_hex(address), "anonymous": anonymous_address(address),
+                "deletion_process_id": pid}  # fmt: skip
+        for start in range(0, len(found), 256):  # bounded in flight
+            sends = []
+            for kind, aggregate_id in found[start : start + 256]:
+                key = self._envelopes.aggregate_key(kind, aggregate_id)
+                command = self._envelopes.seal(
+                    "ForgetIdentity", body, aggregate_key=key, correlation_id=f"deletion-{pid}",
+                    event_id=_event_id(pid, "forget", kind, aggregate_id),
+                )  # fmt: skip
+                sends.append(send(kind, key, command))
+            await asyncio.gather(*sends)
+        return len(found)
 
     async def _peer_deleted(
         self, agg: str, pid: str, peer: str, relationship_id: str, now: datetime

@@ -38,12 +38,14 @@ import pytest
 from backbone.datakeys import unwrap_all, wrapped_data_keys
 from backbone.deletion_policy import GRACE_OUT_OF_RANGE, anonymous_address
 from backbone.replay.compare import compare
+from backbone.security.logcrypto import derive_key
 from backbone.settings import BackboneSettings, ClusterSettings
 from connector.backbone_client import BackboneClient
 from schemas import codec
 from store.cassandra import connect
 from store.envelopes import EnvelopeCodec
 from store.topics import read_records
+from streams.table_codec import SealedJson
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 pytestmark = pytest.mark.integration
@@ -185,6 +187,10 @@ async def _peer_deletion(http: httpx.AsyncClient, who: Party, rid: str) -> Any:
     return relationship["peerDeletionInfo"]
 
 
+async def _not(check: Any) -> bool:
+    return not await check()
+
+
 def _log_has(worker: Any, text: bytes) -> bool:
     with worker.log_file.open("rb") as fh:
         fh.seek(worker.log_offset)
@@ -231,7 +237,7 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     assert (await http.get(processes, headers=a.auth)).json()["result"] == []  # only its own
     assert (await http.get(f"{processes}/{first['id']}", headers=a.auth)).status_code == 404
     assert (await _login(http, x.usernames[1])).status_code == 200  # logs in during grace
-    seen = await _external_events(http, a)
+    seen = await _until(lambda: _external_events(http, a), 30, "A's sync to show it")
     assert {"type": "PeerToBeDeleted", "relationshipId": rel_a} in [
         {"type": e["type"], "relationshipId": e["payload"]["relationshipId"]} for e in seen
     ], seen
@@ -246,7 +252,7 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     )
     cancelled = _ok(await http.put(f"{processes}/{first['id']}/Cancel", headers=x.auth))
     assert cancelled["status"] == "Cancelled" and cancelled["cancelledByDevice"]
-    seen = await _external_events(http, a)
+    seen = await _until(lambda: _external_events(http, a), 30, "A's sync to show it")
     assert [e["type"] for e in seen] == ["PeerDeletionCancelled"], seen
     assert await _peer_deletion(http, a, rel_a) is None
     assert _ok(await http.get("/api/v1/Identities/Self", headers=x.auth))["status"] == "Active"
@@ -301,6 +307,20 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     records = await read_records(stack.cluster.kafka_bootstrap, changelog)
     last = {json.loads(k): v for k, v in records if k is not None}
     assert key_id in last and last[key_id] is None  # the tombstone
+
+    # The deciders' own state forgot it too: no latest value of the token, template, file,
+    # message and pair changelogs (sealed with the master-derived table key) names it.
+    tables = SealedJson(derive_key(base64.b64decode(stack.master_key_b64), b"backbone/table-key"))
+
+    async def forgotten() -> list[str]:
+        naming = []
+        for table in ("tokens", "templates", "files", "messages", "pairs"):
+            topic = f"{settings.app_id}-{table}-changelog"
+            latest = dict(await read_records(stack.cluster.kafka_bootstrap, topic))
+            naming += [table for v in latest.values() if v and x.address in str(tables._loads(v))]
+        return naming
+
+    assert await _until(lambda: _not(forgotten), 30, "the deciders to forget X") is True
 
     # Its peers keep what is theirs.
     anon = anonymous_address(x.address)

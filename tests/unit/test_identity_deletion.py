@@ -23,6 +23,7 @@ from streams import identity_decider as rules
 from streams.data_keys import RECHECK_S, DataKeys
 from streams.decision import Rejection
 from streams.deletion_erase import DeletedNamed, addresses_in
+from streams.deletion_forget import forget, forgotten
 from streams.identity_decider import IdentityState, decide, evolve
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -205,3 +206,30 @@ def test_a_replay_follows_the_deleted_identities_its_records_name_and_their_peer
     named.note({"template_id": "T", "owner": other, "requester": ADDRESS})
     assert named.peers == {ADDRESS: {peer, other}}
     assert addresses_in({"address": "did:e:localhost:dids:anonymous"}) == set()
+
+
+def test_a_deciders_state_forgets_a_deleted_identity() -> None:
+    anon, peer = anonymous_address(ADDRESS), "did:e:localhost:dids:fedcba9876543210fedcba"
+    h = sha256_hex(ADDRESS)
+    # Its own token, template or file: dropped whole.
+    assert forgotten({"version": 2, "owner": ADDRESS, "deleted": False}, h, anon) is None
+    # A peer's template it allocated on, a relationship, a message: its address replaced
+    # wherever it is (a value, a list item, a map key); the peer's own stays.
+    template = {"owner": peer, "allocations": {ADDRESS: "REL1", "did:e:x:dids:other": "REL2"},
+                "collectors": [ADDRESS], "for_identity": ADDRESS}  # fmt: skip
+    assert forgotten(template, h, anon) == {
+        "owner": peer, "allocations": {anon: "REL1", "did:e:x:dids:other": "REL2"},
+        "collectors": [anon], "for_identity": anon,
+    }  # fmt: skip
+    pair = {"relationships": {"REL1": {"from_address": peer, "to_address": ADDRESS}}}
+    assert forgotten(pair, h, anon) == {
+        "relationships": {"REL1": {"from_address": peer, "to_address": anon}}
+    }
+    # Applied to a table: a tombstone for what it owned, a rewrite for the rest, and a
+    # second run changes nothing.
+    table: dict[str, Any] = {"t": {"owner": ADDRESS}, "p": pair, "o": {"owner": peer}}
+    body = {"address_hash": h, "anonymous": anon}
+    for key in ("t", "p", "o", "missing"):
+        forget(table, key, body)
+        forget(table, key, body)
+    assert table == {"p": forgotten(pair, h, anon), "o": {"owner": peer}}
