@@ -210,7 +210,8 @@ def report(out: dict[str, Any]) -> str:
     lines = [f"REPLAY SPEED ({out['records']} records: {out['messages']} messages, "
              f"written in {out['write_s']} s)",
              f"{'workers':>8} {'writes':<10}{'records/s':>10}{'per worker':>12}"
-             f"{'cpu ms/record':>15}{'requests/record':>17}"]  # fmt: skip
+             f"{'cpu ms/record':>15}{'requests/record':>17}  (the projection's requests: the"
+             " sequencer sends its own batches either way)"]  # fmt: skip
     for r in out["runs"]:
         lines.append(f"{r['workers']:>8} {r['writes']:<10}{r['records_per_s']:>10,}"
                      f"{r['records_per_s_per_worker']:>12,}{r['replay_cpu_ms_per_record']:>15}"
