@@ -321,6 +321,9 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
         return naming
 
     assert await _until(lambda: _not(forgotten), 30, "the deciders to forget X") is True
+    pairs = await read_records(stack.cluster.kafka_bootstrap, f"{settings.app_id}-pairs-changelog")
+    opened = " ".join(str(tables._loads(v)) for _, v in pairs if v)
+    assert a.address in opened and anonymous_address(x.address) in opened  # the peer's, kept
 
     # Its peers keep what is theirs.
     anon = anonymous_address(x.address)
