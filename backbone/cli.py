@@ -149,7 +149,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if LOCAL_CLIENT_ID in settings.clients:
         secret = InfraSettings.from_env().state_dir / "secrets" / "client.secret"
         print(f"client:  id '{LOCAL_CLIENT_ID}', secret in {secret}")
-    print("status:  backbone status    logs: backbone logs api|worker|kafka|cassandra")
+    print("status:  backbone status    logs: backbone logs api|worker|auditor|kafka|cassandra")
     print("stop:    make down (or backbone down): stops what `up` started, nothing else")
     return 0 if ok else 1
 
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_status = sub.add_parser("status", help="kafka, cassandra, worker and api: pid and health")
     p_status.set_defaults(func=cmd_status)
     p_logs = sub.add_parser("logs", help="the tail of one process's log")
-    p_logs.add_argument("service", choices=["api", "worker", "kafka", "cassandra"])
+    p_logs.add_argument("service", choices=["api", "worker", "auditor", "kafka", "cassandra"])
     p_logs.add_argument("-n", "--lines", type=int, default=60, help="log lines to show")
     p_logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p_logs.set_defaults(func=cmd_logs)

@@ -40,3 +40,12 @@ def test_logs_names_the_file_and_prints_its_tail(
     assert str(state / "api" / "api.log") in captured.err
     assert main(["logs", "worker"]) == 0
     assert "(no log written)" in capsys.readouterr().out
+
+
+def test_logs_of_the_auditor_that_backbone_up_starts(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (state / "auditor").mkdir(parents=True)
+    (state / "auditor" / "auditor.log").write_text("checkpoint signed\n")
+    assert main(["logs", "auditor", "-n", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["checkpoint signed"]
