@@ -7,7 +7,7 @@ for upstream's types (nmshd/backbone's `ExternalEvent` types) and turns anything
 into a sync error that comes back three times, so a sync run hands it only those, in
 upstream's payload shapes. An entry with no Enmeshed counterpart is left out of the run's
 event list; finalizing the run moves past it all the same (a result not reported is a
-success, streams/sync_decider.py).
+success, domain/sync_decider.py).
 """
 
 from __future__ import annotations

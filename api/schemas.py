@@ -18,7 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.content import BASE64_PATTERN
-from streams.relationship_decider import Status as RelationshipStatus
+from domain.relationship_decider import Status as RelationshipStatus
 
 T = TypeVar("T")
 
@@ -314,7 +314,7 @@ ERROR_DESCRIPTIONS = {
     "503": "A store is unavailable or pushes back; see `Retry-After` and `writeOutcome`",
 }
 
-# The refusals of an identity's decider (streams/identity_decider.py) for a command of the
+# The refusals of an identity's decider (domain/identity_decider.py) for a command of the
 # calling device: the device was deleted meanwhile (403), the identity is gone (404).
 IDENTITY_COMMAND = (403, 404)
 

@@ -27,7 +27,7 @@ def fake_address(i: int) -> str:
 
 def message_payload(sender: str, body_b64: str | None = None) -> str:
     """The JSON of a `MessageReceived` mailbox entry with a 1 KiB body inline, as
-    `streams/mailbox_router.py` builds it."""
+    `domain/mailbox_router.py` builds it."""
     payload = {
         "messageId": "MSG" + uuid.uuid4().hex[:17],
         "createdBy": sender,

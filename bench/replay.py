@@ -35,10 +35,10 @@ from backbone.connections import kafka_client_kwargs
 from backbone.security.logcrypto import MasterKey, new_data_key
 from backbone.settings import ClusterSettings
 from bench.results import machine_line
+from domain.mailbox_router import entries_for
 from store.cassandra import connect
 from store.envelopes import EnvelopeCodec
 from store.topics import TopicNames, ensure_topics
-from streams.mailbox_router import entries_for
 from streams.readmodels import create_schema
 
 BODY = os.urandom(1024)

@@ -174,7 +174,7 @@ class TopicNames:
 # table, which reads the topic whole on start, to see it before it goes. So a shredded key
 # is on Kafka's disks (every replica) for at most about a day and an hour.
 # The deciders' tables whose state named a deleted identity get its tombstone or its
-# anonymized state from the final step (streams/deletion_forget.py): the same bound.
+# anonymized state from the final step (domain/deletion_forget.py): the same bound.
 ERASABLE = ("data-keys", "identities", "templates", "tokens", "files", "pairs", "messages")
 ERASABLE_COMPACTION = {
     "cleanup.policy": "compact",

@@ -36,21 +36,24 @@ from backbone.deletion_policy import mailbox_entries as deletion_entries
 from backbone.replay.pointer import ActiveKeyspace
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
-from store.cassandra import connect
-from store.envelopes import EnvelopeCodec, Opened
-from store.retrying import until_done
-from store.topics import TopicNames
-from streams import (
+from domain import (
     challenge_decider,
     file_decider,
     identity_decider,
     message_decider,
     relationship_choreography,
     relationship_decider,
-    table_codec,
     template_decider,
     token_decider,
 )
+from domain.decision import Rejection
+from domain.deletion_forget import forget
+from domain.mailbox_router import entries_for
+from store.cassandra import connect
+from store.envelopes import EnvelopeCodec, Opened
+from store.retrying import until_done
+from store.topics import TopicNames
+from streams import table_codec
 from streams.data_keys import DataKeys
 from streams.deciding import (
     Decider,
@@ -59,12 +62,9 @@ from streams.deciding import (
     set_key_loader,
     wait_for_key,
 )
-from streams.decision import Rejection
 from streams.deletion_final import DueDeletions, FinalDeletion
-from streams.deletion_forget import forget
 from streams.faust_fixes import GroupPositions, gap_free
 from streams.keyspace_writers import ActiveProjection, ActiveSequencer
-from streams.mailbox_router import entries_for
 from streams.mailbox_sequencer import Entry, Sequenced
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
@@ -265,7 +265,7 @@ async def _due_deletions() -> None:
 
 def _forgot(spec: Decider, key: str, command: Opened) -> bool:
     """Issue 22: `ForgetIdentity` is no decision; the aggregate's state drops or anonymizes
-    the deleted identity (streams/deletion_forget.py)."""
+    the deleted identity (domain/deletion_forget.py)."""
     if command.name != "ForgetIdentity":
         return False
     forget(spec.table, key, command.body)
@@ -279,7 +279,7 @@ async def _commands(stream: faust.StreamT[bytes]) -> AsyncIterator[tuple[str, Op
             yield key.decode(), command
 
 
-# The challenge gate (streams/challenge_decider.py): which request used each challenge id.
+# The challenge gate (domain/challenge_decider.py): which request used each challenge id.
 # One small entry per identity creation or device registration.
 CHALLENGE_USES = _state_table("challenge-uses")
 _CHALLENGED = frozenset({"CreateIdentity", "AddDevice"})

@@ -18,9 +18,9 @@ import faust
 
 from backbone import idempotency
 from backbone.security.logcrypto import new_data_key
+from domain.decision import Event, Rejection
 from store.envelopes import EnvelopeCodec, Opened, derived_event_id
 from streams.data_keys import KeyShredded
-from streams.decision import Event, Rejection
 from streams.metrics import DECIDER_LAG, DECISIONS, age
 
 log = logging.getLogger("backbone.streams")

@@ -28,8 +28,8 @@ from typing import Any
 from cassandra.cluster import Session
 
 from backbone.deletion_policy import anonymous_address, sha256_hex
+from domain.relationship_decider import pair_id
 from store.cassandra import execute
-from streams.relationship_decider import pair_id
 
 log = logging.getLogger("backbone.streams.deletion")
 
@@ -248,7 +248,7 @@ async def aggregates_of(session: Session, address: str) -> list[tuple[str, str]]
     """(aggregate type, id) of every decider aggregate whose state names `address`: what it
     owned (tokens, templates, files), the messages it sent or received, its relationships'
     pairs, and the peers' templates it allocated on or that were made for it. Read before
-    anything is erased (streams/deletion_forget.py)."""
+    anything is erased (domain/deletion_forget.py)."""
     found: set[tuple[str, str]] = set()
     for table, kind in (("tokens_by_owner", "token"), ("templates_by_owner", "template")):
         rows = await _all(session, f"SELECT id FROM {table} WHERE owner = %s", (address,))  # noqa: S608

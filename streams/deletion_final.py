@@ -34,7 +34,7 @@ The step, each part idempotent, with the state written first so a successor know
    rows it reads; event ids derived from (process, message, recipient), so a rerun after
    a crash sends the same records, which the projection absorbs;
    Likewise once (flag "forgotten"), `ForgetIdentity` to every token, template, file,
-   message and pair aggregate whose decider state names it (streams/deletion_forget.py):
+   message and pair aggregate whose decider state names it (domain/deletion_forget.py):
    those changelogs are sealed with a master-derived key, not its data key;
 4. its read-model rows are erased, its peers' anonymized (streams/deletion_erase.py);
 5. one `PeerDeleted` per relationship, sealed with the peer's key, for its mailbox;
@@ -55,10 +55,10 @@ from typing import Any
 from cassandra.cluster import Session
 
 from backbone.deletion_policy import DeletionSettings, anonymous_address, sha256_hex
+from domain import identity_decider
 from store.cassandra import execute
 from store.envelopes import SYSTEM_KEY_ID, EnvelopeCodec, Opened
 from store.retrying import until_done
-from streams import identity_decider
 from streams.data_keys import DataKeys
 from streams.deciding import wait_for_key
 from streams.deletion_erase import (

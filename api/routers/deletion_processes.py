@@ -5,7 +5,7 @@ grace period (14 days unless the client asks for 1 to 90), during which its devi
 as before and may cancel; its peers learn of it in their sync (PeerToBeDeleted,
 PeerDeletionCancelled). When the period ends a worker erases it for good
 (streams/deletion_final.py). Starting and cancelling are commands to the identity's
-decider (streams/identity_decider.py), which keeps one open process at a time.
+decider (domain/identity_decider.py), which keeps one open process at a time.
 
 `is_deleted` answers `GET Identities/IsDeleted?username=` (api/routers/identities.py): an
 identity that lost its login asks whether it was deleted, and when.

@@ -1,7 +1,7 @@
 """`/api/v1/Relationships`: requests against a template, and every later step of the pair.
 
 Only the two parties see a relationship or act on it; to anyone else it does not exist.
-The rules of which step is allowed when live in streams/relationship_decider.py.
+The rules of which step is allowed when live in domain/relationship_decider.py.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from api.schemas import Envelope, PagedEnvelope, RelationshipOut, documented
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
+from domain.relationship_decider import ALREADY_EXISTS, OPEN_STATUSES, pair_id
 from store.cassandra import run_prepared
-from streams.relationship_decider import ALREADY_EXISTS, OPEN_STATUSES, pair_id
 
 router = APIRouter(prefix="/Relationships", tags=["relationships"])
 

@@ -1,7 +1,7 @@
 """`/api/v1/SyncRuns` and `/api/v1/Datawallet`: Enmeshed's sync, over this backbone's mailbox.
 
 External events are the identity's mailbox entries: the same index, an id `EXT` + the index
-padded to 17 digits, and the same payload. The rules are in streams/sync_decider.py.
+padded to 17 digits, and the same payload. The rules are in domain/sync_decider.py.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from api.schemas import (
 )
 from api.state import ApiState
 from api.timestamps import iso
+from domain.sync_decider import OLD_VERSION
 from store.cassandra import run_prepared
-from streams.sync_decider import OLD_VERSION
 
 router = APIRouter(tags=["sync"])
 
@@ -101,7 +101,7 @@ def external_event_id(index: int) -> str:
 
 
 # Datawallet modifications are numbered 1, 2, 3 ... by the identity's decider
-# (streams/sync_decider.py) and 0, 1, 2 ... on the wire, as Enmeshed numbers them: the
+# (domain/sync_decider.py) and 0, 1, 2 ... on the wire, as Enmeshed numbers them: the
 # client derives each payload's key from the index it expects (`localIndex + 1`, or 0
 # for the first), so the numbers it sees must be exactly its own. -1 is the client's
 # "nothing yet".

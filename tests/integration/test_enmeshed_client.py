@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from connector.backbone_client import BackboneClient
-from streams.relationship_decider import ALREADY_EXISTS
+from domain.relationship_decider import ALREADY_EXISTS
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 DRIVER_DIR = Path(__file__).resolve().parent.parent / "enmeshed"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from backbone.security.logcrypto import new_data_key
+from domain.decision import Rejection
+from domain.identity_decider import IdentityState, decide, evolve
 from store.envelopes import EnvelopeCodec, Opened
-from streams.decision import Rejection
-from streams.identity_decider import IdentityState, decide, evolve
 from streams.readmodels import Projection, create_schema
 
 pytestmark = pytest.mark.integration

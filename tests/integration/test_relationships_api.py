@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from domain.relationship_decider import WRONG_STATUS
 from store.topics import TopicNames, read_records
-from streams.relationship_decider import WRONG_STATUS
 from tests.integration.api_client import Party, b64, code_of, new_party
 from tests.integration.log_access import operator_codec
 from tests.integration.stack import Stack

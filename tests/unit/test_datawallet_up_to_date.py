@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams import sync_decider as s
-from streams.decision import Rejection
+from domain import sync_decider as s
+from domain.decision import Rejection
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 MOD = {"id": "DWM1", "object_identifier": "o", "payload_category": None, "collection": "c",

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from backbone import idempotency
+from domain import token_decider
 from store.envelopes import EnvelopeCodec, Opened
-from streams import deciding, token_decider
+from streams import deciding
 from streams.deciding import REMEMBERED_COMMANDS, Decider, Runtime
 
 OWNER = "did:e:localhost:dids:0123456789abcdef012345"

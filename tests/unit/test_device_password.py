@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.decision import Rejection
-from streams.identity_decider import IdentityState, decide, evolve
+from domain.decision import Rejection
+from domain.identity_decider import IdentityState, decide, evolve
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from api.content import decode_content
 from api.enmeshed_events import enmeshed_event
 from api.routers.files import pack_properties, unpack_properties
 from api.versioning import _urlsafe, encode_bytes
-from streams.mailbox_router import entries_for
+from domain.mailbox_router import entries_for
 
 ME, PEER = "did:e:localhost:dids:00000000000000000001", "did:e:localhost:dids:00000000000000000002"
 

@@ -10,8 +10,8 @@ import pytest
 from api.errors import ApiError
 from api.ratelimit import Rule, SlidingWindows
 from api.stream_slots import StreamSlots
-from streams import challenge_decider, sync_decider, template_decider
-from streams.decision import Rejection
+from domain import challenge_decider, sync_decider, template_decider
+from domain.decision import Rejection
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.decision import Rejection
-from streams.identity_decider import (
+from domain.decision import Rejection
+from domain.identity_decider import (
     CHALLENGE_EXPIRED,
     CHALLENGE_USED,
     MAX_DEVICES,

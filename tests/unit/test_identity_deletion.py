@@ -19,12 +19,12 @@ from backbone.deletion_policy import (
     sha256_hex,
 )
 from backbone.security.logcrypto import MasterKey
-from streams import identity_decider as rules
+from domain import identity_decider as rules
+from domain.decision import Rejection
+from domain.deletion_forget import forget, forgotten
+from domain.identity_decider import IdentityState, decide, evolve
 from streams.data_keys import RECHECK_S, DataKeys
-from streams.decision import Rejection
 from streams.deletion_erase import DeletedNamed, addresses_in
-from streams.deletion_forget import forget, forgotten
-from streams.identity_decider import IdentityState, decide, evolve
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
 ADDRESS = "did:e:localhost:dids:0123456789abcdef0123ab"

@@ -1,4 +1,4 @@
-"""Who learns of an event (streams/mailbox_router.py): the mailbox entries a client's sync and
+"""Who learns of an event (domain/mailbox_router.py): the mailbox entries a client's sync and
 stream are built from, so a missing or misaddressed entry is a message or a relationship
 change someone never hears of."""
 
@@ -8,7 +8,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.mailbox_router import INLINE_BODY_BYTES, entries_for
+from domain.mailbox_router import INLINE_BODY_BYTES, entries_for
 
 A, B, C = "did:e:x:dids:aaaa", "did:e:x:dids:bbbb", "did:e:x:dids:cccc"
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

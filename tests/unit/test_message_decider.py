@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.decision import Rejection
-from streams.message_decider import MessageState, decide, evolve
+from domain.decision import Rejection
+from domain.message_decider import MessageState, decide, evolve
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams import relationship_choreography as choreography
-from streams.relationship_decider import pair_id
+from domain import relationship_choreography as choreography
+from domain.relationship_decider import pair_id
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 REQUEST = {

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from streams.decision import Rejection
-from streams.relationship_decider import (
+from domain.decision import Rejection
+from domain.relationship_decider import (
     ALREADY_DECOMPOSED,
     ALREADY_EXISTS,
     NO_REACTIVATION,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams import sync_decider as s
-from streams.decision import Rejection
+from domain import sync_decider as s
+from domain.decision import Rejection
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 

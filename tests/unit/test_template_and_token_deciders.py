@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams import file_decider as f
-from streams import template_decider as t
-from streams import token_decider as k
-from streams.decision import Rejection
+from domain import file_decider as f
+from domain import template_decider as t
+from domain import token_decider as k
+from domain.decision import Rejection
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 OWNER = "did:e:x:dids:owner"

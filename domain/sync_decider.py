@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams.decision import Event, Rejection
+from domain.decision import Event, Rejection
 
 MAX_EVENTS_PER_RUN = 500
 MAX_SYNC_ERRORS = 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from streams.decision import Rejection
+from domain.decision import Rejection
 
 CHALLENGE_USED = "error.platform.validation.device.challengeAlreadyUsed"
 CHALLENGE_EXPIRED = "error.platform.validation.device.challengeHasExpired"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from streams.decision import Event, Rejection
+from domain.decision import Event, Rejection
 
 Status = Literal[
     "Pending", "Active", "Rejected", "Revoked", "Terminated", "DeletionProposed", "ReadyForDeletion"

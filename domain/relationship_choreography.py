@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.relationship_decider import pair_id
+from domain.relationship_decider import pair_id
 
 
 def opening(request: dict[str, Any], template_owner: str) -> tuple[str, dict[str, Any]]:

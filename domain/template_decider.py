@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.decision import Event, Rejection
+from domain.decision import Event, Rejection
 
 NOT_FOUND = "error.platform.recordNotFound"
 EXHAUSTED = "error.platform.validation.relationshipTemplate.maxNumberOfAllocationsExhausted"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from streams.decision import Event, Rejection
+from domain.decision import Event, Rejection
 
 ALREADY_EXISTS = "error.platform.validation.file.alreadyExists"
 FIELDS = ("file_id", "owner", "owner_device", "cipher_size", "cipher_hash", "content_sha256",

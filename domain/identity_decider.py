@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams import sync_decider
-from streams.decision import Event, Rejection
+from domain import sync_decider
+from domain.decision import Event, Rejection
 
 MAX_DEVICES = 50
 
@@ -38,7 +38,7 @@ class IdentityState:
     # sees every use; expired ones are dropped, so the set stays small.
     used_challenges: dict[str, float] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)  # device id -> acknowledged index
-    sync: dict[str, Any] = field(default_factory=sync_decider.empty)  # streams/sync_decider.py
+    sync: dict[str, Any] = field(default_factory=sync_decider.empty)  # domain/sync_decider.py
     # The open deletion process (streams/deletion_final.py): id, status ("ToBeDeleted" in
     # the grace period, "Deleting" once the final step began), created_at / ends_at (epoch s).
     deletion: dict[str, Any] | None = None
