@@ -53,9 +53,12 @@ def _kafka_security_kwargs(security: KafkaSecurity) -> dict[str, Any]:
         )
     if security.tls:
         kwargs["ssl_context"] = tls_context(
-            "BACKBONE_KAFKA", security.ca_file, security.cert_file, security.key_file,
+            "BACKBONE_KAFKA",
+            security.ca_file,
+            security.cert_file,
+            security.key_file,
             security.check_hostname,
-        )  # fmt: skip
+        )
     return kwargs
 
 
@@ -68,12 +71,15 @@ def faust_app_kwargs(cluster: ClusterSettings) -> dict[str, Any]:
     credentials: Any = None
     context = (
         tls_context(
-            "BACKBONE_KAFKA", security.ca_file, security.cert_file, security.key_file,
+            "BACKBONE_KAFKA",
+            security.ca_file,
+            security.cert_file,
+            security.key_file,
             security.check_hostname,
         )
         if security.tls
         else None
-    )  # fmt: skip
+    )
     if security.sasl:
         # faust derives SASL_SSL from the presence of the context, SASL_PLAINTEXT otherwise.
         credentials = faust.SASLCredentials(
@@ -105,9 +111,12 @@ def _cassandra_security_kwargs(security: CassandraSecurity) -> dict[str, Any]:
         kwargs["auth_provider"] = PlainTextAuthProvider(security.username, security.password)
     if security.tls:
         kwargs["ssl_context"] = tls_context(
-            "BACKBONE_CASSANDRA", security.ca_file, security.cert_file, security.key_file,
+            "BACKBONE_CASSANDRA",
+            security.ca_file,
+            security.cert_file,
+            security.key_file,
             security.check_hostname,
-        )  # fmt: skip
+        )
     return kwargs
 
 

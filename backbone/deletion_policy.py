@@ -73,18 +73,23 @@ def mailbox_entries(event_name: str, body: dict[str, Any]) -> list[tuple[str, st
     if event_name == "IdentityDeletionStarted":
         date = body["grace_period_ends_at"].isoformat()
         return [
-            (p["address"], "PeerToBeDeleted",
-             {"relationshipId": p["relationship_id"], "deletionDate": date})
+            (
+                p["address"],
+                "PeerToBeDeleted",
+                {"relationshipId": p["relationship_id"], "deletionDate": date},
+            )
             for p in body["peers"]
-        ]  # fmt: skip
+        ]
     if event_name == "IdentityDeletionCancelled":
         return [
             (p["address"], "PeerDeletionCancelled", {"relationshipId": p["relationship_id"]})
             for p in body["peers"]
         ]
     if event_name == "PeerDeleted":
-        payload = {"relationshipId": body["relationship_id"],
-                   "deletionDate": body["deleted_at"].isoformat()}  # fmt: skip
+        payload = {
+            "relationshipId": body["relationship_id"],
+            "deletionDate": body["deleted_at"].isoformat(),
+        }
         return [(body["address"], "PeerDeleted", payload)]
     return []
 

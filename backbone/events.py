@@ -34,23 +34,86 @@ from store.envelopes import EnvelopeCodec
 from store.topics import TopicNames
 
 # Body fields that are routing metadata, never end-to-end content or secrets.
-SHOWN = frozenset({
-    "address", "device_id", "created_by_device", "deleted_by_device", "client_id",
-    "identity_version", "relationship_id", "template_id", "token_id", "file_id", "message_id",
-    "sync_run_id", "action", "actor", "actor_device", "status", "old_status",
-    "reactivation_requested_by", "from_address", "from_device", "to_address", "owner",
-    "owner_device", "requester", "requester_device", "sender", "sender_device", "recipient",
-    "recipient_device", "for_identity", "max_allocations", "expires_at", "created_at",
-    "deleted_at", "received_at", "allocated_at", "released_at", "finalized_at", "expired_at",
-    "changed_at", "acknowledged_at", "occurred_at", "requested_at", "index", "run_type",
-    "from_index", "to_index", "head_index", "synced_index", "new_datawallet_version",
-    "event_type", "source_event_id", "cipher_size", "chunk_count", "attachments", "ok",
-    "status_code", "error_code", "correlation_id",
-})  # fmt: skip
+SHOWN = frozenset(
+    {
+        "address",
+        "device_id",
+        "created_by_device",
+        "deleted_by_device",
+        "client_id",
+        "identity_version",
+        "relationship_id",
+        "template_id",
+        "token_id",
+        "file_id",
+        "message_id",
+        "sync_run_id",
+        "action",
+        "actor",
+        "actor_device",
+        "status",
+        "old_status",
+        "reactivation_requested_by",
+        "from_address",
+        "from_device",
+        "to_address",
+        "owner",
+        "owner_device",
+        "requester",
+        "requester_device",
+        "sender",
+        "sender_device",
+        "recipient",
+        "recipient_device",
+        "for_identity",
+        "max_allocations",
+        "expires_at",
+        "created_at",
+        "deleted_at",
+        "received_at",
+        "allocated_at",
+        "released_at",
+        "finalized_at",
+        "expired_at",
+        "changed_at",
+        "acknowledged_at",
+        "occurred_at",
+        "requested_at",
+        "index",
+        "run_type",
+        "from_index",
+        "to_index",
+        "head_index",
+        "synced_index",
+        "new_datawallet_version",
+        "event_type",
+        "source_event_id",
+        "cipher_size",
+        "chunk_count",
+        "attachments",
+        "ok",
+        "status_code",
+        "error_code",
+        "correlation_id",
+    }
+)
 # Inside a mailbox entry's payload (JSON): the ids it points to.
-SHOWN_PAYLOAD = frozenset({"messageId", "relationshipId", "templateId", "status", "actor",
-                           "deviceId", "recipient", "sender", "createdBy", "createdByDevice",
-                           "createdAt", "attachments"})  # fmt: skip
+SHOWN_PAYLOAD = frozenset(
+    {
+        "messageId",
+        "relationshipId",
+        "templateId",
+        "status",
+        "actor",
+        "deviceId",
+        "recipient",
+        "sender",
+        "createdBy",
+        "createdByDevice",
+        "createdAt",
+        "attachments",
+    }
+)
 # Who acted, in order of preference.
 ACTOR_FIELDS = ("actor", "sender", "owner", "requester", "from_address", "address", "recipient")
 
@@ -216,9 +279,15 @@ def parse_time(text: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def selection_for(settings: BackboneSettings, identity: str | None, aggregates: list[str],
-                  keys: list[str], types: list[str], since: str | None,
-                  until: str | None) -> Selection:  # fmt: skip
+def selection_for(
+    settings: BackboneSettings,
+    identity: str | None,
+    aggregates: list[str],
+    keys: list[str],
+    types: list[str],
+    since: str | None,
+    until: str | None,
+) -> Selection:
     envelopes = EnvelopeCodec(settings.master_key_b64, _no_key)
     sel = Selection(types=set(types))
     if identity:
@@ -241,8 +310,13 @@ def topics_for(settings: BackboneSettings, which: str) -> list[str]:
     return chosen.get(which, [names.events, names.mailbox_entries])
 
 
-async def collect(settings: BackboneSettings, sel: Selection, topics: list[str],
-                  open_bodies: bool, limit: int | None) -> list[dict[str, Any]]:  # fmt: skip
+async def collect(
+    settings: BackboneSettings,
+    sel: Selection,
+    topics: list[str],
+    open_bodies: bool,
+    limit: int | None,
+) -> list[dict[str, Any]]:
     keys = await data_keys(settings) if open_bodies else None
     opener = keys.__getitem__ if keys is not None else None
     found = [r async for r in records(settings, sel, topics, opener)]
@@ -255,16 +329,24 @@ def cmd_events(args: Any) -> int:
 
     settings = BackboneSettings.from_env()
     try:
-        sel = selection_for(settings, args.identity, args.aggregate or [], args.key or [],
-                            args.type or [], args.since, args.until)  # fmt: skip
+        sel = selection_for(
+            settings,
+            args.identity,
+            args.aggregate or [],
+            args.key or [],
+            args.type or [],
+            args.since,
+            args.until,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from backbone.datakeys import DataKeyError
 
     try:
-        found = asyncio.run(collect(settings, sel, topics_for(settings, args.topic),
-                                    not args.no_open, args.limit))  # fmt: skip
+        found = asyncio.run(
+            collect(settings, sel, topics_for(settings, args.topic), not args.no_open, args.limit)
+        )
     except DataKeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

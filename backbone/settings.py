@@ -81,10 +81,11 @@ def load_config_file() -> None:
     secrets = sorted(n for n in values if any(w in n for w in _SECRET_WORDS))
     if secrets and mode & 0o077:
         log.warning(
-            "%s holds secrets (%s) but is readable by group or others (mode %s): "
-            "chmod 600 it",
-            path, ", ".join(secrets), oct(mode),
-        )  # fmt: skip
+            "%s holds secrets (%s) but is readable by group or others (mode %s): chmod 600 it",
+            path,
+            ", ".join(secrets),
+            oct(mode),
+        )
     for name, value in values.items():
         os.environ.setdefault(name, value)
     _loaded_config = path
@@ -171,8 +172,16 @@ class InfraSettings:
         return f"127.0.0.1:{self.kafka_port}"
 
 
-CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
-                      "LOCAL_ONE")  # fmt: skip
+CONSISTENCY_LEVELS = (
+    "ONE",
+    "TWO",
+    "THREE",
+    "QUORUM",
+    "ALL",
+    "LOCAL_QUORUM",
+    "EACH_QUORUM",
+    "LOCAL_ONE",
+)
 SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
 
 

@@ -54,8 +54,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-async def produce(bootstrap: str, topics: list[str], partitions: int, n: int,
-                  rate: float | None = None) -> None:  # fmt: skip
+async def produce(
+    bootstrap: str, topics: list[str], partitions: int, n: int, rate: float | None = None
+) -> None:
     producer = AIOKafkaProducer(**kafka_client_kwargs(bootstrap), acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -65,8 +66,7 @@ async def produce(bootstrap: str, topics: list[str], partitions: int, n: int,
             topic = topics[i % len(topics)]
             key = uuid.uuid4().hex.encode()
             value = os.urandom(random.randint(300, 1500))
-            pending.append(await producer.send(topic, value, key=key,
-                                               partition=i % partitions))  # fmt: skip
+            pending.append(await producer.send(topic, value, key=key, partition=i % partitions))
             if rate is not None:
                 due = start + (i + 1) / rate
                 if due > time.monotonic():
@@ -76,8 +76,9 @@ async def produce(bootstrap: str, topics: list[str], partitions: int, n: int,
         await producer.stop()
 
 
-def auditor_env(cluster: ClusterSettings, prefix: str, keyspace: str,
-                interval: float) -> dict[str, str]:  # fmt: skip
+def auditor_env(
+    cluster: ClusterSettings, prefix: str, keyspace: str, interval: float
+) -> dict[str, str]:
     return {
         **os.environ,
         "BACKBONE_KAFKA_BOOTSTRAP": cluster.kafka_bootstrap,
@@ -186,19 +187,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(out: dict[str, Any]) -> str:
     c, f = out["catch_up"], out["following"]
-    return "\n".join([
-        f"AUDITOR COST ({out['partitions']} partitions)",
-        f"{'':<11}{'records':>9}{'µs/record':>11}{'% write path (4 rec/msg)':>26}"
-        f"{'(9 rec/msg)':>13}",
-        f"{'catch-up':<11}{c['records']:>9}{c['us_per_record']:>11}"
-        f"{c['percent_of_write_path_audited_topics']:>25}%"
-        f"{c['percent_of_write_path_all_records']:>12}%",
-        f"{'following':<11}{f['records']:>9}{f['us_per_record']:>11}"
-        f"{f['percent_of_write_path_audited_topics']:>25}%"
-        f"{f['percent_of_write_path_all_records']:>12}%",
-        f"catch-up {c['wall_s']} s (empty: {c['startup_wall_s']} s); following at {f['rate']}/s: "
-        f"uses {f['core_percent']}% of a core, idle {f['idle_core_percent']}%",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"AUDITOR COST ({out['partitions']} partitions)",
+            f"{'':<11}{'records':>9}{'µs/record':>11}{'% write path (4 rec/msg)':>26}"
+            f"{'(9 rec/msg)':>13}",
+            f"{'catch-up':<11}{c['records']:>9}{c['us_per_record']:>11}"
+            f"{c['percent_of_write_path_audited_topics']:>25}%"
+            f"{c['percent_of_write_path_all_records']:>12}%",
+            f"{'following':<11}{f['records']:>9}{f['us_per_record']:>11}"
+            f"{f['percent_of_write_path_audited_topics']:>25}%"
+            f"{f['percent_of_write_path_all_records']:>12}%",
+            f"catch-up {c['wall_s']} s (empty: {c['startup_wall_s']} s); "
+            f"following at {f['rate']}/s: uses {f['core_percent']}% of a core, "
+            f"idle {f['idle_core_percent']}%",
+        ]
+    )
 
 
 def cli() -> None:

@@ -44,13 +44,21 @@ from streams.readmodels import create_schema
 BODY = os.urandom(1024)
 
 
-async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master_b64: str,
-                    messages: int, identities: int, partitions: int) -> int:  # fmt: skip
+async def write_log(
+    cluster: ClusterSettings,
+    prefix: str,
+    keyspace: str,
+    master_b64: str,
+    messages: int,
+    identities: int,
+    partitions: int,
+) -> int:
     """The synthetic log and the source keyspace's data keys; returns the record count."""
     names = TopicNames(prefix)
-    await ensure_topics(cluster.kafka_bootstrap,
-                        [s for s in names.specs(partitions)
-                         if s.name in (names.events, names.mailbox_entries)])  # fmt: skip
+    await ensure_topics(
+        cluster.kafka_bootstrap,
+        [s for s in names.specs(partitions) if s.name in (names.events, names.mailbox_entries)],
+    )
     master = MasterKey.from_base64(master_b64)
     keys: dict[str, bytes] = {}
     codec = EnvelopeCodec(master_b64, lambda k: keys[k])
@@ -64,8 +72,9 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
         session.execute("INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)", (kid, wrapped))
     c.shutdown()
 
-    producer = AIOKafkaProducer(**kafka_client_kwargs(cluster), acks=1,
-                                linger_ms=20, max_batch_size=512 * 1024)  # fmt: skip
+    producer = AIOKafkaProducer(
+        **kafka_client_kwargs(cluster), acks=1, linger_ms=20, max_batch_size=512 * 1024
+    )
     await producer.start()
     count = 0
     try:
@@ -76,17 +85,31 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
             correlation = str(uuid.uuid4())
             agg = codec.aggregate_key("message", mid)
             now = datetime.now(UTC)
-            sent = {"message_id": mid, "sender": sender, "sender_device": "DVCbench",
-                    "body": BODY, "attachments": [],
-                    "recipients": [{"address": recipient, "encrypted_key": os.urandom(80)}],
-                    "created_at": now}  # fmt: skip
+            sent = {
+                "message_id": mid,
+                "sender": sender,
+                "sender_device": "DVCbench",
+                "body": BODY,
+                "attachments": [],
+                "recipients": [{"address": recipient, "encrypted_key": os.urandom(80)}],
+                "created_at": now,
+            }
             raw = codec.seal(
-                "MessageSent", sent, aggregate_key=agg, correlation_id=correlation,
-                data_key_id=codec.identity_key_id(sender), aggregate_version=1,
-            )  # fmt: skip
-            reply = {"correlation_id": correlation, "ok": True, "status": 201,
-                     "error_code": None, "error_message": None,
-                     "resource_json": json.dumps({"id": mid})}  # fmt: skip
+                "MessageSent",
+                sent,
+                aggregate_key=agg,
+                correlation_id=correlation,
+                data_key_id=codec.identity_key_id(sender),
+                aggregate_version=1,
+            )
+            reply = {
+                "correlation_id": correlation,
+                "ok": True,
+                "status": 201,
+                "error_code": None,
+                "error_message": None,
+                "resource_json": json.dumps({"id": mid}),
+            }
             replied = codec.seal("Reply", reply, aggregate_key=agg, correlation_id=correlation)
             pending.append(await producer.send(names.events, raw, key=agg.encode()))
             pending.append(await producer.send(names.events, replied, key=agg.encode()))
@@ -95,15 +118,20 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
             for to, event_type, payload in entries_for("MessageSent", opened.body):
                 key = codec.aggregate_key("identity", to)
                 entry = {
-                    "recipient": to, "event_type": event_type,
+                    "recipient": to,
+                    "event_type": event_type,
                     "payload_json": json.dumps(payload, separators=(",", ":")),
-                    "source_event_id": opened.envelope["event_id"], "occurred_at": now,
-                }  # fmt: skip
-                sealed = codec.seal("MailboxEntry", entry, aggregate_key=key,
-                                    correlation_id=correlation,
-                                    data_key_id=codec.identity_key_id(to))  # fmt: skip
-                pending.append(await producer.send(names.mailbox_entries, sealed,
-                                                   key=key.encode()))  # fmt: skip
+                    "source_event_id": opened.envelope["event_id"],
+                    "occurred_at": now,
+                }
+                sealed = codec.seal(
+                    "MailboxEntry",
+                    entry,
+                    aggregate_key=key,
+                    correlation_id=correlation,
+                    data_key_id=codec.identity_key_id(to),
+                )
+                pending.append(await producer.send(names.mailbox_entries, sealed, key=key.encode()))
                 count += 1
             if len(pending) > 5000 or i == messages - 1:
                 await asyncio.gather(*pending)
@@ -113,13 +141,36 @@ async def write_log(cluster: ClusterSettings, prefix: str, keyspace: str, master
     return count
 
 
-def replay(env: dict[str, str], target: str, source: str, worker: int,
-           workers: int, batch: int, unbatched: bool = False) -> subprocess.Popen[str]:  # fmt: skip
-    argv = [sys.executable, "-m", "backbone.cli", "replay", "--keyspace", target, "--live",
-            source, "--worker", str(worker), "--workers", str(workers), "--restart",
-            "--batch", str(batch), *(["--unbatched"] if unbatched else [])]  # fmt: skip
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+def replay(
+    env: dict[str, str],
+    target: str,
+    source: str,
+    worker: int,
+    workers: int,
+    batch: int,
+    unbatched: bool = False,
+) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "backbone.cli",
+        "replay",
+        "--keyspace",
+        target,
+        "--live",
+        source,
+        "--worker",
+        str(worker),
+        "--workers",
+        str(workers),
+        "--restart",
+        "--batch",
+        str(batch),
+        *(["--unbatched"] if unbatched else []),
+    ]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def parse(out: str, err: str) -> tuple[int, float, int]:
@@ -152,8 +203,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     targets: list[str] = []
     try:
         t0 = time.monotonic()
-        out["records"] = await write_log(cluster, prefix, source, master_b64, args.messages,
-                                         args.identities, args.partitions)  # fmt: skip
+        out["records"] = await write_log(
+            cluster, prefix, source, master_b64, args.messages, args.identities, args.partitions
+        )
         out["write_s"] = round(time.monotonic() - t0, 1)
         # With --compare-unbatched, each worker count runs twice, one after the other on
         # the same log: the writes batched (as `backbone replay` does) and one request per
@@ -165,8 +217,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 target = f"{source}_w{n}{'_u' if unbatched else ''}"
                 targets.append(target)
                 cpu0 = os.times()
-                procs = [replay(env, target, source, i, n, args.batch, unbatched)
-                         for i in range(n)]  # fmt: skip
+                procs = [replay(env, target, source, i, n, args.batch, unbatched) for i in range(n)]
                 results = [parse(*p.communicate()) for p in procs]
                 cpu1 = os.times()
                 cpu = (cpu1.children_user - cpu0.children_user) + (
@@ -174,18 +225,25 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 records = sum(r for r, _, _ in results)
                 wall = max(s for _, s, _ in results)
-                out["runs"].append({
-                    "workers": n, "writes": "unbatched" if unbatched else "batched",
-                    "records": records, "seconds": wall,
-                    "records_per_s": round(records / wall),
-                    "records_per_s_per_worker": round(records / wall / n),
-                    "replay_cpu_ms_per_record": round(cpu / records * 1e3, 3),
-                    "requests_per_record": round(sum(q for _, _, q in results) / records, 2),
-                })  # fmt: skip
+                out["runs"].append(
+                    {
+                        "workers": n,
+                        "writes": "unbatched" if unbatched else "batched",
+                        "records": records,
+                        "seconds": wall,
+                        "records_per_s": round(records / wall),
+                        "records_per_s_per_worker": round(records / wall / n),
+                        "replay_cpu_ms_per_record": round(cpu / records * 1e3, 3),
+                        "requests_per_record": round(sum(q for _, _, q in results) / records, 2),
+                    }
+                )
     finally:
         if args.keep:
-            print(f"kept: BACKBONE_TOPIC_PREFIX={prefix} BACKBONE_CASSANDRA_KEYSPACE={source} "
-                  f"BACKBONE_MASTER_KEY={master_b64}", file=sys.stderr)  # fmt: skip
+            print(
+                f"kept: BACKBONE_TOPIC_PREFIX={prefix} BACKBONE_CASSANDRA_KEYSPACE={source} "
+                f"BACKBONE_MASTER_KEY={master_b64}",
+                file=sys.stderr,
+            )
         else:
             await _clean_up(cluster, prefix, [source, *targets])
     return out
@@ -207,15 +265,19 @@ async def _clean_up(cluster: ClusterSettings, prefix: str, keyspaces: list[str])
 
 
 def report(out: dict[str, Any]) -> str:
-    lines = [f"REPLAY SPEED ({out['records']} records: {out['messages']} messages, "
-             f"written in {out['write_s']} s)",
-             f"{'workers':>8} {'writes':<10}{'records/s':>10}{'per worker':>12}"
-             f"{'cpu ms/record':>15}{'requests/record':>17}  (the projection's requests: the"
-             " sequencer sends its own batches either way)"]  # fmt: skip
+    lines = [
+        f"REPLAY SPEED ({out['records']} records: {out['messages']} messages, "
+        f"written in {out['write_s']} s)",
+        f"{'workers':>8} {'writes':<10}{'records/s':>10}{'per worker':>12}"
+        f"{'cpu ms/record':>15}{'requests/record':>17}  (the projection's requests: the"
+        " sequencer sends its own batches either way)",
+    ]
     for r in out["runs"]:
-        lines.append(f"{r['workers']:>8} {r['writes']:<10}{r['records_per_s']:>10,}"
-                     f"{r['records_per_s_per_worker']:>12,}{r['replay_cpu_ms_per_record']:>15}"
-                     f"{r['requests_per_record']:>17}")  # fmt: skip
+        lines.append(
+            f"{r['workers']:>8} {r['writes']:<10}{r['records_per_s']:>10,}"
+            f"{r['records_per_s_per_worker']:>12,}{r['replay_cpu_ms_per_record']:>15}"
+            f"{r['requests_per_record']:>17}"
+        )
     return "\n".join(lines)
 
 

@@ -114,8 +114,9 @@ def relationship_secret(mine: IdentityKeys, peer: PublicKeys, template_id: str) 
     shared = crypto_scalarmult(bytes(mine.exchange), peer.exchange)
     parties = sorted([bytes(mine.exchange.public_key), peer.exchange])
     material = shared + parties[0] + parties[1] + template_id.encode()
-    return bytes(blake2b(material, digest_size=KEY_BYTES, person=b"relationship-key",
-                         encoder=RawEncoder))  # fmt: skip
+    return bytes(
+        blake2b(material, digest_size=KEY_BYTES, person=b"relationship-key", encoder=RawEncoder)
+    )
 
 
 SIGNATURE_BYTES = 64
@@ -128,8 +129,14 @@ class SealedMessage:
 
 
 def _message_digest(sender: str, ciphertext: bytes) -> bytes:
-    return bytes(blake2b(sender.encode() + b"\n" + ciphertext, digest_size=64,
-                         person=b"message-v1", encoder=RawEncoder))  # fmt: skip
+    return bytes(
+        blake2b(
+            sender.encode() + b"\n" + ciphertext,
+            digest_size=64,
+            person=b"message-v1",
+            encoder=RawEncoder,
+        )
+    )
 
 
 def seal_message(
@@ -144,8 +151,9 @@ def seal_message(
     content_key = new_content_key()
     ciphertext = seal(content_key, plaintext, sender.encode())
     signature = sender_keys.signing.sign(_message_digest(sender, ciphertext)).signature
-    wrapped = {address: seal(secret, content_key, address.encode())
-               for address, secret in secrets.items()}  # fmt: skip
+    wrapped = {
+        address: seal(secret, content_key, address.encode()) for address, secret in secrets.items()
+    }
     return SealedMessage(signature + ciphertext, wrapped)
 
 

@@ -163,11 +163,20 @@ def health(infra: InfraSettings) -> list[ServiceStatus]:
     if metrics_port:
         answer = _get(f"http://127.0.0.1:{metrics_port}/metrics") if worker_pid else None
         detail = "metrics at /metrics" if answer and answer[0] == 200 else ""
-        rows.append(ServiceStatus("worker", "-", f"127.0.0.1:{metrics_port}", worker_pid,
-                                  worker_pid is not None and bool(detail), detail))  # fmt: skip
+        rows.append(
+            ServiceStatus(
+                "worker",
+                "-",
+                f"127.0.0.1:{metrics_port}",
+                worker_pid,
+                worker_pid is not None and bool(detail),
+                detail,
+            )
+        )
     else:
-        rows.append(ServiceStatus("worker", "-", "(no metrics port)", worker_pid,
-                                  worker_pid is not None))  # fmt: skip
+        rows.append(
+            ServiceStatus("worker", "-", "(no metrics port)", worker_pid, worker_pid is not None)
+        )
     api_pid = api.pid()
     answer = _get(f"http://{host}:{api_port}/ready") if api_pid else None
     detail = ""
@@ -177,8 +186,16 @@ def health(infra: InfraSettings) -> list[ServiceStatus]:
             detail = "ready: " + ", ".join(f"{k} {v}" for k, v in checks.items())
         except (ValueError, AttributeError):
             detail = f"/ready answered {answer[0]}"
-    rows.append(ServiceStatus("api", "0.1.0", f"{host}:{api_port}", api_pid,
-                              answer is not None and answer[0] == 200, detail))  # fmt: skip
+    rows.append(
+        ServiceStatus(
+            "api",
+            "0.1.0",
+            f"{host}:{api_port}",
+            api_pid,
+            answer is not None and answer[0] == 200,
+            detail,
+        )
+    )
     # The auditor serves nothing: it runs, and its checkpoints are `backbone audit checkpoints`.
     auditor_pid = auditor.pid()
     detail = "signs checkpoints (backbone audit checkpoints)" if auditor_pid else ""

@@ -73,16 +73,20 @@ class Cassandra(Service):
         render("cassandra-logback.xml", conf / "logback.xml")
         heap = self.settings.cassandra_heap
         return [
-            java, f"-Xms{heap}", f"-Xmx{heap}", *jvm_options(),
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            *jvm_options(),
             f"-Dcassandra.config=file://{conf}/cassandra.yaml",
             f"-Dlogback.configurationFile={conf}/logback.xml",
             f"-Dcassandra.storagedir={self.home}/data",
             f"-Dcassandra.logdir={self.home}",
             "-Dcassandra-foreground=yes",
             *self.gossip_flags(),
-            "-cp", f"{conf}:{lib}/*",
+            "-cp",
+            f"{conf}:{lib}/*",
             "org.apache.cassandra.service.CassandraDaemon",
-        ]  # fmt: skip
+        ]
 
     # --- what a node of the local ring changes (deploy/cluster.py; issue 23) ---
     def ring_values(self) -> dict[str, object]:
@@ -101,8 +105,9 @@ class Cassandra(Service):
     def ready(self) -> bool:
         from cassandra.cluster import Cluster
 
-        local = ClusterSettings(cassandra_contact_points=(self.host,),
-                                cassandra_port=self.settings.cassandra_port)  # fmt: skip
+        local = ClusterSettings(
+            cassandra_contact_points=(self.host,), cassandra_port=self.settings.cassandra_port
+        )
         cluster = Cluster(**cassandra_cluster_kwargs(local), connect_timeout=3, protocol_version=5)
         try:
             session = cluster.connect()

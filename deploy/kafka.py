@@ -56,9 +56,16 @@ class Kafka(Service):
             self._run_once([*fmt, "-c", str(props), *self.format_args()])
         heap = self.settings.kafka_heap
         return [
-            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", *base[1:], "kafka.Kafka", str(props),
-        ]  # fmt: skip
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            *base[1:],
+            "kafka.Kafka",
+            str(props),
+        ]
 
     # --- what a node of the local cluster changes (deploy/cluster.py; issue 23) ---
     template = "kafka.properties"

@@ -46,13 +46,16 @@ def resolve_classpath(component: str, version: str, cache_dir: Path) -> Path:
         shutil.rmtree(lib)
     lib.mkdir(parents=True)
     cmd = [
-        mvn, "-q", "-B",
-        "-f", str(POM_DIR / component / "pom.xml"),
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM_DIR / component / "pom.xml"),
         f"-D{component}.version={version}",
         "dependency:copy-dependencies",
         f"-DoutputDirectory={lib}",
         "-DincludeScope=runtime",
-    ]  # fmt: skip
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])

@@ -90,8 +90,10 @@ def client_env(settings: InfraSettings) -> dict[str, str]:
 def write_client_config(settings: InfraSettings) -> Path:
     """`<state_dir>/secure/client.toml`, mode 0600: BACKBONE_CONFIG for the clients."""
     path = secure_dir(settings) / "client.toml"
-    lines = [f'{name.removeprefix("BACKBONE_").lower()} = "{value}"'
-             for name, value in client_env(settings).items()]  # fmt: skip
+    lines = [
+        f'{name.removeprefix("BACKBONE_").lower()} = "{value}"'
+        for name, value in client_env(settings).items()
+    ]
     path.touch(mode=0o600)
     path.write_text("# Written by `backbone infra up --secure`.\n" + "\n".join(lines) + "\n")
     return path
@@ -189,8 +191,10 @@ class SecureKafka(Kafka):
     def format_args(self) -> list[str]:
         # SCRAM credentials live in the cluster's metadata; formatting puts them in its
         # first records, so the broker can authenticate to itself on its first start.
-        users = {BROKER_USER: _password(self.settings, "kafka-broker"),
-                 CLIENT_USER: _password(self.settings, "kafka")}  # fmt: skip
+        users = {
+            BROKER_USER: _password(self.settings, "kafka-broker"),
+            CLIENT_USER: _password(self.settings, "kafka"),
+        }
         return [
             arg
             for mechanism in MECHANISMS
@@ -258,8 +262,9 @@ class SecureCassandra(Cassandra):
 def _session_answers(cluster: ClusterSettings) -> None:
     from cassandra.cluster import Cluster
 
-    session_cluster = Cluster(**cassandra_cluster_kwargs(cluster), connect_timeout=3,
-                              protocol_version=5)  # fmt: skip
+    session_cluster = Cluster(
+        **cassandra_cluster_kwargs(cluster), connect_timeout=3, protocol_version=5
+    )
     try:
         session_cluster.connect().execute("SELECT release_version FROM system.local").one()
     finally:
@@ -285,8 +290,9 @@ def _create_role(cluster: ClusterSettings) -> None:
             ca_file=security.ca_file,
         ),
     )
-    session_cluster = Cluster(**cassandra_cluster_kwargs(default), connect_timeout=3,
-                              protocol_version=5)  # fmt: skip
+    session_cluster = Cluster(
+        **cassandra_cluster_kwargs(default), connect_timeout=3, protocol_version=5
+    )
     try:
         session = session_cluster.connect()
         session.execute(
@@ -297,8 +303,9 @@ def _create_role(cluster: ClusterSettings) -> None:
     finally:
         session_cluster.shutdown()
     # As the new role: nobody logs in with the well-known default any more.
-    session_cluster = Cluster(**cassandra_cluster_kwargs(cluster), connect_timeout=3,
-                              protocol_version=5)  # fmt: skip
+    session_cluster = Cluster(
+        **cassandra_cluster_kwargs(cluster), connect_timeout=3, protocol_version=5
+    )
     try:
         session_cluster.connect().execute(
             "ALTER ROLE cassandra WITH PASSWORD = %s AND LOGIN = false",

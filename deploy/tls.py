@@ -55,21 +55,66 @@ def ensure_tls(directory: Path) -> TlsFiles:
     days = str(VALID_DAYS)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     _run(
-        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", files.ca_file, "-days", days,
-         "-subj", "/CN=backbone local CA", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-    )  # fmt: skip
+        [
+            openssl,
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            ca_key,
+            "-out",
+            files.ca_file,
+            "-days",
+            days,
+            "-subj",
+            "/CN=backbone local CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]
+    )
     _run([openssl, "req", *ec, "-keyout", server_key, "-out", csr, "-subj", "/CN=localhost"])
     _run(
-        [openssl, "x509", "-req", "-in", csr, "-CA", files.ca_file, "-CAkey", ca_key,
-         "-CAcreateserial", "-out", cert, "-days", days, "-extfile", ext]
-    )  # fmt: skip
+        [
+            openssl,
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            files.ca_file,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            days,
+            "-extfile",
+            ext,
+        ]
+    )
     # Written last: its presence means the set is complete.
     _run(
-        [openssl, "pkcs12", "-export", "-in", cert, "-inkey", server_key, "-certfile",
-         files.ca_file, "-name", "server", "-out", files.keystore, "-passout",
-         f"pass:{files.keystore_password}"]
-    )  # fmt: skip
+        [
+            openssl,
+            "pkcs12",
+            "-export",
+            "-in",
+            cert,
+            "-inkey",
+            server_key,
+            "-certfile",
+            files.ca_file,
+            "-name",
+            "server",
+            "-out",
+            files.keystore,
+            "-passout",
+            f"pass:{files.keystore_password}",
+        ]
+    )
     for path in directory.iterdir():
         path.chmod(0o600)
     return files

@@ -12,8 +12,17 @@ from typing import Any
 from domain.decision import Event, Rejection
 
 ALREADY_EXISTS = "error.platform.validation.file.alreadyExists"
-FIELDS = ("file_id", "owner", "owner_device", "cipher_size", "cipher_hash", "content_sha256",
-          "chunk_count", "expires_at", "encrypted_properties")  # fmt: skip
+FIELDS = (
+    "file_id",
+    "owner",
+    "owner_device",
+    "cipher_size",
+    "cipher_hash",
+    "content_sha256",
+    "chunk_count",
+    "expires_at",
+    "encrypted_properties",
+)
 
 
 @dataclass

@@ -41,16 +41,22 @@ def entries_for(event_name: str, body: dict[str, Any]) -> list[Entry]:
     if event_name == "RelationshipCreated":
         # `actor`: who caused the change. The Enmeshed sync (api/enmeshed_events.py) hands
         # the client only its peers' changes, as upstream does; the mailbox keeps both.
-        payload = {"relationshipId": body["relationship_id"], "status": "Pending",
-                   "actor": body["from_address"]}  # fmt: skip
+        payload = {
+            "relationshipId": body["relationship_id"],
+            "status": "Pending",
+            "actor": body["from_address"],
+        }
         return [
             (body["to_address"], "RelationshipStatusChanged", payload),
             (body["from_address"], "RelationshipStatusChanged", payload),
         ]
     if event_name == "RelationshipChanged":
         actor = body["actor"]
-        payload = {"relationshipId": body["relationship_id"], "status": body["status"],
-                   "actor": actor}  # fmt: skip
+        payload = {
+            "relationshipId": body["relationship_id"],
+            "status": body["status"],
+            "actor": actor,
+        }
         peer = body["to_address"] if actor == body["from_address"] else body["from_address"]
         for_peer = _BY_ACTION.get(body["action"], "RelationshipStatusChanged")
         return [(peer, for_peer, payload), (actor, "RelationshipStatusChanged", payload)]
@@ -69,9 +75,12 @@ def _message_sent(body: dict[str, Any]) -> list[Entry]:
     if inline:
         common["body"] = base64.b64encode(body["body"]).decode()
     entries: list[Entry] = [
-        (r["address"], "MessageReceived",
-         {**common, "encryptedKey": base64.b64encode(r["encrypted_key"]).decode()})
+        (
+            r["address"],
+            "MessageReceived",
+            {**common, "encryptedKey": base64.b64encode(r["encrypted_key"]).decode()},
+        )
         for r in body["recipients"]
-    ]  # fmt: skip
+    ]
     entries.append((body["sender"], "MessageSent", {"messageId": body["message_id"]}))
     return entries

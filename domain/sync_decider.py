@@ -141,8 +141,12 @@ def decide_modifications(
 def _modifications(sync: dict[str, Any], cmd: dict[str, Any]) -> Event:
     first = sync["datawallet_index"] + 1
     mods = [{**m, "index": first + i} for i, m in enumerate(cmd["modifications"])]
-    added = {"address": cmd["address"], "device_id": cmd["device_id"], "modifications": mods,
-             "created_at": cmd["requested_at"]}  # fmt: skip
+    added = {
+        "address": cmd["address"],
+        "device_id": cmd["device_id"],
+        "modifications": mods,
+        "created_at": cmd["requested_at"],
+    }
     return ("DatawalletModificationsAdded", added)
 
 

@@ -67,8 +67,12 @@ def decide(
         collector = cmd["collector"]
         if not state.password_protected or collector in (state.owner, *state.collectors):
             return []
-        collected = {"template_id": cmd["template_id"], "owner": state.owner,
-                     "collector": collector, "collected_at": cmd["requested_at"]}  # fmt: skip
+        collected = {
+            "template_id": cmd["template_id"],
+            "owner": state.owner,
+            "collector": collector,
+            "collected_at": cmd["requested_at"],
+        }
         return [("TemplateCollected", collected)]
     if name == "ReleaseAllocation":
         if state.allocations.get(cmd["requester"]) != cmd["relationship_id"]:
@@ -78,8 +82,16 @@ def decide(
 
 
 def _created(cmd: dict[str, Any]) -> dict[str, Any]:
-    keep = ("template_id", "owner", "owner_device", "content", "expires_at", "max_allocations",
-            "for_identity", "password_hash")  # fmt: skip
+    keep = (
+        "template_id",
+        "owner",
+        "owner_device",
+        "content",
+        "expires_at",
+        "max_allocations",
+        "for_identity",
+        "password_hash",
+    )
     return {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]}
 
 

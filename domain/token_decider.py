@@ -32,8 +32,15 @@ def decide(
     if name == "CreateToken":
         if state.version > 0:
             return Rejection(400, ALREADY_EXISTS, "a token with this id exists")
-        keep = ("token_id", "owner", "owner_device", "content", "expires_at", "for_identity",
-                "password_hash")  # fmt: skip
+        keep = (
+            "token_id",
+            "owner",
+            "owner_device",
+            "content",
+            "expires_at",
+            "for_identity",
+            "password_hash",
+        )
         return [("TokenCreated", {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]})]
     if name == "DeleteToken":
         if state.version == 0 or state.deleted or cmd["actor"] != state.owner:

@@ -32,8 +32,9 @@ async def until_done(
         except Exception as exc:
             if on_retry is not None:
                 on_retry()
-            log.warning(f"{failed}; retrying",
-                        extra={**(context or {}), "error": type(exc).__name__,
-                               "retry_in_s": delay})  # fmt: skip
+            log.warning(
+                f"{failed}; retrying",
+                extra={**(context or {}), "error": type(exc).__name__, "retry_in_s": delay},
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY_S)

@@ -52,11 +52,15 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         insync = {"min.insync.replicas": str(min_insync_replicas)}
         missing = [
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor,
-                     topic_configs={**insync, **s.configs})
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=replication_factor,
+                topic_configs={**insync, **s.configs},
+            )
             for s in wanted
             if s.name not in existing
-        ]  # fmt: skip
+        ]
         if missing:
             # Another process may create one between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -159,10 +163,13 @@ class TopicNames:
         """
         compact = {"cleanup.policy": "compact"}
         return [
-            TopicSpec(f"{app_id}-{table}-changelog", partitions,
-                      ERASABLE_COMPACTION if table in ERASABLE else compact)
+            TopicSpec(
+                f"{app_id}-{table}-changelog",
+                partitions,
+                ERASABLE_COMPACTION if table in ERASABLE else compact,
+            )
             for table in TABLES
-        ]  # fmt: skip
+        ]
 
 
 # Issue 22, crypto-shredding: deleting an identity writes a tombstone over its wrapped data
@@ -185,8 +192,16 @@ ERASABLE_COMPACTION = {
 
 
 # The faust tables of streams/app.py; their changelogs are the workers' durable state.
-TABLES = ("identities", "templates", "tokens", "files", "pairs", "messages", "data-keys",
-          "challenge-uses")  # fmt: skip
+TABLES = (
+    "identities",
+    "templates",
+    "tokens",
+    "files",
+    "pairs",
+    "messages",
+    "data-keys",
+    "challenge-uses",
+)
 
 
 async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:

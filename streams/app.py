@@ -194,64 +194,92 @@ runtime = Runtime(envelopes, events, replies, keys.remember)
 set_key_loader(keys.load)
 
 IDENTITIES = Decider(
-    "identity", _state_table("identities"), identity_decider.IdentityState.from_dict,
-    identity_decider.decide, identity_decider.evolve,
+    "identity",
+    _state_table("identities"),
+    identity_decider.IdentityState.from_dict,
+    identity_decider.decide,
+    identity_decider.evolve,
     sealed_for=lambda state, cmd: cmd.body["address"],
     created_by={"CreateIdentity", "AddDevice"},
-)  # fmt: skip
+)
 TEMPLATES = Decider(
-    "template", _state_table("templates"), template_decider.TemplateState.from_dict,
-    template_decider.decide, template_decider.evolve,
+    "template",
+    _state_table("templates"),
+    template_decider.TemplateState.from_dict,
+    template_decider.decide,
+    template_decider.evolve,
     sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
     created_by={"CreateTemplate"},
-)  # fmt: skip
+)
 TOKENS = Decider(
-    "token", _state_table("tokens"), token_decider.TokenState.from_dict,
-    token_decider.decide, token_decider.evolve,
+    "token",
+    _state_table("tokens"),
+    token_decider.TokenState.from_dict,
+    token_decider.decide,
+    token_decider.evolve,
     sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
     created_by={"CreateToken"},
-)  # fmt: skip
+)
 FILES = Decider(
-    "file", _state_table("files"), file_decider.FileState.from_dict,
-    file_decider.decide, file_decider.evolve,
+    "file",
+    _state_table("files"),
+    file_decider.FileState.from_dict,
+    file_decider.decide,
+    file_decider.evolve,
     sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
     created_by={"UploadFile"},
-)  # fmt: skip
+)
 MESSAGES = Decider(
-    "message", _state_table("messages"), message_decider.MessageState.from_dict,
-    message_decider.decide, message_decider.evolve,
+    "message",
+    _state_table("messages"),
+    message_decider.MessageState.from_dict,
+    message_decider.decide,
+    message_decider.evolve,
     # A receipt is the recipient's; a SendMessage (still decided when read from an older
     # log) the sender's.
     sealed_for=lambda state, cmd: (
         cmd.body["sender"] if cmd.name == "SendMessage" else cmd.body["recipient"]
     ),
     created_by={"SendMessage"},
-)  # fmt: skip
+)
 PAIRS = Decider(
-    "pair", _state_table("pairs"), relationship_decider.PairState.from_dict,
-    relationship_decider.decide, relationship_decider.evolve,
+    "pair",
+    _state_table("pairs"),
+    relationship_decider.PairState.from_dict,
+    relationship_decider.decide,
+    relationship_decider.evolve,
     sealed_for=lambda state, cmd: cmd.body.get("actor") or cmd.body["from_address"],
     created_by={"OpenRelationship"},
     ok_status=200,
-)  # fmt: skip
+)
 
 
 # Identity deletion (issue 22): the final step at the end of a grace period runs in the
 # identity's agent; every worker polls for due ones (streams/deletion_final.py).
 _deletion = DeletionSettings.from_env()
-_FORGETTING_TOPICS = {"token": token_commands, "template": template_commands,
-                      "file": file_commands, "message": message_commands,
-                      "pair": relationship_commands}  # fmt: skip
+_FORGETTING_TOPICS = {
+    "token": token_commands,
+    "template": template_commands,
+    "file": file_commands,
+    "message": message_commands,
+    "pair": relationship_commands,
+}
 FINAL_DELETION = FinalDeletion(
-    IDENTITIES.table, keys, _cassandra, envelopes,
-    lambda key, value: _send_durably(events, key.encode(), value), _deletion.step_pause_s,
+    IDENTITIES.table,
+    keys,
+    _cassandra,
+    envelopes,
+    lambda key, value: _send_durably(events, key.encode(), value),
+    _deletion.step_pause_s,
     lambda kind, key, value: _send_durably(_FORGETTING_TOPICS[kind], key.encode(), value),
-)  # fmt: skip
+)
 DUE_DELETIONS = DueDeletions(
-    _cassandra, envelopes,
+    _cassandra,
+    envelopes,
     lambda key, value: _send_durably(identity_commands, key.encode(), value),
-    _deletion, owner=f"{socket.gethostname()}/{os.getpid()}",
-)  # fmt: skip
+    _deletion,
+    owner=f"{socket.gethostname()}/{os.getpid()}",
+)
 
 
 @app.timer(_deletion.poll_s)  # type: ignore[untyped-decorator]
@@ -305,9 +333,12 @@ async def identity_agent(stream: faust.StreamT[bytes]) -> None:
                 continue
             CHALLENGE_USES[key] = outcome
             await runtime.forward(
-                identity_commands, envelopes.aggregate_key("identity", body["address"]),
-                command.name, body, command,
-            )  # fmt: skip
+                identity_commands,
+                envelopes.aggregate_key("identity", body["address"]),
+                command.name,
+                body,
+                command,
+            )
             continue
         if command.name == "FinishIdentityDeletion":
             await FINAL_DELETION.run(key, command)
@@ -352,9 +383,12 @@ async def template_agent(stream: faust.StreamT[bytes]) -> None:
             owner = TEMPLATES.load(TEMPLATES.table.get(key)).owner
             pair, opening = relationship_choreography.opening(command.body, owner)
             await runtime.forward(
-                relationship_commands, envelopes.aggregate_key("pair", pair),
-                "OpenRelationship", opening, command,
-            )  # fmt: skip
+                relationship_commands,
+                envelopes.aggregate_key("pair", pair),
+                "OpenRelationship",
+                opening,
+                command,
+            )
 
 
 @app.agent(relationship_commands, isolated_partitions=True)
@@ -366,9 +400,12 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
         if command.name == "OpenRelationship" and outcome is None:
             release = relationship_choreography.release(command.body)
             await runtime.forward(
-                template_commands, envelopes.aggregate_key("template", release["template_id"]),
-                "ReleaseAllocation", release, command,
-            )  # fmt: skip
+                template_commands,
+                envelopes.aggregate_key("template", release["template_id"]),
+                "ReleaseAllocation",
+                release,
+                command,
+            )
 
 
 @app.agent(events, isolated_partitions=True)
@@ -420,11 +457,13 @@ async def _route_to_mailboxes(event: Opened) -> None:
             "occurred_at": event.envelope["occurred_at"],
         }
         sealed = envelopes.seal(
-            "MailboxEntry", entry, aggregate_key=key,
+            "MailboxEntry",
+            entry,
+            aggregate_key=key,
             correlation_id=event.envelope["correlation_id"],
             data_key_id=key_id,
             causation_id=event.envelope["event_id"],
-        )  # fmt: skip
+        )
         sends.append(_send_durably(mailbox_entries, key.encode(), sealed))
     await asyncio.gather(*sends)
 
@@ -438,8 +477,12 @@ async def _send_durably(topic: faust.TopicT, key: bytes, value: bytes) -> None:
 
 async def _apply_until_written(projection: Projection, event: Opened) -> None:
     # A read model that skipped an event would be wrong forever. Writes are idempotent.
-    await until_done(lambda: projection.apply(event), "read-model write failed",
-                     {"event": event.name}, on_retry=PROJECTION_RETRIES.inc)  # fmt: skip
+    await until_done(
+        lambda: projection.apply(event),
+        "read-model write failed",
+        {"event": event.name},
+        on_retry=PROJECTION_RETRIES.inc,
+    )
 
 
 @app.task  # type: ignore[untyped-decorator]
@@ -454,8 +497,14 @@ async def mailbox_sequencer() -> None:
         if opened is None:
             return None
         b = opened.body
-        return Entry(offset, b["recipient"], b["event_type"], b["payload_json"],
-                     b["source_event_id"], b["occurred_at"])  # fmt: skip
+        return Entry(
+            offset,
+            b["recipient"],
+            b["event_type"],
+            b["payload_json"],
+            b["source_event_id"],
+            b["occurred_at"],
+        )
 
     async def notify(done: Sequenced) -> None:
         key = envelopes.aggregate_key("identity", done.address).encode()
@@ -463,10 +512,14 @@ async def mailbox_sequencer() -> None:
 
     group = f"{settings.app_id}-mailbox-sequencer"
     consumer = SequencerConsumer(
-        settings.cluster.kafka_bootstrap, names.mailbox_entries, group,
-        ActiveSequencer(keyspace, settings.retention_s), decode, notify,
+        settings.cluster.kafka_bootstrap,
+        names.mailbox_entries,
+        group,
+        ActiveSequencer(keyspace, settings.retention_s),
+        decode,
+        notify,
         settings.worker_session_timeout_s,
-    )  # fmt: skip
+    )
     await consumer.run()
 
 

@@ -183,10 +183,15 @@ class Runtime:
         for n, (name, body) in enumerate(outcome):
             state = spec.evolve(state, name, body)
             sealed = self.envelopes.seal(
-                name, body, aggregate_key=agg, correlation_id=corr, data_key_id=key_id,
-                aggregate_version=state.version, causation_id=cmd.envelope["event_id"],
+                name,
+                body,
+                aggregate_key=agg,
+                correlation_id=corr,
+                data_key_id=key_id,
+                aggregate_version=state.version,
+                causation_id=cmd.envelope["event_id"],
                 event_id=derived_event_id(cmd.envelope["event_id"], n),
-            )  # fmt: skip
+            )
             await _send_acked(self.events, agg, sealed)
         handled[corr] = status
         remembered = dict(list(handled.items())[-REMEMBERED_COMMANDS:])
@@ -210,8 +215,11 @@ class Runtime:
     ) -> None:
         """A command to another aggregate, as the next step of the same request."""
         sealed = self.envelopes.seal(
-            name, body, aggregate_key=key, correlation_id=cause.envelope["correlation_id"],
+            name,
+            body,
+            aggregate_key=key,
+            correlation_id=cause.envelope["correlation_id"],
             causation_id=cause.envelope["event_id"],
             event_id=derived_event_id(f"{cause.envelope['event_id']}/forward", 0),
-        )  # fmt: skip
+        )
         await _send_acked(topic, key, sealed)

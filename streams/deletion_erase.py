@@ -39,13 +39,26 @@ ANONYMOUS_DEVICE = "DVCANONYMIZED0000000"
 
 # Tables partitioned by the identity, and their partition key column.
 _PARTITIONS = (
-    *((t, "address") for t in (
-        "identities", "devices", "mailbox", "mailbox_heads", "mailbox_cursors", "sync_errors",
-        "datawallet_modifications", "datawallets", "deletion_processes",
-        "messages_by_identity", "relationships_by_identity", "relationship_peers")),
+    *(
+        (t, "address")
+        for t in (
+            "identities",
+            "devices",
+            "mailbox",
+            "mailbox_heads",
+            "mailbox_cursors",
+            "sync_errors",
+            "datawallet_modifications",
+            "datawallets",
+            "deletion_processes",
+            "messages_by_identity",
+            "relationships_by_identity",
+            "relationship_peers",
+        )
+    ),
     ("tokens_by_owner", "owner"),
     ("templates_by_owner", "owner"),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -86,12 +99,18 @@ async def erase_identity(
         await _peer_mailbox(session, peer, address, anon, out)
         # Its row in the peer's view, also of a relationship whose own row did not come
         # back in a replay (its creation was the deleted identity's event).
-        await _run(session, "DELETE FROM relationship_peers WHERE address = %s AND peer = %s",
-                   (peer, address))  # fmt: skip
+        await _run(
+            session,
+            "DELETE FROM relationship_peers WHERE address = %s AND peer = %s",
+            (peer, address),
+        )
         # Its allocations on the peer's templates, likewise.
         for t in await _all(session, "SELECT id FROM templates_by_owner WHERE owner = %s", (peer,)):
-            await _run(session, "DELETE FROM template_allocations WHERE template_id = %s"
-                       " AND requester = %s", (t.id, address))  # fmt: skip
+            await _run(
+                session,
+                "DELETE FROM template_allocations WHERE template_id = %s AND requester = %s",
+                (t.id, address),
+            )
     for table, column in _PARTITIONS:
         # The identity's own partitions: dropped last, after the lists in them were followed.
         await _run(session, f"DELETE FROM {table} WHERE {column} = %s", (address,))  # noqa: S608
@@ -136,14 +155,20 @@ async def _messages(session: Session, address: str, anon: str, out: Erased) -> N
         )
         if message[0] is not None and message[0].sender == address:
             # Its recipients keep the message, from nobody in particular.
-            await _run(session, "UPDATE messages SET sender = %s, sender_device = %s"
-                       " WHERE id = %s", (anon, ANONYMOUS_DEVICE, row.id))  # fmt: skip
+            await _run(
+                session,
+                "UPDATE messages SET sender = %s, sender_device = %s WHERE id = %s",
+                (anon, ANONYMOUS_DEVICE, row.id),
+            )
             out.anonymized += 1
         elif message[0] is not None:
             out.peers.add(message[0].sender)
         out.peers.update(r.address for r in recipients)
-        await _run(session, "DELETE FROM message_recipients WHERE message_id = %s AND"
-                   " address = %s", (row.id, address))  # fmt: skip
+        await _run(
+            session,
+            "DELETE FROM message_recipients WHERE message_id = %s AND address = %s",
+            (row.id, address),
+        )
         out.rows += 1
 
 
@@ -153,8 +178,11 @@ async def _relationships(session: Session, address: str, anon: str, out: Erased)
     )
     for row in listed:
         # What it was shown of a peer's own deletion (`peerDeletionInfo`).
-        await _run(session, "DELETE FROM peer_deletions WHERE relationship_id = %s"
-                   " AND address = %s", (row.id, address))  # fmt: skip
+        await _run(
+            session,
+            "DELETE FROM peer_deletions WHERE relationship_id = %s AND address = %s",
+            (row.id, address),
+        )
         found = await _all(
             session,
             "SELECT template_id, from_address, to_address, reactivation_requested_by"
@@ -167,20 +195,34 @@ async def _relationships(session: Session, address: str, anon: str, out: Erased)
         peer = r.to_address if r.from_address == address else r.from_address
         if peer != anon:
             out.peers.add(peer)
-            await _run(session, "DELETE FROM relationship_peers WHERE address = %s AND"
-                       " peer = %s AND relationship_id = %s", (peer, address, row.id))  # fmt: skip
+            await _run(
+                session,
+                "DELETE FROM relationship_peers WHERE address = %s AND"
+                " peer = %s AND relationship_id = %s",
+                (peer, address, row.id),
+            )
         if r.from_address == address:
-            await _run(session, "UPDATE relationships SET from_address = %s, from_device = %s"
-                       " WHERE id = %s", (anon, ANONYMOUS_DEVICE, row.id))  # fmt: skip
+            await _run(
+                session,
+                "UPDATE relationships SET from_address = %s, from_device = %s WHERE id = %s",
+                (anon, ANONYMOUS_DEVICE, row.id),
+            )
             if r.template_id:
-                await _run(session, "DELETE FROM template_allocations WHERE template_id = %s"
-                           " AND requester = %s", (r.template_id, address))  # fmt: skip
+                await _run(
+                    session,
+                    "DELETE FROM template_allocations WHERE template_id = %s AND requester = %s",
+                    (r.template_id, address),
+                )
         if r.to_address == address:
-            await _run(session, "UPDATE relationships SET to_address = %s WHERE id = %s",
-                       (anon, row.id))  # fmt: skip
+            await _run(
+                session, "UPDATE relationships SET to_address = %s WHERE id = %s", (anon, row.id)
+            )
         if r.reactivation_requested_by == address:
-            await _run(session, "UPDATE relationships SET reactivation_requested_by = %s"
-                       " WHERE id = %s", (anon, row.id))  # fmt: skip
+            await _run(
+                session,
+                "UPDATE relationships SET reactivation_requested_by = %s WHERE id = %s",
+                (anon, row.id),
+            )
         audit = await _all(
             session,
             "SELECT version, created_by FROM relationship_audit WHERE relationship_id = %s",
@@ -188,9 +230,12 @@ async def _relationships(session: Session, address: str, anon: str, out: Erased)
         )
         for entry in audit:
             if entry.created_by == address:
-                await _run(session, "UPDATE relationship_audit SET created_by = %s,"
-                           " created_by_device = %s WHERE relationship_id = %s AND version = %s",
-                           (anon, ANONYMOUS_DEVICE, row.id, entry.version))  # fmt: skip
+                await _run(
+                    session,
+                    "UPDATE relationship_audit SET created_by = %s,"
+                    " created_by_device = %s WHERE relationship_id = %s AND version = %s",
+                    (anon, ANONYMOUS_DEVICE, row.id, entry.version),
+                )
         out.anonymized += 1
 
 
@@ -199,12 +244,16 @@ async def _for_identity(session: Session, address: str, anon: str, out: Erased) 
     # any more, as with an anonymous address nobody can log in.
     for table in ("tokens", "templates"):
         rows = await _all(
-            session, f"SELECT id, owner FROM {table} WHERE for_identity = %s ALLOW FILTERING",  # noqa: S608
+            session,
+            f"SELECT id, owner FROM {table} WHERE for_identity = %s ALLOW FILTERING",  # noqa: S608
             (address,),
-        )  # fmt: skip
+        )
         for row in rows:
-            await _run(session, f"UPDATE {table} SET for_identity = %s WHERE id = %s",  # noqa: S608
-                       (anon, row.id))  # fmt: skip
+            await _run(
+                session,
+                f"UPDATE {table} SET for_identity = %s WHERE id = %s",  # noqa: S608
+                (anon, row.id),
+            )
             out.peers.add(row.owner)
             out.anonymized += 1
 
@@ -215,8 +264,11 @@ async def _peer_mailbox(session: Session, peer: str, address: str, anon: str, ou
     entries = await _all(session, "SELECT idx, payload FROM mailbox WHERE address = %s", (peer,))
     for entry in entries:
         if entry.payload and address in entry.payload:
-            await _run(session, "UPDATE mailbox SET payload = %s WHERE address = %s AND idx = %s",
-                       (entry.payload.replace(address, anon), peer, entry.idx))  # fmt: skip
+            await _run(
+                session,
+                "UPDATE mailbox SET payload = %s WHERE address = %s AND idx = %s",
+                (entry.payload.replace(address, anon), peer, entry.idx),
+            )
             out.anonymized += 1
 
 

@@ -123,9 +123,11 @@ class DueDeletions:
                 continue
             pid = row.deletion_process_id
             command = self._envelopes.seal(
-                "FinishIdentityDeletion", {"deletion_process_id": pid, "requested_at": now},
-                aggregate_key=row.identity_key, correlation_id=f"deletion-{pid}",
-            )  # fmt: skip
+                "FinishIdentityDeletion",
+                {"deletion_process_id": pid, "requested_at": now},
+                aggregate_key=row.identity_key,
+                correlation_id=f"deletion-{pid}",
+            )
             await self._send(row.identity_key, command)
             sent += 1
         return sent
@@ -180,18 +182,21 @@ class FinalDeletion:
             kept = await self._keep_sent_messages(pid, address, session)
             state.deletion = deletion = {**deletion, "kept": True}
             self._table[agg] = {**state.to_dict(), "handled": stored.get("handled", {})}
-            log.info("identity deletion: sent messages kept for their recipients",
-                     extra={"records": kept})  # fmt: skip
+            log.info(
+                "identity deletion: sent messages kept for their recipients",
+                extra={"records": kept},
+            )
         if not deletion.get("forgotten") and self._send_command is not None:
             told = await self._forget(pid, address, session)
             state.deletion = deletion = {**deletion, "forgotten": True}
             self._table[agg] = {**state.to_dict(), "handled": stored.get("handled", {})}
             log.info("identity deletion: deciders told to forget it", extra={"aggregates": told})
         erased, usernames = await until_done(
-            lambda: erase_identity(session, address, set(state.devices.values()),
-                                   {p for p, _ in peers}),
+            lambda: erase_identity(
+                session, address, set(state.devices.values()), {p for p, _ in peers}
+            ),
             "erasing an identity failed",
-        )  # fmt: skip
+        )
         if self._pause_s:
             log.info("identity deletion: pausing half-way (BACKBONE_DELETION_STEP_PAUSE_S)")
             await asyncio.sleep(self._pause_s)
@@ -207,10 +212,14 @@ class FinalDeletion:
             "deleted_at": now,
         }
         record = self._envelopes.seal(
-            "IdentityDeleted", audit, aggregate_key=agg, correlation_id=f"deletion-{pid}",
-            data_key_id=SYSTEM_KEY_ID, aggregate_version=state.version + 1,
+            "IdentityDeleted",
+            audit,
+            aggregate_key=agg,
+            correlation_id=f"deletion-{pid}",
+            data_key_id=SYSTEM_KEY_ID,
+            aggregate_version=state.version + 1,
             event_id=_event_id(pid, "audit"),
-        )  # fmt: skip
+        )
         await self._send(agg, record)
         self._table[agg] = identity_decider.erased(state).to_dict()
         await until_done(
@@ -239,17 +248,27 @@ class FinalDeletion:
                     await wait_for_key(self._envelopes, key_id)
                 except KeyError:
                     continue  # that recipient is deleted too: nobody left to keep it for
-                body = {"message_id": message.id, "sender": anon,
-                        "sender_device": ANONYMOUS_DEVICE, "body": bytes(message.body),
-                        "attachments": list(message.attachments or []), "recipient": r.address,
-                        "encrypted_key": bytes(r.encrypted_key), "created_at": created}  # fmt: skip
+                body = {
+                    "message_id": message.id,
+                    "sender": anon,
+                    "sender_device": ANONYMOUS_DEVICE,
+                    "body": bytes(message.body),
+                    "attachments": list(message.attachments or []),
+                    "recipient": r.address,
+                    "encrypted_key": bytes(r.encrypted_key),
+                    "created_at": created,
+                }
                 # Version 2: above the MessageSent's 1, so the anonymized sender wins over
                 # the original in Cassandra's last-write-wins whatever the order they land.
                 record = self._envelopes.seal(
-                    "MessageKeptForRecipient", body, aggregate_key=aggregate_key,
-                    correlation_id=f"deletion-{pid}", data_key_id=key_id, aggregate_version=2,
+                    "MessageKeptForRecipient",
+                    body,
+                    aggregate_key=aggregate_key,
+                    correlation_id=f"deletion-{pid}",
+                    data_key_id=key_id,
+                    aggregate_version=2,
                     event_id=_event_id(pid, "kept", message.id, r.address),
-                )  # fmt: skip
+                )
                 sends.append(self._send(aggregate_key, record))
             await asyncio.gather(*sends)
             kept += len(sends)
@@ -261,16 +280,22 @@ class FinalDeletion:
         found = await until_done(
             lambda: aggregates_of(session, address), "reading an identity's aggregates failed"
         )
-        body = {"address_hash": sha256_hex(address), "anonymous": anonymous_address(address),
-                "deletion_process_id": pid}  # fmt: skip
+        body = {
+            "address_hash": sha256_hex(address),
+            "anonymous": anonymous_address(address),
+            "deletion_process_id": pid,
+        }
         for start in range(0, len(found), 256):  # bounded in flight
             sends = []
             for kind, aggregate_id in found[start : start + 256]:
                 key = self._envelopes.aggregate_key(kind, aggregate_id)
                 command = self._envelopes.seal(
-                    "ForgetIdentity", body, aggregate_key=key, correlation_id=f"deletion-{pid}",
+                    "ForgetIdentity",
+                    body,
+                    aggregate_key=key,
+                    correlation_id=f"deletion-{pid}",
                     event_id=_event_id(pid, "forget", kind, aggregate_id),
-                )  # fmt: skip
+                )
                 sends.append(send(kind, key, command))
             await asyncio.gather(*sends)
         return len(found)
@@ -285,8 +310,12 @@ class FinalDeletion:
             return  # the peer is gone too: nobody to tell
         body = {"address": peer, "relationship_id": relationship_id, "deleted_at": now}
         record = self._envelopes.seal(
-            "PeerDeleted", body, aggregate_key=self._envelopes.aggregate_key("identity", peer),
-            correlation_id=f"deletion-{pid}", data_key_id=key_id, aggregate_version=1,
+            "PeerDeleted",
+            body,
+            aggregate_key=self._envelopes.aggregate_key("identity", peer),
+            correlation_id=f"deletion-{pid}",
+            data_key_id=key_id,
+            aggregate_version=1,
             event_id=_event_id(pid, "peer", relationship_id),
-        )  # fmt: skip
+        )
         await self._send(self._envelopes.aggregate_key("identity", peer), record)

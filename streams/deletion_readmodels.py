@@ -126,17 +126,37 @@ class DeletionProjection:
         await execute(self.session, statement, params)
 
     async def _started(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._process, b["address"], b["deletion_process_id"], b["created_at"],
-                        b["device_id"], b["grace_period_ends_at"], ts)  # fmt: skip
-        await self._run(self._due, DUE_BUCKET, b["identity_key"], b["deletion_process_id"],
-                        b["grace_period_ends_at"], ts)  # fmt: skip
+        await self._run(
+            self._process,
+            b["address"],
+            b["deletion_process_id"],
+            b["created_at"],
+            b["device_id"],
+            b["grace_period_ends_at"],
+            ts,
+        )
+        await self._run(
+            self._due,
+            DUE_BUCKET,
+            b["identity_key"],
+            b["deletion_process_id"],
+            b["grace_period_ends_at"],
+            ts,
+        )
         for p in b["peers"]:
-            await self._run(self._peer, p["relationship_id"], p["address"],
-                            b["grace_period_ends_at"], ts)  # fmt: skip
+            await self._run(
+                self._peer, p["relationship_id"], p["address"], b["grace_period_ends_at"], ts
+            )
 
     async def _cancelled_process(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._cancelled, ts, b["cancelled_at"], b["device_id"], b["address"],
-                        b["deletion_process_id"])  # fmt: skip
+        await self._run(
+            self._cancelled,
+            ts,
+            b["cancelled_at"],
+            b["device_id"],
+            b["address"],
+            b["deletion_process_id"],
+        )
         await self._run(self._not_due, ts, DUE_BUCKET, b["identity_key"])
         for p in b["peers"]:
             await self._run(self._peer_cancelled, ts, p["relationship_id"], p["address"])
@@ -145,9 +165,14 @@ class DeletionProjection:
         await self._run(self._peer_deleted, b["relationship_id"], b["address"], b["deleted_at"])
 
     async def _deleted(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._audit, b["address_hash"], b["deletion_process_id"],
-                        b["deletion_started_at"], b["deleted_at"],
-                        list(b["username_hashes"]))  # fmt: skip
+        await self._run(
+            self._audit,
+            b["address_hash"],
+            b["deletion_process_id"],
+            b["deletion_started_at"],
+            b["deleted_at"],
+            list(b["username_hashes"]),
+        )
         await self._run(self._shredded, b["data_key_hash"])
         for username_hash in b["username_hashes"]:
             await self._run(self._username, username_hash, b["deleted_at"])

@@ -64,9 +64,15 @@ class SkipWatch:
         if expected is None or offset <= expected:
             return None
         SKIPPED_RECORDS.labels(tp.topic).inc(offset - expected)
-        log.warning("records skipped by the stream; reading them from the log",
-                    extra={"topic": tp.topic, "partition": tp.partition,
-                           "first_offset": expected, "last_offset": offset - 1})  # fmt: skip
+        log.warning(
+            "records skipped by the stream; reading them from the log",
+            extra={
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "first_offset": expected,
+                "last_offset": offset - 1,
+            },
+        )
         return expected, offset - 1
 
 
@@ -126,9 +132,14 @@ async def gap_free(app: faust.App, positions: GroupPositions, stream: Any) -> As
                 "reading skipped records failed",
             )
             if len(found) != last - first + 1:  # expired from the log: nothing to be done
-                log.error("skipped records no longer on the log",
-                          extra={"topic": tp.topic, "partition": tp.partition,
-                                 "missing": last - first + 1 - len(found)})  # fmt: skip
+                log.error(
+                    "skipped records no longer on the log",
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "missing": last - first + 1 - len(found),
+                    },
+                )
             for record in found:
                 yield record.key, record.value
                 # Back here once the agent has processed it (it asked for the next one).
@@ -137,5 +148,15 @@ async def gap_free(app: faust.App, positions: GroupPositions, stream: Any) -> As
 
 
 def _message(tp: TP, record: Any) -> Message:
-    return Message(tp.topic, tp.partition, record.offset, record.timestamp / 1000.0,
-                   record.timestamp_type, None, record.key, record.value, None, tp=tp)  # fmt: skip
+    return Message(
+        tp.topic,
+        tp.partition,
+        record.offset,
+        record.timestamp / 1000.0,
+        record.timestamp_type,
+        None,
+        record.key,
+        record.value,
+        None,
+        tp=tp,
+    )

@@ -156,9 +156,18 @@ class Sequencer:
         for entry in entries:
             if entry.offset <= head.last_offset or entry.source_event_id in head.recent_set:
                 continue  # redelivered, or produced twice upstream
-            rows.append((address, head.next_idx, entry.event_type, entry.payload_json,
-                         entry.source_event_id, entry.offset, entry.occurred_at,
-                         self.retention_s))  # fmt: skip
+            rows.append(
+                (
+                    address,
+                    head.next_idx,
+                    entry.event_type,
+                    entry.payload_json,
+                    entry.source_event_id,
+                    entry.offset,
+                    entry.occurred_at,
+                    self.retention_s,
+                )
+            )
             head.next_idx += 1
             head.last_offset = entry.offset
             head.remember(entry.source_event_id)

@@ -85,11 +85,23 @@ class MessageProjection:
         ttl, mid = self.retention_s, b["message_id"]
         # Independent idempotent upserts (each carries the event's timestamp): written
         # concurrently, 1 + N + (N+1) round trips in the time of one.
-        writes = [self._run(self._message, mid, b["sender"], b["sender_device"], b["body"],
-                            list(b["attachments"]), b["created_at"], ttl, ts)]  # fmt: skip
+        writes = [
+            self._run(
+                self._message,
+                mid,
+                b["sender"],
+                b["sender_device"],
+                b["body"],
+                list(b["attachments"]),
+                b["created_at"],
+                ttl,
+                ts,
+            )
+        ]
         for r in b["recipients"]:
-            writes.append(self._run(self._recipient, mid, r["address"], r["encrypted_key"],
-                                    ttl, ts))  # fmt: skip
+            writes.append(
+                self._run(self._recipient, mid, r["address"], r["encrypted_key"], ttl, ts)
+            )
         for address in {b["sender"], *(r["address"] for r in b["recipients"])}:
             writes.append(self._run(self._listed, address, mid, ttl, ts))
         await asyncio.gather(*writes)
@@ -105,18 +117,35 @@ class MessageProjection:
             return  # expired, as the live rows have
         mid = b["message_id"]
         await asyncio.gather(
-            self._run(self._message, mid, b["sender"], b["sender_device"], b["body"],
-                      list(b["attachments"]), created, ttl, ts),
+            self._run(
+                self._message,
+                mid,
+                b["sender"],
+                b["sender_device"],
+                b["body"],
+                list(b["attachments"]),
+                created,
+                ttl,
+                ts,
+            ),
             self._run(self._recipient, mid, b["recipient"], b["encrypted_key"], ttl, ts),
             self._run(self._listed, b["recipient"], mid, ttl, ts),
-        )  # fmt: skip
+        )
 
     async def _message_received(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._received, self.retention_s, ts, b["received_at"],
-                        b["recipient_device"], b["message_id"], b["recipient"])  # fmt: skip
+        await self._run(
+            self._received,
+            self.retention_s,
+            ts,
+            b["received_at"],
+            b["recipient_device"],
+            b["message_id"],
+            b["recipient"],
+        )
 
     async def _acknowledged(self, b: dict[str, Any], ts: int) -> None:
         # The identity's version orders a device's acknowledgements: a late redelivery of an
         # older one cannot move the cursor back.
-        await self._run(self._cursor, b["address"], b["device_id"], b["index"],
-                        b["acknowledged_at"], ts)  # fmt: skip
+        await self._run(
+            self._cursor, b["address"], b["device_id"], b["index"], b["acknowledged_at"], ts
+        )

@@ -150,16 +150,28 @@ class Projection:
             await execute(
                 self.session,
                 self._identity,
-                (b["address"], b["public_key"], b["client_id"], b["identity_version"],
-                 b["created_at"], ts),
-            )  # fmt: skip
+                (
+                    b["address"],
+                    b["public_key"],
+                    b["client_id"],
+                    b["identity_version"],
+                    b["created_at"],
+                    ts,
+                ),
+            )
         elif event.name == "DeviceRegistered":
             await execute(
                 self.session,
                 self._device,
-                (b["address"], b["device_id"], b["username"], b["created_at"],
-                 b["created_by_device"], ts),
-            )  # fmt: skip
+                (
+                    b["address"],
+                    b["device_id"],
+                    b["username"],
+                    b["created_at"],
+                    b["created_by_device"],
+                    ts,
+                ),
+            )
             await execute(
                 self.session,
                 self._login,

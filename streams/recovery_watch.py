@@ -84,9 +84,15 @@ async def refetch_lost_changelog_records(app: faust.App, watch: RecoveryWatch) -
         return
     for tp, first in sorted(lost.items()):
         RECOVERY_REFETCHES.labels(tp.topic).inc()
-        log.warning("table recovery stuck on changelog records fetched but never delivered; "
-                    "fetching them again",
-                    extra={"topic": tp.topic, "partition": tp.partition,
-                           "first_offset": first, "fetch_position": positions[tp]})  # fmt: skip
+        log.warning(
+            "table recovery stuck on changelog records fetched but never delivered; "
+            "fetching them again",
+            extra={
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "first_offset": first,
+                "fetch_position": positions[tp],
+            },
+        )
     await consumer.seek_wait(lost)
     watch.reset()

@@ -201,18 +201,37 @@ class SharingProjection:
         ttl = _ttl(b["expires_at"])
         if ttl == 0:
             return
-        fields = ("file_id", "owner", "owner_device", "cipher_size", "cipher_hash",
-                  "content_sha256", "chunk_count", "encrypted_properties", "created_at",
-                  "expires_at")  # fmt: skip
+        fields = (
+            "file_id",
+            "owner",
+            "owner_device",
+            "cipher_size",
+            "cipher_hash",
+            "content_sha256",
+            "chunk_count",
+            "encrypted_properties",
+            "created_at",
+            "expires_at",
+        )
         await self._run(self._file, *(b[f] for f in fields), ttl, ts)
 
     async def _token_created(self, b: dict[str, Any], ts: int) -> None:
         ttl = _ttl(b["expires_at"])
         if ttl == 0:
             return  # expired before it was projected: nothing to show
-        await self._run(self._token, b["token_id"], b["owner"], b["owner_device"], b["content"],
-                        b["created_at"], b["expires_at"], b["for_identity"], b["password_hash"],
-                        ttl, ts)  # fmt: skip
+        await self._run(
+            self._token,
+            b["token_id"],
+            b["owner"],
+            b["owner_device"],
+            b["content"],
+            b["created_at"],
+            b["expires_at"],
+            b["for_identity"],
+            b["password_hash"],
+            ttl,
+            ts,
+        )
         await self._run(self._token_owner, b["owner"], b["token_id"], ttl, ts)
 
     async def _token_deleted(self, b: dict[str, Any], ts: int) -> None:
@@ -224,9 +243,20 @@ class SharingProjection:
         if ttl == 0:
             return
         ttl = ttl or 0  # None: no expiry
-        await self._run(self._template, b["template_id"], b["owner"], b["owner_device"],
-                        b["content"], b["created_at"], b["expires_at"], b["max_allocations"],
-                        b["for_identity"], b["password_hash"], ttl, ts)  # fmt: skip
+        await self._run(
+            self._template,
+            b["template_id"],
+            b["owner"],
+            b["owner_device"],
+            b["content"],
+            b["created_at"],
+            b["expires_at"],
+            b["max_allocations"],
+            b["for_identity"],
+            b["password_hash"],
+            ttl,
+            ts,
+        )
         await self._run(self._template_owner, b["owner"], b["template_id"], ttl, ts)
 
     async def _template_deleted(self, b: dict[str, Any], ts: int) -> None:
@@ -242,14 +272,32 @@ class SharingProjection:
         await self._run(self._allocation_gone, ts, b["template_id"], b["requester"])
 
     async def _relationship_created(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._relationship, b["relationship_id"], b["template_id"],
-                        b["from_address"], b["from_device"], b["to_address"],
-                        b["creation_content"], b["created_at"], ts)  # fmt: skip
+        await self._run(
+            self._relationship,
+            b["relationship_id"],
+            b["template_id"],
+            b["from_address"],
+            b["from_device"],
+            b["to_address"],
+            b["creation_content"],
+            b["created_at"],
+            ts,
+        )
         for address in (b["from_address"], b["to_address"]):
             await self._run(self._relationship_of, address, b["relationship_id"], ts)
         await self._peers(b, "Pending", ts)
-        await self._run(self._audit_entry, b["relationship_id"], ts, "Creation", None, "Pending",
-                        b["from_address"], b["from_device"], b["created_at"], ts)  # fmt: skip
+        await self._run(
+            self._audit_entry,
+            b["relationship_id"],
+            ts,
+            "Creation",
+            None,
+            "Pending",
+            b["from_address"],
+            b["from_device"],
+            b["created_at"],
+            ts,
+        )
 
     async def _peers(self, b: dict[str, Any], status: str, ts: int) -> None:
         a, z, rid = b["from_address"], b["to_address"], b["relationship_id"]
@@ -263,5 +311,15 @@ class SharingProjection:
         if b["action"] == "Accept" and b["content"] is not None:
             await self._run(self._response, ts, b["content"], rid)
         reason = AUDIT_REASONS[b["action"]]
-        await self._run(self._audit_entry, rid, ts, reason, b["old_status"], b["status"],
-                        b["actor"], b["actor_device"], b["occurred_at"], ts)  # fmt: skip
+        await self._run(
+            self._audit_entry,
+            rid,
+            ts,
+            reason,
+            b["old_status"],
+            b["status"],
+            b["actor"],
+            b["actor_device"],
+            b["occurred_at"],
+            ts,
+        )

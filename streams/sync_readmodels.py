@@ -80,9 +80,19 @@ class SyncProjection:
         await execute(self.session, statement, params)
 
     async def _run_started(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._started, b["sync_run_id"], b["address"], b["device_id"],
-                        b["run_type"], b["from_index"], b["to_index"], list(b["retry_indexes"]),
-                        b["expires_at"], b["created_at"], ts)  # fmt: skip
+        await self._run(
+            self._started,
+            b["sync_run_id"],
+            b["address"],
+            b["device_id"],
+            b["run_type"],
+            b["from_index"],
+            b["to_index"],
+            list(b["retry_indexes"]),
+            b["expires_at"],
+            b["created_at"],
+            ts,
+        )
 
     async def _run_expired(self, b: dict[str, Any], ts: int) -> None:
         await self._run(self._status, ts, "Expired", b["expired_at"], b["sync_run_id"])
@@ -90,14 +100,25 @@ class SyncProjection:
     async def _run_finalized(self, b: dict[str, Any], ts: int) -> None:
         await self._run(self._status, ts, "Finalized", b["finalized_at"], b["sync_run_id"])
         for error in b["errors"]:
-            await self._run(self._error, b["address"], error["index"], b["sync_run_id"],
-                            error["error_code"], ts)  # fmt: skip
+            await self._run(
+                self._error, b["address"], error["index"], b["sync_run_id"], error["error_code"], ts
+            )
         if b["new_datawallet_version"] is not None:
             await self._run(self._version, b["address"], b["new_datawallet_version"], ts)
 
     async def _modifications(self, b: dict[str, Any], ts: int) -> None:
         for m in b["modifications"]:
-            await self._run(self._modification, b["address"], m["index"], m["id"],
-                            m["object_identifier"], m["payload_category"], m["collection"],
-                            m["type"], m["encrypted_payload"], b["created_at"], b["device_id"],
-                            ts)  # fmt: skip
+            await self._run(
+                self._modification,
+                b["address"],
+                m["index"],
+                m["id"],
+                m["object_identifier"],
+                m["payload_category"],
+                m["collection"],
+                m["type"],
+                m["encrypted_payload"],
+                b["created_at"],
+                b["device_id"],
+                ts,
+            )

@@ -148,9 +148,13 @@ class Auditor:
                 # any tree, and no one can say any more what they were.
                 log.warning(
                     "records expired before the auditor read them",
-                    extra={"topic": tp.topic, "partition": tp.partition,
-                           "from": state.next_offset, "to": starts[tp] - 1},
-                )  # fmt: skip
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "from": state.next_offset,
+                        "to": starts[tp] - 1,
+                    },
+                )
                 state.next_offset = starts[tp]
             consumer.seek(tp, state.next_offset)
             self._audits[tp] = PartitionAudit(state, partial)
@@ -185,10 +189,13 @@ class Auditor:
         state = audit.state
         await asyncio.to_thread(self._store.save_chunks, state.topic, state.partition, audit.rows())
         head = TreeHead(
-            topic=state.topic, partition=state.partition, size=state.tree.size,
-            root=state.tree.root(), last_offset=state.last_offset,
+            topic=state.topic,
+            partition=state.partition,
+            size=state.tree.size,
+            root=state.tree.root(),
+            last_offset=state.last_offset,
             time_ms=int(time.time() * 1000),
-        )  # fmt: skip
+        )
         checkpoint = self.signer.sign(head)
         await self.publish(checkpoint)
         await asyncio.to_thread(self._store.save_checkpoint, checkpoint)

@@ -56,9 +56,12 @@ def cmd_auditor(args: argparse.Namespace) -> int:
     settings = audit_settings.AuditSettings.from_env()
     if args.interval is not None:
         settings = audit_settings.AuditSettings(
-            settings.cluster, settings.keyspace, settings.topics, args.interval,
+            settings.cluster,
+            settings.keyspace,
+            settings.topics,
+            args.interval,
             settings.checkpoint_topic,
-        )  # fmt: skip
+        )
     auditor = Auditor(settings, audit_settings.signer())
 
     async def main() -> None:
@@ -96,9 +99,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             parts = await partitions_of(settings.cluster.kafka_bootstrap, read_topic)
             for p in parts if args.partition is None else [args.partition]:
                 report = await verify_partition(
-                    settings.cluster.kafka_bootstrap, store, topic, p, verifier,
-                    read_topic=read_topic, checkpoints=given,
-                )  # fmt: skip
+                    settings.cluster.kafka_bootstrap,
+                    store,
+                    topic,
+                    p,
+                    verifier,
+                    read_topic=read_topic,
+                    checkpoints=given,
+                )
                 reports.append(report)
                 if not args.json:
                     print(format_report(report), flush=True)
@@ -149,15 +157,23 @@ def cmd_prove(args: argparse.Namespace) -> int:
         try:
             bundle: dict[str, Any]
             if args.kind == "inclusion":
-                bundle = asyncio.run(prove_inclusion(
-                    settings.cluster.kafka_bootstrap, store, verifier, topic,
-                    args.partition, args.offset, args.size,
-                ))  # fmt: skip
+                bundle = asyncio.run(
+                    prove_inclusion(
+                        settings.cluster.kafka_bootstrap,
+                        store,
+                        verifier,
+                        topic,
+                        args.partition,
+                        args.offset,
+                        args.size,
+                    )
+                )
             else:
                 bundle = asyncio.run(
-                    prove_consistency(store, verifier, topic, args.partition, args.first,
-                                      args.second)
-                )  # fmt: skip
+                    prove_consistency(
+                        store, verifier, topic, args.partition, args.first, args.second
+                    )
+                )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -226,8 +242,9 @@ def cmd_public_key(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """Adds `auditor` and `audit ...` to the `backbone` command's subparsers."""
     p_auditor = sub.add_parser("auditor", help="sign Merkle checkpoints of the source topics")
-    p_auditor.add_argument("--once", action="store_true",
-                           help="read every partition to its current end, sign, exit")  # fmt: skip
+    p_auditor.add_argument(
+        "--once", action="store_true", help="read every partition to its current end, sign, exit"
+    )
     p_auditor.add_argument(
         "--interval", type=float, help="seconds between checkpoints (BACKBONE_AUDIT_INTERVAL)"
     )
@@ -245,8 +262,11 @@ def add_parsers(sub: Any) -> None:
     p_verify.add_argument("--checkpoints", help="JSON lines of checkpoints kept elsewhere")
     published = "the checkpoints as published on <prefix>audit-checkpoints"
     p_verify.add_argument("--from-topic", action="store_true", help=published)
-    p_verify.add_argument("--no-leaves", action="store_true",
-                          help="ignore the stored leaf hashes: checkpoint roots only")  # fmt: skip
+    p_verify.add_argument(
+        "--no-leaves",
+        action="store_true",
+        help="ignore the stored leaf hashes: checkpoint roots only",
+    )
     p_verify.add_argument("--public-key", help=key_help)
     p_verify.add_argument("--json", action="store_true")
     p_verify.set_defaults(func=cmd_verify)

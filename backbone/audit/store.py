@@ -115,10 +115,17 @@ class AuditStore:
         return PartitionState(topic, partition, tree, row.next_offset, row.last_offset)
 
     def save_state(self, state: PartitionState) -> None:
-        self._s.execute(self._put_state, (
-            state.topic, state.partition, state.tree.size, state.tree.to_bytes(),
-            state.next_offset, state.last_offset,
-        ))  # fmt: skip
+        self._s.execute(
+            self._put_state,
+            (
+                state.topic,
+                state.partition,
+                state.tree.size,
+                state.tree.to_bytes(),
+                state.next_offset,
+                state.last_offset,
+            ),
+        )
 
     def save_chunks(self, topic: str, partition: int, chunks: dict[int, bytes]) -> None:
         futures = [

@@ -205,8 +205,10 @@ def compare(
 
 
 def _order(f: Finding) -> tuple[int, int]:
-    return (f.signed_offset if f.signed_offset is not None else 1 << 62,
-            f.read_offset if f.read_offset is not None else 1 << 62)  # fmt: skip
+    return (
+        f.signed_offset if f.signed_offset is not None else 1 << 62,
+        f.read_offset if f.read_offset is not None else 1 << 62,
+    )
 
 
 # --- reading the log and the evidence ---------------------------------------------------
@@ -240,8 +242,9 @@ async def verify_partition(
     report.records_read = len(read)
     if not heads:
         if read:
-            report.findings.append(Finding(UNCOVERED, None, read[0][0],
-                                           f"{len(read)} records, no checkpoint yet"))  # fmt: skip
+            report.findings.append(
+                Finding(UNCOVERED, None, read[0][0], f"{len(read)} records, no checkpoint yet")
+            )
         return report
     signed_size = heads[-1].size
     leaves: list[tuple[int, bytes]] = []

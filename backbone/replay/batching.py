@@ -133,8 +133,11 @@ class _Rows(list[Any]):
         return self[0] if self else None
 
 
-def _call(ok: Callable[[Any], Any], failed: Callable[[BaseException], Any],
-          outcome: tuple[Any, BaseException | None]) -> None:  # fmt: skip
+def _call(
+    ok: Callable[[Any], Any],
+    failed: Callable[[BaseException], Any],
+    outcome: tuple[Any, BaseException | None],
+) -> None:
     rows, error = outcome
     if error is not None:
         failed(error)
@@ -160,8 +163,11 @@ class BatchingSession:
 
     def _replicas(self, bound: BoundStatement) -> Any:
         metadata = self.session.cluster.metadata
-        return tuple(sorted(str(h.endpoint) for h in
-                            metadata.get_replicas(bound.keyspace, bound.routing_key)))  # fmt: skip
+        return tuple(
+            sorted(
+                str(h.endpoint) for h in metadata.get_replicas(bound.keyspace, bound.routing_key)
+            )
+        )
 
     def prepare(self, query: str) -> PreparedStatement:
         return self.session.prepare(query)
@@ -183,16 +189,18 @@ class BatchingSession:
         if self.enabled and self._write(statement):
             with self._lock:
                 self._noted.append(
-                    statement if isinstance(statement, BatchStatement)
+                    statement
+                    if isinstance(statement, BatchStatement)
                     else statement.bind(parameters or ())
-                )  # fmt: skip
+                )
             return _Written()
         waiting = self._send_noted() if self.enabled else []
         if not waiting:
             self.requests += 1
             return self.session.execute_async(statement, parameters, **kwargs)
-        return _AfterWrites(lambda: self.session.execute_async(statement, parameters, **kwargs),
-                            waiting)  # fmt: skip
+        return _AfterWrites(
+            lambda: self.session.execute_async(statement, parameters, **kwargs), waiting
+        )
 
     def _send_noted(self) -> list[ResponseFuture]:
         """Sends every noted write; returns everything in flight (sent now or before)."""
@@ -205,8 +213,9 @@ class BatchingSession:
             future = self.session.execute_async(request)
             with self._lock:
                 self._in_flight[id(future)] = (future, request)
-            future.add_callbacks(self._sent, self._not_sent, callback_args=(id(future),),
-                                 errback_args=(id(future),))  # fmt: skip
+            future.add_callbacks(
+                self._sent, self._not_sent, callback_args=(id(future),), errback_args=(id(future),)
+            )
         with self._lock:
             return [f for f, _ in self._in_flight.values()]
 
@@ -274,10 +283,11 @@ def _batches(noted: list[Any], replicas: Callable[[BoundStatement], Any]) -> lis
         keys: set[bytes] = set()
         for bound in statements:
             weight = _size(bound.values)
-            if len(batch) and (size + weight > MAX_BATCH_BYTES
-                               or len(batch) >= MAX_BATCH_STATEMENTS
-                               or (bound.routing_key not in keys
-                                   and len(keys) >= MAX_PARTITIONS)):  # fmt: skip
+            if len(batch) and (
+                size + weight > MAX_BATCH_BYTES
+                or len(batch) >= MAX_BATCH_STATEMENTS
+                or (bound.routing_key not in keys and len(keys) >= MAX_PARTITIONS)
+            ):
                 requests.append(batch)
                 batch, size, keys = BatchStatement(batch_type=BatchType.UNLOGGED), 0, set()
             batch.add(bound)

@@ -60,10 +60,16 @@ def _run(args: argparse.Namespace) -> int:
         print("error: replay builds a fresh keyspace, not the live one", file=sys.stderr)
         return 2
     options = ReplayOptions(
-        target=args.keyspace, source=live,
-        worker=args.worker, workers=args.workers, batch=args.batch, restart=args.restart,
-        throttle_s=args.throttle, follow=args.follow, batch_writes=not args.unbatched,
-    )  # fmt: skip
+        target=args.keyspace,
+        source=live,
+        worker=args.worker,
+        workers=args.workers,
+        batch=args.batch,
+        restart=args.restart,
+        throttle_s=args.throttle,
+        follow=args.follow,
+        batch_writes=not args.unbatched,
+    )
     replayer = Replayer(settings, options)
     tty = sys.stderr.isatty()
 
@@ -101,11 +107,13 @@ def _run(args: argparse.Namespace) -> int:
     p = replayer.progress
     print(("\r" if tty else "") + p.line(), file=sys.stderr)
     elapsed = time.monotonic() - p.started
-    print(f"replayed {p.done} records into {args.keyspace} in {elapsed:.1f} s "
-          f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key: a deleted "
-          f"identity's, or not an envelope), {p.expired} past their retention (not "
-          f"written), {p.erased} deleted identities erased again from what their peers' "
-          f"records named")  # fmt: skip
+    print(
+        f"replayed {p.done} records into {args.keyspace} in {elapsed:.1f} s "
+        f"({p.rate():,.0f} records/s); {p.skipped} skipped (no data key: a deleted "
+        f"identity's, or not an envelope), {p.expired} past their retention (not "
+        f"written), {p.erased} deleted identities erased again from what their peers' "
+        f"records named"
+    )
     if replayer.writes is not None:
         w = replayer.writes
         print(f"{w.statements} statements in {w.requests} Cassandra requests")
@@ -153,8 +161,9 @@ async def _retention(apply: bool) -> int:
             entries = {e[0]: e[1] for r in response[0].resources for e in r[4]}
             now = entries.get("retention.ms")
             ok = now == wanted
-            print(f"{topic:<40} retention.ms {now!s:>14}  "
-                  f"{'ok' if ok else f'replay needs {wanted}'}")  # fmt: skip
+            print(
+                f"{topic:<40} retention.ms {now!s:>14}  {'ok' if ok else f'replay needs {wanted}'}"
+            )
             if not ok:
                 wrong.append(topic)
                 if apply:
@@ -208,8 +217,10 @@ async def _pointer(args: argparse.Namespace) -> int:
         pointer = await read_pointer(session, configured) or Pointer.initial(configured)
         clients = []
         if pointer.epoch:
-            query = (f"SELECT client, role, epoch, phase, on_keyspace FROM "  # noqa: S608
-                     f"{control_keyspace(configured)}.keyspace_clients")  # fmt: skip
+            query = (
+                f"SELECT client, role, epoch, phase, on_keyspace FROM "  # noqa: S608
+                f"{control_keyspace(configured)}.keyspace_clients"
+            )
             clients = [r._asdict() for r in await execute(session, query)]
     finally:
         await asyncio.to_thread(cluster.shutdown)

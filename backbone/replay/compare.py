@@ -103,8 +103,11 @@ class TableComparison:
         if self.identical:
             return head + f"identical  {self.live_digest[:16]}"
         parts = []
-        for name, keys in (("missing", self.missing), ("extra", self.extra),
-                           ("changed", self.changed)):  # fmt: skip
+        for name, keys in (
+            ("missing", self.missing),
+            ("extra", self.extra),
+            ("changed", self.changed),
+        ):
             if keys:
                 shown = ", ".join(keys[:SHOWN_ROWS]) + (" …" if len(keys) > SHOWN_ROWS else "")
                 parts.append(f"{len(keys)} {name}: {shown}")
@@ -121,8 +124,9 @@ def compare(session: Session, live: str, rebuilt: str) -> list[TableComparison]:
         if not result.identical:
             result.missing = sorted(k for k in a.by_key if k not in b.by_key)
             result.extra = sorted(k for k in b.by_key if k not in a.by_key)
-            result.changed = sorted(k for k in a.by_key if k in b.by_key
-                                    and a.by_key[k] != b.by_key[k])  # fmt: skip
+            result.changed = sorted(
+                k for k in a.by_key if k in b.by_key and a.by_key[k] != b.by_key[k]
+            )
         out.append(result)
     return out
 

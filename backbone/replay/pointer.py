@@ -230,8 +230,10 @@ class ActiveKeyspace:
             await self._idle.wait()
         # A worker in `draining`: goes on (the API's writes in flight need it).
         self.epoch, self.phase = pointer.epoch, pointer.phase
-        log.info("keyspace pointer", extra={"keyspace": self.keyspace, "phase": self.phase,
-                                            "epoch": self.epoch})  # fmt: skip
+        log.info(
+            "keyspace pointer",
+            extra={"keyspace": self.keyspace, "phase": self.phase, "epoch": self.epoch},
+        )
 
     async def _use(self, keyspace: str) -> None:
         new = await asyncio.to_thread(self.cluster.connect, keyspace)

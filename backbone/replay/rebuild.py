@@ -103,9 +103,11 @@ class Progress:
         share = self.done / self.total if self.total else 1.0
         bar = "#" * int(share * 30)
         eta_s = f"{eta:,.0f} s" if eta != float("inf") else "?"
-        return (f"[{bar:<30}] {self.done:,}/{self.total:,} records  {rate:,.0f}/s  "
-                f"ETA {eta_s}  skipped {self.skipped}  expired {self.expired}  "
-                f"erased {self.erased}")  # fmt: skip
+        return (
+            f"[{bar:<30}] {self.done:,}/{self.total:,} records  {rate:,.0f}/s  "
+            f"ETA {eta_s}  skipped {self.skipped}  expired {self.expired}  "
+            f"erased {self.erased}"
+        )
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,11 @@ class Replayer:
                 await consumer.stop()
 
         async def one(topic: str, p: int, first: int, end: int) -> None:
-            apply = (self._events_batch(envelopes, projection) if topic == self.names.events
-                     else self._entries_batch(envelopes, sequencer))  # fmt: skip
+            apply = (
+                self._events_batch(envelopes, projection)
+                if topic == self.names.events
+                else self._entries_batch(envelopes, sequencer)
+            )
             batch: list[Any] = []
 
             async def flush(next_offset: int, end: int) -> None:
@@ -391,8 +396,16 @@ class Replayer:
                 if opened is None:
                     continue
                 b = opened.body
-                entries.append(Entry(r.offset, b["recipient"], b["event_type"], b["payload_json"],
-                                     b["source_event_id"], b["occurred_at"]))  # fmt: skip
+                entries.append(
+                    Entry(
+                        r.offset,
+                        b["recipient"],
+                        b["event_type"],
+                        b["payload_json"],
+                        b["source_event_id"],
+                        b["occurred_at"],
+                    )
+                )
             if not entries:
                 return
             # As the workers' sequencer loop does: a failed batch is sequenced again

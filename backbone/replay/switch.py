@@ -92,8 +92,10 @@ class Switch:
             # Every process starts saying where it is once the pointer exists.
             await asyncio.sleep(HEARTBEAT_S + 2 * POLL_S)
         if pointer.phase != SERVING:
-            raise SwitchFailed(f"a switch is already under way ({pointer.phase}); it goes "
-                               "back on its own if its command died")  # fmt: skip
+            raise SwitchFailed(
+                f"a switch is already under way ({pointer.phase}); it goes "
+                "back on its own if its command died"
+            )
         old = pointer.active
         if old == self.new:
             raise SwitchFailed(f"{self.new} is already the active keyspace")
@@ -127,8 +129,10 @@ class Switch:
         await self._set(Pointer(epoch, self.new, self.new, SERVING))
         await self._wait_for(epoch, SERVING, self.new)
         report.paused_s = time.monotonic() - held
-        self.say(f"serving from {self.new} (requests held {report.paused_s:.1f} s, "
-                 f"{report.paused_records} records replayed meanwhile)")  # fmt: skip
+        self.say(
+            f"serving from {self.new} (requests held {report.paused_s:.1f} s, "
+            f"{report.paused_records} records replayed meanwhile)"
+        )
         if drop_old:
             await asyncio.sleep(POLL_S * 4)  # reads that started on the old keyspace end
             # Schema changes wait for every node's agreement: seconds on a busy node.
@@ -141,9 +145,11 @@ class Switch:
 
     async def _control_schema(self) -> None:
         await asyncio.to_thread(
-            create_keyspace, self._session, self.control,
+            create_keyspace,
+            self._session,
+            self.control,
             self.settings.cluster.cassandra_replication,
-        )  # fmt: skip
+        )
         for statement in control_schema(self.control):
             await execute(self._session, statement)
 

@@ -34,8 +34,13 @@ app = faust.App(
     producer_acks=-1,
 )
 # Raw bytes in: records the stream skipped come back from the log undecoded, like ours.
-source = app.topic(f"{PREFIX}counter-in", key_type=bytes, value_type=bytes,
-                   key_serializer="raw", value_serializer="raw")  # fmt: skip
+source = app.topic(
+    f"{PREFIX}counter-in",
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
 sink = app.topic(f"{PREFIX}counter-out", key_type=str, value_type=bytes, value_serializer="raw")
 counts = app.Table("counts", default=int, partitions=2)
 positions = GroupPositions(BOOTSTRAP, APP_ID)

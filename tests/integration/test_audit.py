@@ -92,8 +92,9 @@ def _record(i: int) -> tuple[bytes, bytes]:
     return f"agg-{i % 5}".encode(), f"sealed-{i}-".encode() + os.urandom(60)
 
 
-async def _produce(topic: str, partition: int, records: list[tuple[bytes, bytes]],
-                   bootstrap: str) -> None:  # fmt: skip
+async def _produce(
+    topic: str, partition: int, records: list[tuple[bytes, bytes]], bootstrap: str
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -142,8 +143,10 @@ async def _tampered_copy(audit: AuditSettings, source: str) -> str:
     copy = f"{source}-copy"
     await ensure_topics(bootstrap, [TopicSpec(copy, 2)])
     for p in (0, 1):
-        records = [(r.key or b"", r.value or b"")
-                   async for r in read_partition(bootstrap, source, p, end=30)]  # fmt: skip
+        records = [
+            (r.key or b"", r.value or b"")
+            async for r in read_partition(bootstrap, source, p, end=30)
+        ]
         if p == 0:
             records[3] = (records[3][0], records[3][1][:-1] + b"!")
             records[12], records[13] = records[13], records[12]
@@ -158,8 +161,7 @@ async def test_verify_names_each_altered_removed_swapped_and_inserted_record(
 ) -> None:
     bootstrap = audit.cluster.kafka_bootstrap
     copy = await _tampered_copy(audit, source)
-    report = await verify_partition(bootstrap, store, source, 0, SIGNER.verifier(),
-                                    read_topic=copy)  # fmt: skip
+    report = await verify_partition(bootstrap, store, source, 0, SIGNER.verifier(), read_topic=copy)
     assert report.tampered and report.mode == "leaves"
     found = {(f.kind, f.signed_offset, f.read_offset) for f in report.findings}
     assert (ALTERED, 3, 3) in found
@@ -167,14 +169,19 @@ async def test_verify_names_each_altered_removed_swapped_and_inserted_record(
     assert found & {(REORDERED, 12, 12), (REORDERED, 13, 11)}
     assert (INSERTED, None, 18) in found
     assert len(found) == 4, report.findings
-    clean = await verify_partition(bootstrap, store, source, 1, SIGNER.verifier(),
-                                   read_topic=copy)  # fmt: skip
+    clean = await verify_partition(bootstrap, store, source, 1, SIGNER.verifier(), read_topic=copy)
     assert clean.findings == []
 
     # Without the stored leaf hashes, the signed roots still bound the first difference.
-    bounded = await verify_partition(bootstrap, None, source, 0, SIGNER.verifier(),
-                                     read_topic=copy,
-                                     checkpoints=list(store.checkpoints(source, 0)))  # fmt: skip
+    bounded = await verify_partition(
+        bootstrap,
+        None,
+        source,
+        0,
+        SIGNER.verifier(),
+        read_topic=copy,
+        checkpoints=list(store.checkpoints(source, 0)),
+    )
     assert bounded.mode == "checkpoints" and bounded.tampered
     assert [f.kind for f in bounded.findings] == [DIFFERS]
     assert "records 0..19" in bounded.findings[0].detail
@@ -182,20 +189,26 @@ async def test_verify_names_each_altered_removed_swapped_and_inserted_record(
     # The command, as an operator runs it: exit status 1 and the findings as JSON.
     env = _env(audit)
     cli = [sys.executable, "-m", "backbone.cli", "audit", "verify", "--read-from", copy]
-    done = await asyncio.to_thread(subprocess.run, [*cli, "--json"], env=env,
-                                   capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run, [*cli, "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1, done.stderr
     reports = json.loads(done.stdout)
     assert [r["tampered"] for r in reports] == [True, False]
     kinds = sorted(f["kind"] for f in reports[0]["findings"])
     assert kinds == sorted([ALTERED, REMOVED, REORDERED, INSERTED])
-    text = await asyncio.to_thread(subprocess.run, cli, env=env, capture_output=True, text=True,
-                                   timeout=120)  # fmt: skip
+    text = await asyncio.to_thread(
+        subprocess.run, cli, env=env, capture_output=True, text=True, timeout=120
+    )
     # The same from the checkpoints the auditor published on its topic, without Cassandra's.
     published = await asyncio.to_thread(
-        subprocess.run, [*cli, "--from-topic", "--json"], env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        subprocess.run,
+        [*cli, "--from-topic", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert published.returncode == 1, published.stderr
     assert [r["tampered"] for r in json.loads(published.stdout)] == [True, False]
     assert "altered      signed at offset 3, now at offset 3" in text.stdout
@@ -226,8 +239,11 @@ async def test_proofs_check_offline_and_fail_when_one_byte_changes(
     # Offline, with the public key only: `backbone audit check` needs no Kafka or Cassandra.
     fresh = await prove_consistency(store, verifier, source, 1)
     (tmp_path / "c.json").write_text(json.dumps(fresh))
-    env = {**os.environ, "BACKBONE_KAFKA_BOOTSTRAP": "127.0.0.1:1",
-           "BACKBONE_AUDIT_PUBLIC_KEY": base64.b64encode(SIGNER.public_key).decode()}  # fmt: skip
+    env = {
+        **os.environ,
+        "BACKBONE_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "BACKBONE_AUDIT_PUBLIC_KEY": base64.b64encode(SIGNER.public_key).decode(),
+    }
     check = [sys.executable, "-m", "backbone.cli", "audit", "check", str(tmp_path / "c.json")]
     ok = await asyncio.to_thread(subprocess.run, check, env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stderr
@@ -244,8 +260,9 @@ async def test_a_checkpoint_signed_with_another_key_is_rejected(
     # Another key claims a longer tree: verify must not believe it.
     forged = TreeHead(source, 1, 31, os.urandom(32), 30, latest.head.time_ms + 1)
     store.save_checkpoint(Signer(bytes(32)).sign(forged))
-    report = await verify_partition(audit.cluster.kafka_bootstrap, store, source, 1,
-                                    SIGNER.verifier())  # fmt: skip
+    report = await verify_partition(
+        audit.cluster.kafka_bootstrap, store, source, 1, SIGNER.verifier()
+    )
     assert [f.kind for f in report.findings if f.kind != UNCOVERED] == [BAD_CHECKPOINT]
     assert report.signed_size == 30  # the forged size 31 was not taken
     assert not report.tampered
@@ -269,8 +286,12 @@ async def test_the_running_auditor_publishes_signed_checkpoints_to_its_topic(
     await asyncio.wait_for(running, 30)
     assert auditor.stats.records >= 30
 
-    consumer = AIOKafkaConsumer(audit.checkpoint_topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        audit.checkpoint_topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         got = await consumer.getmany(timeout_ms=5000)

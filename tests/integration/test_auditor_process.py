@@ -37,8 +37,9 @@ async def test_backbone_up_starts_the_auditor_status_shows_it_and_down_stops_it(
     }.items():
         monkeypatch.setenv(name, value)
     bootstrap = cluster_settings.kafka_bootstrap
-    await ensure_topics(bootstrap, [TopicSpec(f"{prefix}events", 1),
-                                    TopicSpec(f"{prefix}mailbox-entries", 1)])  # fmt: skip
+    await ensure_topics(
+        bootstrap, [TopicSpec(f"{prefix}events", 1), TopicSpec(f"{prefix}mailbox-entries", 1)]
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:

@@ -26,8 +26,11 @@ pytestmark = pytest.mark.integration
 def _connector(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "connector.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def test_init_creates_an_identity_whose_keys_are_sealed_at_rest(
@@ -66,8 +69,9 @@ async def test_init_creates_an_identity_whose_keys_are_sealed_at_rest(
     assert identity.keys.to_bytes()[:32] not in raw
     assert identity.keys.to_bytes()[32:] not in raw
     assert identity.password.encode() not in raw
-    wrong = _connector({**env, "CONNECTOR_STORAGE_KEY": base64.b64encode(os.urandom(32)).decode()},
-                       "status")  # fmt: skip
+    wrong = _connector(
+        {**env, "CONNECTOR_STORAGE_KEY": base64.b64encode(os.urandom(32)).decode()}, "status"
+    )
     assert wrong.returncode == 2 and "wrong CONNECTOR_STORAGE_KEY" in wrong.stderr
 
 
@@ -97,8 +101,10 @@ async def test_the_mailbox_consumer_handles_each_entry_once_across_restarts(
         async def send(n: int) -> None:
             for i in range(n):
                 text = base64.b64encode(f"m{i}".encode()).decode()
-                message = {"recipients": [{"address": org.address, "encryptedKey": "a2V5"}],
-                           "body": text}  # fmt: skip
+                message = {
+                    "recipients": [{"address": org.address, "encryptedKey": "a2V5"}],
+                    "body": text,
+                }
                 sent = await http.post("/api/v1/Messages", json=message, headers=peer_auth)
                 assert sent.status_code == 201
 

@@ -105,10 +105,19 @@ def _install_client() -> None:
 def _run_scenario(stack: Stack) -> tuple[list[dict[str, Any]], float, str]:
     started = time.monotonic()
     done = subprocess.run(
-        ["node", "scenario.js", stack.base_url, CLIENT_ID, CLIENT_SECRET,
-         stack.env.get("BACKBONE_ADDRESS_DOMAIN", "localhost")],
-        cwd=DRIVER_DIR, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S,
-    )  # fmt: skip
+        [
+            "node",
+            "scenario.js",
+            stack.base_url,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            stack.env.get("BACKBONE_ADDRESS_DOMAIN", "localhost"),
+        ],
+        cwd=DRIVER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=SCENARIO_TIMEOUT_S,
+    )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return lines, time.monotonic() - started, done.stderr[-4000:]
 
@@ -159,10 +168,13 @@ async def test_enmeshed_sse_announces_the_peers_changes(stack: Stack) -> None:
             assert stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.aiter_lines()
             assert (await anext(lines)).startswith(":")  # the stream is open
-            template = await http.post("/api/v2/RelationshipTemplates",
-                                       json={"content": "eA"}, headers=mine)  # fmt: skip
-            body = {"relationshipTemplateId": template.json()["result"]["id"],
-                    "creationContent": "eA"}  # fmt: skip
+            template = await http.post(
+                "/api/v2/RelationshipTemplates", json={"content": "eA"}, headers=mine
+            )
+            body = {
+                "relationshipTemplateId": template.json()["result"]["id"],
+                "creationContent": "eA",
+            }
             requested = await http.post("/api/v2/Relationships", json=body, headers=theirs)
             assert requested.status_code == 201, requested.text
 
@@ -190,8 +202,9 @@ async def test_versions_differ_only_in_how_bytes_are_written(stack: Stack) -> No
         me, peer = [await client.create_identity(PASSWORD) for _ in range(2)]
         mine = {"Authorization": f"Bearer {await client.token(me.device.username, PASSWORD)}"}
         theirs = {"Authorization": f"Bearer {await client.token(peer.device.username, PASSWORD)}"}
-        created = await http.post("/api/v2/RelationshipTemplates",
-                                  json={"content": "-_-_AA"}, headers=mine)  # fmt: skip
+        created = await http.post(
+            "/api/v2/RelationshipTemplates", json={"content": "-_-_AA"}, headers=mine
+        )
         template_id = created.json()["result"]["id"]
         v2 = await http.get(f"/api/v2/RelationshipTemplates/{template_id}", headers=theirs)
         v1 = await http.get(f"/api/v1/RelationshipTemplates/{template_id}", headers=theirs)
@@ -217,10 +230,16 @@ async def test_datawallet_pushes_only_on_top_of_the_newest_modification(stack: S
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
         client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
         me = await client.create_identity(PASSWORD)
-        headers = {"Authorization": f"Bearer {await client.token(me.device.username, PASSWORD)}",
-                   "x-supported-datawallet-version": "1"}  # fmt: skip
-        mod = {"objectIdentifier": "OBJ1", "collection": "Relationships", "type": "Create",
-               "encryptedPayload": "cGF5bG9hZA"}  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {await client.token(me.device.username, PASSWORD)}",
+            "x-supported-datawallet-version": "1",
+        }
+        mod = {
+            "objectIdentifier": "OBJ1",
+            "collection": "Relationships",
+            "type": "Create",
+            "encryptedPayload": "cGF5bG9hZA",
+        }
         path = "/api/v2/Datawallet/Modifications"
 
         async def push(local_index: int) -> httpx.Response:

@@ -43,8 +43,9 @@ async def test_a_file_round_trips_byte_for_byte_to_whoever_holds_its_id(
     owner, other = await new_party(http), await new_party(http)
     data = os.urandom(LIMIT)  # four chunks exactly
     props = base64.b64encode(b"sealed name and type").decode()
-    up = await http.post("/api/v1/Files", headers=owner.headers,
-                         **_form(data, encryptedProperties=props))  # fmt: skip
+    up = await http.post(
+        "/api/v1/Files", headers=owner.headers, **_form(data, encryptedProperties=props)
+    )
     assert up.status_code == 201, up.text
     created = up.json()["result"]
     assert created["id"].startswith("FIL") and created["cipherSize"] == LIMIT
@@ -91,8 +92,11 @@ async def test_file_limits_are_refused_with_codes(http: httpx.AsyncClient) -> No
 
 async def test_an_expired_file_is_gone(http: httpx.AsyncClient) -> None:
     me = await new_party(http)
-    up = await http.post("/api/v1/Files", headers=me.headers,
-                         **_form(b"short-lived", expires_in=timedelta(seconds=3)))  # fmt: skip
+    up = await http.post(
+        "/api/v1/Files",
+        headers=me.headers,
+        **_form(b"short-lived", expires_in=timedelta(seconds=3)),
+    )
     file_id = up.json()["result"]["id"]
     assert (await http.get(f"/api/v1/Files/{file_id}", headers=me.headers)).status_code == 200
     await asyncio.sleep(4)

@@ -243,10 +243,12 @@ async def test_indexes_out_of_range_are_400s(
     assert code_of(answer) == invalid
     answer = await http.post(
         "/api/v1/Datawallet/Modifications",
-        json={"localIndex": 2**63, "modifications": [
-            {"objectIdentifier": "o", "collection": "c", "type": "Create"}]},
+        json={
+            "localIndex": 2**63,
+            "modifications": [{"objectIdentifier": "o", "collection": "c", "type": "Create"}],
+        },
         headers=auth,
-    )  # fmt: skip
+    )
     assert code_of(answer) == invalid
     # A Content-Length of unicode digits is refused, not a 500 (raw: httpx will not send it).
     host, port = str(http.base_url.host), int(http.base_url.port or 80)
@@ -344,8 +346,12 @@ async def test_wrong_token_passwords_are_limited_across_replicas(
 async def test_username_spraying_is_limited_per_address_across_replicas(
     stack: Stack,
 ) -> None:
-    form = {"grant_type": "password", "password": "guess", "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET}  # fmt: skip
+    form = {
+        "grant_type": "password",
+        "password": "guess",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
     async with (
         _from("127.0.0.3", stack.base_url) as first,
         _from("127.0.0.3", stack.second_api()) as second,

@@ -58,8 +58,10 @@ async def test_a_repeated_message_is_one_message_and_another_body_is_refused(
     sender, recipient = await new_party(http), await new_party(http)
     await relate(http, recipient, sender)
     headers = _keyed(sender)
-    body = {"recipients": [{"address": recipient.address, "encryptedKey": b64(b"key")}],
-            "body": b64(b"hello once")}  # fmt: skip
+    body = {
+        "recipients": [{"address": recipient.address, "encryptedKey": b64(b"key")}],
+        "body": b64(b"hello once"),
+    }
     first = await http.post("/api/v1/Messages", json=body, headers=headers)
     again = await http.post("/api/v2/Messages", json=body, headers=headers)
     assert first.status_code == again.status_code == 201, again.text
@@ -148,8 +150,10 @@ def client_public_key(key: SigningKey) -> str:
 async def test_a_repeated_file_upload_is_one_file(http: httpx.AsyncClient) -> None:
     owner = await new_party(http)
     headers = _keyed(owner)
-    form = {"cipherHash": b64(b"h" * 32),
-            "expiresAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}  # fmt: skip
+    form = {
+        "cipherHash": b64(b"h" * 32),
+        "expiresAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }
     files = {"content": ("content", b"ciphertext" * 100, "application/octet-stream")}
     first = await http.post("/api/v1/Files", data=form, files=files, headers=headers)
     again = await http.post("/api/v1/Files", data=form, files=files, headers=headers)

@@ -117,8 +117,11 @@ def _ok(answer: httpx.Response, *status: int) -> Any:
 
 
 async def _relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
-    template = _ok(await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
-                                   headers=owner.auth))  # fmt: skip
+    template = _ok(
+        await http.post(
+            "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.auth
+        )
+    )
     body = {"relationshipTemplateId": template["id"], "creationContent": "eA=="}
     rid = str(_ok(await http.post("/api/v1/Relationships", json=body, headers=peer.auth))["id"])
     _ok(await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.auth))
@@ -126,14 +129,21 @@ async def _relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
 
 
 async def _send(http: httpx.AsyncClient, sender: Party, to: list[Party], text: bytes) -> str:
-    body = {"recipients": [{"address": r.address, "encryptedKey": "a2V5"} for r in to],
-            "body": base64.b64encode(text).decode()}  # fmt: skip
+    body = {
+        "recipients": [{"address": r.address, "encryptedKey": "a2V5"} for r in to],
+        "body": base64.b64encode(text).decode(),
+    }
     return str(_ok(await http.post("/api/v1/Messages", json=body, headers=sender.auth))["id"])
 
 
 async def _login(http: httpx.AsyncClient, username: str) -> httpx.Response:
-    form = {"grant_type": "password", "username": username, "password": PASSWORD,
-            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}  # fmt: skip
+    form = {
+        "grant_type": "password",
+        "username": username,
+        "password": PASSWORD,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
     return await http.post("/connect/token", data=form)
 
 
@@ -143,11 +153,14 @@ async def _external_events(http: httpx.AsyncClient, who: Party) -> list[dict[str
     run = started["syncRun"]
     if run is None:
         return []
-    events = _ok(await http.get(f"/api/v2/SyncRuns/{run['id']}/ExternalEvents",
-                                headers=who.auth))  # fmt: skip
-    _ok(await http.put(f"/api/v2/SyncRuns/{run['id']}/FinalizeExternalEventSync",
-                       json={"externalEventResults": [], "datawalletModifications": []},
-                       headers=who.auth))  # fmt: skip
+    events = _ok(await http.get(f"/api/v2/SyncRuns/{run['id']}/ExternalEvents", headers=who.auth))
+    _ok(
+        await http.put(
+            f"/api/v2/SyncRuns/{run['id']}/FinalizeExternalEventSync",
+            json={"externalEventResults": [], "datawalletModifications": []},
+            headers=who.auth,
+        )
+    )
     return list(events)
 
 
@@ -178,8 +191,9 @@ def _traces(session: Any, keyspace: str, needles: list[str]) -> list[str]:
 
 async def _backbone(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "backbone.cli", *argv]
-    return await asyncio.to_thread(subprocess.run, cmd, env=stack.env, capture_output=True,
-                                   text=True, timeout=300)  # fmt: skip
+    return await asyncio.to_thread(
+        subprocess.run, cmd, env=stack.env, capture_output=True, text=True, timeout=300
+    )
 
 
 async def _peer_deletion(http: httpx.AsyncClient, who: Party, rid: str) -> Any:
@@ -206,30 +220,51 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     from_x = await _send(http, x, [a, b], b"from X to both")
     to_x = await _send(http, a, [x], b"from A to X")
     expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    _ok(await http.post("/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires},
-                        headers=x.auth))  # fmt: skip
-    a_token = _ok(await http.post("/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires,
-                                  "forIdentity": x.address}, headers=a.auth))["id"]  # fmt: skip
+    _ok(
+        await http.post(
+            "/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires}, headers=x.auth
+        )
+    )
+    a_token = _ok(
+        await http.post(
+            "/api/v1/Tokens",
+            json={"content": "eA==", "expiresAt": expires, "forIdentity": x.address},
+            headers=a.auth,
+        )
+    )["id"]
     data = b"file of X" * 100
-    form = {"cipherHash": base64.b64encode(hashlib.sha256(data).digest()).decode(),
-            "expiresAt": expires}  # fmt: skip
+    form = {
+        "cipherHash": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        "expiresAt": expires,
+    }
     blob = {"content": ("blob", data, "application/octet-stream")}
     _ok(await http.post("/api/v1/Files", headers=x.auth, data=form, files=blob))
-    modification = {"objectIdentifier": "o1", "collection": "c", "type": "Create",
-                    "encryptedPayload": "eA=="}  # fmt: skip
-    _ok(await http.post("/api/v1/Datawallet/Modifications",
-                        json={"modifications": [modification]}, headers=x.auth))  # fmt: skip
+    modification = {
+        "objectIdentifier": "o1",
+        "collection": "c",
+        "type": "Create",
+        "encryptedPayload": "eA==",
+    }
+    _ok(
+        await http.post(
+            "/api/v1/Datawallet/Modifications",
+            json={"modifications": [modification]},
+            headers=x.auth,
+        )
+    )
     await _external_events(http, x)  # a sync run of X's
     await _external_events(http, a)  # A is up to date before the deletion starts
 
     # The grace period's limits, then a process in its grace period, then its cancellation.
     processes = "/api/v2/Identities/Self/DeletionProcesses"
     for days in (0, 91):
-        refused = await http.post(processes, json={"lengthOfGracePeriodInDays": days},
-                                  headers=x.auth)  # fmt: skip
+        refused = await http.post(
+            processes, json={"lengthOfGracePeriodInDays": days}, headers=x.auth
+        )
         assert refused.status_code == 400 and refused.json()["error"]["code"] == GRACE_OUT_OF_RANGE
-    first = _ok(await http.post(processes, json={"lengthOfGracePeriodInDays": 30},
-                                headers=x.auth), 201)  # fmt: skip
+    first = _ok(
+        await http.post(processes, json={"lengthOfGracePeriodInDays": 30}, headers=x.auth), 201
+    )
     assert first["status"] == "Active"
     again = await http.post(processes, headers=x.auth)
     assert again.status_code == 400, again.text
@@ -260,14 +295,16 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     # Now for real, with a grace period of seconds; the worker dies half-way through.
     key_id = EnvelopeCodec(stack.master_key_b64, lambda k: b"").identity_key_id(x.address)
     _ok(await http.post(processes, json={"lengthOfGracePeriodInDays": 1}, headers=x.auth), 201)
-    await _until(lambda: asyncio.to_thread(_log_has, stack.worker, b"pausing half-way"), 60,
-                 "the final step to begin")  # fmt: skip
+    await _until(
+        lambda: asyncio.to_thread(_log_has, stack.worker, b"pausing half-way"),
+        60,
+        "the final step to begin",
+    )
     stack.worker.stop(signal.SIGKILL, timeout=10)
     await asyncio.to_thread(stack.start_worker, stack.worker2)
 
     async def deleted() -> bool:
-        answer = await http.get("/api/v2/Identities/IsDeleted",
-                                params={"username": x.usernames[0]})  # fmt: skip
+        answer = await http.get("/api/v2/Identities/IsDeleted", params={"username": x.usernames[0]})
         return bool(answer.json()["result"]["isDeleted"])
 
     await _until(deleted, 120, "the second worker to finish the deletion")
@@ -295,8 +332,9 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     operator = EnvelopeCodec(stack.master_key_b64, keys.__getitem__)
     sealed = 0
     for topic in ("events", "mailbox-entries"):
-        log = await read_records(stack.cluster.kafka_bootstrap,
-                                 f"{stack.cluster.topic_prefix}{topic}")  # fmt: skip
+        log = await read_records(
+            stack.cluster.kafka_bootstrap, f"{stack.cluster.topic_prefix}{topic}"
+        )
         for _, record in log:
             if record is not None and codec.decode(record)[1]["data_key_id"] == key_id:
                 sealed += 1

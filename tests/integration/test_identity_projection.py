@@ -26,27 +26,59 @@ def _events(codec: EnvelopeCodec) -> list[bytes]:
     agg = codec.aggregate_key("identity", ADDRESS)
     state, out = IdentityState(data_key_id="dk"), []
     commands: list[tuple[str, dict[str, Any]]] = [
-        ("CreateIdentity", {
-            "challenge_id": "CHL", "challenge_expires_at": NOW, "address": ADDRESS,
-            "public_key": b"p" * 32, "client_id": "test", "identity_version": 1,
-            "device_id": "DVC1", "username": "USR1", "password_hash": "h1", "requested_at": NOW}),
-        ("AddDevice", {
-            "challenge_id": "CHL2", "challenge_expires_at": NOW, "address": ADDRESS,
-            "device_id": "DVC2", "username": "USR2", "password_hash": "h2",
-            "created_by_device": "DVC1", "requested_at": NOW}),
-        ("DeleteDevice", {
-            "address": ADDRESS, "device_id": "DVC2", "deleted_by_device": "DVC1",
-            "requested_at": NOW}),
-    ]  # fmt: skip
+        (
+            "CreateIdentity",
+            {
+                "challenge_id": "CHL",
+                "challenge_expires_at": NOW,
+                "address": ADDRESS,
+                "public_key": b"p" * 32,
+                "client_id": "test",
+                "identity_version": 1,
+                "device_id": "DVC1",
+                "username": "USR1",
+                "password_hash": "h1",
+                "requested_at": NOW,
+            },
+        ),
+        (
+            "AddDevice",
+            {
+                "challenge_id": "CHL2",
+                "challenge_expires_at": NOW,
+                "address": ADDRESS,
+                "device_id": "DVC2",
+                "username": "USR2",
+                "password_hash": "h2",
+                "created_by_device": "DVC1",
+                "requested_at": NOW,
+            },
+        ),
+        (
+            "DeleteDevice",
+            {
+                "address": ADDRESS,
+                "device_id": "DVC2",
+                "deleted_by_device": "DVC1",
+                "requested_at": NOW,
+            },
+        ),
+    ]
     for name, cmd in commands:
         events = decide(state, name, cmd, NOW - timedelta(minutes=1))
         assert not isinstance(events, Rejection)
         for event_name, body in events:
             state = evolve(state, event_name, body)
             out.append(
-                codec.seal(event_name, body, aggregate_key=agg, correlation_id="c",
-                           data_key_id="dk", aggregate_version=state.version)
-            )  # fmt: skip
+                codec.seal(
+                    event_name,
+                    body,
+                    aggregate_key=agg,
+                    correlation_id="c",
+                    data_key_id="dk",
+                    aggregate_version=state.version,
+                )
+            )
     return out
 
 

@@ -39,9 +39,12 @@ async def test_consumer_group_reads_back_what_a_producer_wrote(
     group = f"{run_scope.topic_prefix}group-{uuid.uuid4().hex[:6]}"
     received: dict[str, list[int]] = {}
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=infra.kafka_bootstrap, group_id=group,
-        auto_offset_reset="earliest", enable_auto_commit=False,
-    )  # fmt: skip
+        topic,
+        bootstrap_servers=infra.kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         while sum(len(v) for v in received.values()) < 100:
@@ -57,9 +60,11 @@ async def test_consumer_group_reads_back_what_a_producer_wrote(
 
     # The group's committed offsets hold: a new member of the group gets nothing again.
     again = AIOKafkaConsumer(
-        topic, bootstrap_servers=infra.kafka_bootstrap, group_id=group,
+        topic,
+        bootstrap_servers=infra.kafka_bootstrap,
+        group_id=group,
         auto_offset_reset="earliest",
-    )  # fmt: skip
+    )
     await again.start()
     try:
         batch = await again.getmany(timeout_ms=2000)
@@ -124,9 +129,10 @@ async def test_faust_table_survives_worker_restart(
     worker = CounterWorker(infra, prefix, tmp_path)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     consumer = AIOKafkaConsumer(
-        f"{prefix}counter-out", bootstrap_servers=infra.kafka_bootstrap,
+        f"{prefix}counter-out",
+        bootstrap_servers=infra.kafka_bootstrap,
         auto_offset_reset="earliest",
-    )  # fmt: skip
+    )
     await producer.start()
     await consumer.start()
 

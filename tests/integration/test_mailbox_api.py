@@ -71,17 +71,22 @@ async def test_a_message_to_three_recipients_reaches_each_mailbox_once(
     for r in recipients:
         await relate(http, sender, r)
     body = {
-        "recipients": [{"address": r.address, "encryptedKey": b64(f"key {i}".encode())}
-                       for i, r in enumerate(recipients)],
+        "recipients": [
+            {"address": r.address, "encryptedKey": b64(f"key {i}".encode())}
+            for i, r in enumerate(recipients)
+        ],
         "body": b64(b"ciphertext"),
-    }  # fmt: skip
+    }
     sent = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
     assert sent.status_code == 201, sent.text
     mid = sent.json()["result"]["id"]
 
     def received(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [e for e in entries if e["type"] == "MessageReceived"
-                and e["payload"]["messageId"] == mid]  # fmt: skip
+        return [
+            e
+            for e in entries
+            if e["type"] == "MessageReceived" and e["payload"]["messageId"] == mid
+        ]
 
     for i, r in enumerate(recipients):
         entries = await _mailbox_until(http, r, lambda es: bool(received(es)))
@@ -113,8 +118,10 @@ async def test_no_one_else_reads_a_message_or_a_mailbox(http: httpx.AsyncClient)
         await new_party(http),
     )
     await relate(http, sender, recipient)
-    body = {"recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
-            "body": b64(b"private")}  # fmt: skip
+    body = {
+        "recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
+        "body": b64(b"private"),
+    }
     mid = (await http.post("/api/v1/Messages", json=body, headers=sender.headers)).json()
     mid = mid["result"]["id"]
     answer = await http.get(f"/api/v1/Messages/{mid}", headers=stranger.headers)
@@ -136,11 +143,15 @@ async def test_message_limits_give_clear_errors(http: httpx.AsyncClient) -> None
     invalid = (400, "error.platform.validation.invalidPropertyValue")
 
     def to(addresses: list[str], body: bytes = b"x") -> dict[str, Any]:
-        return {"recipients": [{"address": a, "encryptedKey": "a2V5"} for a in addresses],
-                "body": b64(body)}  # fmt: skip
+        return {
+            "recipients": [{"address": a, "encryptedKey": "a2V5"} for a in addresses],
+            "body": b64(body),
+        }
 
-    strangers = [address_from_public_key(bytes(SigningKey.generate().verify_key), "localhost")
-                 for _ in range(51)]  # fmt: skip
+    strangers = [
+        address_from_public_key(bytes(SigningKey.generate().verify_key), "localhost")
+        for _ in range(51)
+    ]
     cases = [
         (to(strangers), invalid),  # more than BACKBONE_MAX_RECIPIENTS (50)
         (to([]), invalid),
@@ -149,7 +160,7 @@ async def test_message_limits_give_clear_errors(http: httpx.AsyncClient) -> None
         (to(["did:e:localhost:dids:0000000000000000000000"]), invalid),  # bad checksum
         (to([peer.address], b"x" * (32 * 1024 + 1)), invalid),
         (to([peer.address]), (400, NO_RELATIONSHIP)),
-    ]  # fmt: skip
+    ]
     for body, expected in cases:
         answer = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
         assert code_of(answer) == expected, body["recipients"][:1]
@@ -173,18 +184,31 @@ async def _produce_entries(stack: Stack, codec: EnvelopeCodec, plan: list[str]) 
     """Mailbox entries straight onto the sequencer's input, as the projector writes them:
     one per address in `plan`, in that order."""
     topic = TopicNames(stack.cluster.topic_prefix).mailbox_entries
-    producer = AIOKafkaProducer(bootstrap_servers=stack.cluster.kafka_bootstrap, linger_ms=20,
-                                acks="all", enable_idempotence=True)  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.cluster.kafka_bootstrap,
+        linger_ms=20,
+        acks="all",
+        enable_idempotence=True,
+    )
     await producer.start()
     try:
         sends = []
         for n, address in enumerate(plan):
             key = codec.aggregate_key("identity", address)
-            entry = {"recipient": address, "event_type": "Synthetic",
-                     "payload_json": json.dumps({"n": n}), "source_event_id": str(uuid.uuid4()),
-                     "occurred_at": datetime.now(UTC)}  # fmt: skip
-            sealed = codec.seal("MailboxEntry", entry, aggregate_key=key, correlation_id="t",
-                                data_key_id=codec.identity_key_id(address))  # fmt: skip
+            entry = {
+                "recipient": address,
+                "event_type": "Synthetic",
+                "payload_json": json.dumps({"n": n}),
+                "source_event_id": str(uuid.uuid4()),
+                "occurred_at": datetime.now(UTC),
+            }
+            sealed = codec.seal(
+                "MailboxEntry",
+                entry,
+                aggregate_key=key,
+                correlation_id="t",
+                data_key_id=codec.identity_key_id(address),
+            )
             sends.append(await producer.send(topic, sealed, key=key.encode()))
         await asyncio.gather(*sends)
     finally:
@@ -273,12 +297,16 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     assert started.json()["result"]["status"] == "Created" and run["eventCount"] == head
     busy = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
     assert code_of(busy)[1].endswith("cannotStartSyncRunWhenAnotherSyncRunIsRunning")
-    events = (await http.get(f"/api/v1/SyncRuns/{run['id']}/ExternalEvents",
-                             headers=me.headers)).json()["result"]  # fmt: skip
+    events = (
+        await http.get(f"/api/v1/SyncRuns/{run['id']}/ExternalEvents", headers=me.headers)
+    ).json()["result"]
     # The Enmeshed sync hands out only what upstream would send (api/enmeshed_events.py):
     # the peers' requests, not the device, the allocations or my own accepts.
-    requested = [e["index"] for e in entries if e["type"] == "RelationshipStatusChanged"
-                 and e["payload"].get("actor") != me.address]  # fmt: skip
+    requested = [
+        e["index"]
+        for e in entries
+        if e["type"] == "RelationshipStatusChanged" and e["payload"].get("actor") != me.address
+    ]
     assert [e["index"] for e in events] == requested and len(requested) == 2
     assert [e["type"] for e in events] == ["RelationshipStatusChanged"] * 2
     assert events[0]["payload"].keys() == {"relationshipId", "newStatus"}
@@ -289,26 +317,33 @@ async def test_sync_runs_hand_out_external_events_once_and_retry_failures(
     other = {"Authorization": f"Bearer {await client.token(second.username, second.password)}"}
     results = {"externalEventResults": [{"externalEventId": e["id"]} for e in events]}
     results["externalEventResults"][1]["errorCode"] = "error.runtime.cannotProcess"
-    wrong = await http.put(f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync",
-                           json=results, headers=other)  # fmt: skip
+    wrong = await http.put(
+        f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync", json=results, headers=other
+    )
     assert code_of(wrong)[1].endswith("cannotFinalizeSyncRunStartedByAnotherDevice")
     assert code_of(await http.get(f"/api/v1/SyncRuns/{run['id']}", headers=peer.headers)) == (
-        404, "error.platform.recordNotFound"
-    )  # fmt: skip
-    done = await http.put(f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync",
-                          json=results, headers=me.headers)  # fmt: skip
+        404,
+        "error.platform.recordNotFound",
+    )
+    done = await http.put(
+        f"/api/v1/SyncRuns/{run['id']}/FinalizeExternalEventSync", json=results, headers=me.headers
+    )
     assert done.status_code == 200, done.text
 
     # The failed event comes again (with its error count), and nothing else: the device
     # registered meanwhile is new since the last run, so it comes too.
     again = (await http.post("/api/v1/SyncRuns", json={}, headers=other)).json()["result"]
-    events = (await http.get(f"/api/v1/SyncRuns/{again['syncRun']['id']}/ExternalEvents",
-                             headers=other)).json()["result"]  # fmt: skip
+    events = (
+        await http.get(f"/api/v1/SyncRuns/{again['syncRun']['id']}/ExternalEvents", headers=other)
+    ).json()["result"]
     assert events[0]["index"] == requested[1] and events[0]["syncErrorCount"] == 1
     assert all(e["index"] > head for e in events[1:])
     ok = {"externalEventResults": [{"externalEventId": e["id"]} for e in events]}
-    await http.put(f"/api/v1/SyncRuns/{again['syncRun']['id']}/FinalizeExternalEventSync",
-                   json=ok, headers=other)  # fmt: skip
+    await http.put(
+        f"/api/v1/SyncRuns/{again['syncRun']['id']}/FinalizeExternalEventSync",
+        json=ok,
+        headers=other,
+    )
     nothing = await http.post("/api/v1/SyncRuns", json={}, headers=me.headers)
     assert nothing.json()["result"] == {"status": "NoNewEvents", "syncRun": None}
 
@@ -317,9 +352,17 @@ async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
     http: httpx.AsyncClient,
 ) -> None:
     me = await new_party(http)
-    mods = {"modifications": [
-        {"objectIdentifier": f"OBJ{i}", "collection": "Relationships", "type": "Create",
-         "encryptedPayload": b64(b"enc")} for i in range(3)]}  # fmt: skip
+    mods = {
+        "modifications": [
+            {
+                "objectIdentifier": f"OBJ{i}",
+                "collection": "Relationships",
+                "type": "Create",
+                "encryptedPayload": b64(b"enc"),
+            }
+            for i in range(3)
+        ]
+    }
     first = await http.post("/api/v1/Datawallet/Modifications", json=mods, headers=me.headers)
     assert first.status_code == 201, first.text
     # Numbered from 0, as Enmeshed numbers them; -1 is "nothing yet".
@@ -328,18 +371,23 @@ async def test_datawallet_modifications_are_numbered_and_shared_by_devices(
     assert second.json()["result"]["newIndex"] == 5
     listed = await http.get("/api/v1/Datawallet/Modifications?localIndex=3", headers=me.headers)
     assert [m["index"] for m in listed.json()["result"]] == [4, 5]
-    everything = await http.get("/api/v1/Datawallet/Modifications?localIndex=-1",
-                                headers=me.headers)  # fmt: skip
+    everything = await http.get(
+        "/api/v1/Datawallet/Modifications?localIndex=-1", headers=me.headers
+    )
     assert [m["index"] for m in everything.json()["result"]] == list(range(6))
     assert listed.json()["result"][0]["encryptedPayload"] == b64(b"enc")
     # A version upgrade locks out devices that only know the older version.
-    run = await http.post("/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"},
-                          headers=me.headers)  # fmt: skip
+    run = await http.post(
+        "/api/v1/SyncRuns", json={"type": "DatawalletVersionUpgrade"}, headers=me.headers
+    )
     run_id = run.json()["result"]["syncRun"]["id"]
     # The upgrading device must support the new version (issue 19).
     supports_v2 = {**me.headers, "x-supported-datawallet-version": "2"}
-    upgraded = await http.put(f"/api/v1/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade",
-                              json={"newDatawalletVersion": 2}, headers=supports_v2)  # fmt: skip
+    upgraded = await http.put(
+        f"/api/v1/SyncRuns/{run_id}/FinalizeDatawalletVersionUpgrade",
+        json={"newDatawalletVersion": 2},
+        headers=supports_v2,
+    )
     assert upgraded.status_code == 200, upgraded.text
     assert (await http.get("/api/v1/Datawallet", headers=me.headers)).json()["result"] == {
         "version": 2
@@ -360,8 +408,9 @@ async def test_killing_the_worker_mid_run_leaves_every_mailbox_gap_and_duplicate
     and a new one takes over. Runs last in this module: it replaces the shared worker."""
     people = [await new_party(http) for _ in range(10)]
     codec = await operator_codec(stack)
-    before = {p.address: len(await _mailbox_until(http, p, lambda es: len(es) >= 1))
-              for p in people}  # fmt: skip
+    before = {
+        p.address: len(await _mailbox_until(http, p, lambda es: len(es) >= 1)) for p in people
+    }
     plan = [people[i % 10].address for i in range(20_000)]
     producing = asyncio.create_task(_produce_entries(stack, codec, plan))
     # Kill once the sequencer is well into the run.
@@ -391,8 +440,9 @@ async def test_only_an_active_relationship_lets_messages_through(http: httpx.Asy
         answer = await http.post("/api/v1/Messages", json=message, headers=owner.headers)
         return (201, "") if answer.status_code == 201 else code_of(answer)
 
-    template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
-                               headers=owner.headers)  # fmt: skip
+    template = await http.post(
+        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.headers
+    )
     body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
     rid = (await http.post("/api/v1/Relationships", json=body, headers=peer.headers)).json()
     rid = rid["result"]["id"]

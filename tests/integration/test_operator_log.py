@@ -93,23 +93,46 @@ async def test_events_shows_an_identitys_history_without_content(
     _never_shows_content(done.stdout)
 
     # What happened *to* the recipient: its mailbox entries, with the ids they point to.
-    mailbox = await _backbone(stack.env, "events", "--identity", exchange["recipient"],
-                              "--topic", "mailbox", "--type", "MailboxEntry")  # fmt: skip
+    mailbox = await _backbone(
+        stack.env,
+        "events",
+        "--identity",
+        exchange["recipient"],
+        "--topic",
+        "mailbox",
+        "--type",
+        "MailboxEntry",
+    )
     assert mailbox.returncode == 0, mailbox.stderr
     assert exchange["message"] in mailbox.stdout and "MailboxEntry" in mailbox.stdout
     assert "withheld: payload_json" in mailbox.stdout
     _never_shows_content(mailbox.stdout)
 
     # One aggregate's history, and a time window that excludes everything.
-    one = await _backbone(stack.env, "events", "--aggregate", f"message:{exchange['message']}",
-                          "--topic", "events", "--json")  # fmt: skip
+    one = await _backbone(
+        stack.env,
+        "events",
+        "--aggregate",
+        f"message:{exchange['message']}",
+        "--topic",
+        "events",
+        "--json",
+    )
     kinds = [json.loads(line)["type"] for line in one.stdout.splitlines()]
     assert "MessageSent" in kinds and "IdentityCreated" not in kinds, kinds
-    none = await _backbone(stack.env, "events", "--identity", exchange["sender"],
-                           "--until", "2000-01-01T00:00:00Z", "--json")  # fmt: skip
+    none = await _backbone(
+        stack.env,
+        "events",
+        "--identity",
+        exchange["sender"],
+        "--until",
+        "2000-01-01T00:00:00Z",
+        "--json",
+    )
     assert none.stdout == ""
-    envelope_only = await _backbone(stack.env, "events", "--identity", exchange["sender"],
-                                    "--no-open", "--json")  # fmt: skip
+    envelope_only = await _backbone(
+        stack.env, "events", "--identity", exchange["sender"], "--no-open", "--json"
+    )
     first = json.loads(envelope_only.stdout.splitlines()[0])
     assert "fields" not in first and first["data_key_id"].startswith("dk-")
 

@@ -93,8 +93,14 @@ def test_the_python_snippet_creates_an_identity(readme_stack: Stack, tmp_path: P
     snippet = tmp_path / "first_identity.py"
     snippet.write_text(code)
     env = _env(readme_stack, BACKBONE_URL=readme_stack.base_url)
-    done = subprocess.run([sys.executable, str(snippet)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(snippet)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("did:e:localhost:dids:"), done.stdout
 
@@ -120,8 +126,10 @@ def test_the_connector_walkthrough_runs_twice_and_the_message_arrives_live(
             t0 = time.monotonic()
             done = _run(script, env)
             took = time.monotonic() - t0
-            output = f"run {run} ({took:.1f}s), exit {done.returncode}\n--- stdout\n" \
-                     f"{done.stdout}\n--- stderr\n{done.stderr}"  # fmt: skip
+            output = (
+                f"run {run} ({took:.1f}s), exit {done.returncode}\n--- stdout\n"
+                f"{done.stdout}\n--- stderr\n{done.stderr}"
+            )
             assert done.returncode == 0, output
             # The listener printed the message, decrypted by B's Connector, as it arrived.
             assert '"type": "MessageReceived"' in done.stdout, output
@@ -170,9 +178,14 @@ def test_a_connector_with_a_wrong_client_secret_says_so_and_is_not_healthy(
     )
 
     def connector(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "connector.cli", *args], cwd=REPO,
-                              env={**env, **extra}, capture_output=True, text=True,
-                              timeout=90)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "connector.cli", *args],
+            cwd=REPO,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
 
     assert connector("new-key", str(tmp_path / "org.key")).returncode == 0
     missing = connector("init")
@@ -191,8 +204,11 @@ def test_a_connector_with_a_wrong_client_secret_says_so_and_is_not_healthy(
         assert answer.status_code == 503
         report = answer.json()
         assert report["isHealthy"] is False
-        assert report["services"] == {"database": "healthy", "backboneConnection": "healthy",
-                                      "backboneAuthentication": "unhealthy"}  # fmt: skip
+        assert report["services"] == {
+            "database": "healthy",
+            "backboneConnection": "healthy",
+            "backboneAuthentication": "unhealthy",
+        }
         status = connector("status", CONNECTOR_CLIENT_SECRET="not-the-secret-0123456789")
         assert status.returncode == 1, status.stdout + status.stderr
         assert "health: UNHEALTHY" in status.stdout

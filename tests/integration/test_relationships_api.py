@@ -23,11 +23,16 @@ pytestmark = pytest.mark.integration
 
 # The API path of each action of the state machine.
 PATHS = {
-    "Accept": "Accept", "Reject": "Reject", "Revoke": "Revoke", "Terminate": "Terminate",
-    "RequestReactivation": "Reactivate", "AcceptReactivation": "Reactivate/Accept",
-    "RejectReactivation": "Reactivate/Reject", "RevokeReactivation": "Reactivate/Revoke",
+    "Accept": "Accept",
+    "Reject": "Reject",
+    "Revoke": "Revoke",
+    "Terminate": "Terminate",
+    "RequestReactivation": "Reactivate",
+    "AcceptReactivation": "Reactivate/Accept",
+    "RejectReactivation": "Reactivate/Reject",
+    "RevokeReactivation": "Reactivate/Revoke",
     "Decompose": "Decompose",
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -87,9 +92,15 @@ async def test_the_whole_lifecycle_with_its_audit_log(http: httpx.AsyncClient) -
         assert answer.json()["result"]["status"] == status, action
     audit = answer.json()["result"]["auditLog"]
     assert [a["reason"] for a in audit] == [
-        "Creation", "AcceptanceOfCreation", "Termination", "ReactivationRequested",
-        "AcceptanceOfReactivation", "Termination", "Decomposition", "Decomposition",
-    ]  # fmt: skip
+        "Creation",
+        "AcceptanceOfCreation",
+        "Termination",
+        "ReactivationRequested",
+        "AcceptanceOfReactivation",
+        "Termination",
+        "Decomposition",
+        "Decomposition",
+    ]
     assert audit[2]["createdBy"] == peer.address and audit[2]["oldStatus"] == "Active"
 
     # Rejected and revoked requests end there; a new request between the pair is allowed.
@@ -114,9 +125,17 @@ async def _in_state(http: httpx.AsyncClient, start: str) -> tuple[Party, Party, 
 
 @pytest.mark.parametrize(
     "start",
-    ["Pending", "Active", "Rejected", "Revoked", "Terminated", "Terminated+reactivation by A",
-     "DeletionProposed by A", "ReadyForDeletion"],
-)  # fmt: skip
+    [
+        "Pending",
+        "Active",
+        "Rejected",
+        "Revoked",
+        "Terminated",
+        "Terminated+reactivation by A",
+        "DeletionProposed by A",
+        "ReadyForDeletion",
+    ],
+)
 async def test_every_forbidden_transition_is_refused(http: httpx.AsyncClient, start: str) -> None:
     a, b, rid = await _in_state(http, start)
     before = (await http.get(f"/api/v1/Relationships/{rid}", headers=a.headers)).json()["result"]
@@ -140,8 +159,9 @@ async def test_no_second_open_relationship_between_a_pair(http: httpx.AsyncClien
     assert first.status_code == 201
     second = await _request(http, peer, await _template(http, owner))
     assert code_of(second) == (
-        400, "error.platform.validation.relationshipRequest.relationshipToTargetAlreadyExists"
-    )  # fmt: skip
+        400,
+        "error.platform.validation.relationshipRequest.relationshipToTargetAlreadyExists",
+    )
     # Nor the other way round: the owner asking the peer.
     reverse = await _request(http, owner, await _template(http, peer))
     assert reverse.status_code == 400
@@ -197,8 +217,9 @@ async def test_templates_and_tokens_expire_everywhere(
     own = await http.get("/api/v1/Tokens", headers=owner.headers)
     assert own.json()["result"] == []
     assert code_of(await _request(http, peer, template_id)) == (
-        400, "error.platform.validation.relationshipTemplate.expired"
-    )  # fmt: skip
+        400,
+        "error.platform.validation.relationshipTemplate.expired",
+    )
     # Gone from Cassandra itself (TTL), not only hidden by the API.
     assert (
         cassandra_session.execute("SELECT id FROM tokens WHERE id = %s", (token_id,)).one() is None
@@ -228,9 +249,12 @@ async def test_a_third_identity_can_neither_read_nor_act(http: httpx.AsyncClient
     answer = await http.get(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
     assert code_of(answer) == not_found
     assert code_of(await _request(http, stranger, private)) == not_found
-    assert code_of(
-        await http.delete(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
-    ) == not_found  # fmt: skip
+    assert (
+        code_of(
+            await http.delete(f"/api/v1/RelationshipTemplates/{private}", headers=stranger.headers)
+        )
+        == not_found
+    )
     # Tokens: for one identity, or behind a password.
     soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     body = {"content": b64(b"t"), "expiresAt": soon, "forIdentity": peer.address}
@@ -277,11 +301,14 @@ async def test_every_change_reaches_both_mailboxes(http: httpx.AsyncClient, stac
     for _ in range(20):  # entries are sent right after the projection; give them a moment
         entries = await _mailbox_entries(stack, {owner.address, peer.address})
         by = {
-            who: [(e["event_type"], json.loads(e["payload_json"]).get("status")) for e in entries
-                  if e["recipient"] == who
-                  and json.loads(e["payload_json"]).get("relationshipId") == rid]
+            who: [
+                (e["event_type"], json.loads(e["payload_json"]).get("status"))
+                for e in entries
+                if e["recipient"] == who
+                and json.loads(e["payload_json"]).get("relationshipId") == rid
+            ]
             for who in (owner.address, peer.address)
-        }  # fmt: skip
+        }
         if all(len(v) >= 4 for v in by.values()) and len(by[owner.address]) >= 5:
             break
         await asyncio.sleep(0.5)

@@ -42,10 +42,12 @@ def _auth(party: dict[str, str]) -> dict[str, str]:
     return {"Authorization": party["Authorization"]}
 
 
-async def _relate(http: httpx.AsyncClient, owner: dict[str, str], peer: dict[str, str],
-                  accept: bool = True) -> None:  # fmt: skip
-    template = await http.post("/api/v1/RelationshipTemplates", json={"content": "eA=="},
-                               headers=_auth(owner))  # fmt: skip
+async def _relate(
+    http: httpx.AsyncClient, owner: dict[str, str], peer: dict[str, str], accept: bool = True
+) -> None:
+    template = await http.post(
+        "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=_auth(owner)
+    )
     body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
     rel = await http.post("/api/v1/Relationships", json=body, headers=_auth(peer))
     assert rel.status_code in (200, 201), rel.text
@@ -55,10 +57,13 @@ async def _relate(http: httpx.AsyncClient, owner: dict[str, str], peer: dict[str
         assert done.status_code == 200, done.text
 
 
-async def _send(http: httpx.AsyncClient, sender: dict[str, str],
-                recipients: list[dict[str, str]], text: bytes) -> str:  # fmt: skip
-    body = {"recipients": [{"address": r["address"], "encryptedKey": "a2V5"} for r in recipients],
-            "body": base64.b64encode(text).decode()}  # fmt: skip
+async def _send(
+    http: httpx.AsyncClient, sender: dict[str, str], recipients: list[dict[str, str]], text: bytes
+) -> str:
+    body = {
+        "recipients": [{"address": r["address"], "encryptedKey": "a2V5"} for r in recipients],
+        "body": base64.b64encode(text).decode(),
+    }
     sent = await http.post("/api/v1/Messages", json=body, headers=_auth(sender))
     assert sent.status_code == 201, sent.text
     return str(sent.json()["result"]["id"])
@@ -82,8 +87,12 @@ def stack(
     yield from own_stack(cluster_settings, cassandra_session, tmp_path_factory, "replay")
 
 
-def own_stack(cluster_settings: ClusterSettings, cassandra_session: Any,
-              tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:  # fmt: skip
+def own_stack(
+    cluster_settings: ClusterSettings,
+    cassandra_session: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+) -> Iterator[Stack]:
     """A stack on keyspace `<run's>_<name>` and topics `<run's prefix><name>.`, its keyspace
     dropped at the end."""
     own = dataclasses.replace(
@@ -143,8 +152,9 @@ def keyspaces(stack: Stack, cassandra_session: Any) -> Iterator[list[str]]:
 
 async def _backbone(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "backbone.cli", *argv]
-    return await asyncio.to_thread(subprocess.run, cmd, env=stack.env, capture_output=True,
-                                   text=True, timeout=300)  # fmt: skip
+    return await asyncio.to_thread(
+        subprocess.run, cmd, env=stack.env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _replayed(out: str) -> int:
@@ -165,8 +175,16 @@ async def test_replay_rebuilds_every_table_identical_mailbox_indexes_included(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "every table identical" in verified.stdout
     rows = {line.split()[0]: line.split() for line in verified.stdout.splitlines()[1:] if line}
-    for table in ("identities", "relationships", "messages", "files", "file_chunks",
-                  "mailbox", "mailbox_heads", "tokens"):  # fmt: skip
+    for table in (
+        "identities",
+        "relationships",
+        "messages",
+        "files",
+        "file_chunks",
+        "mailbox",
+        "mailbox_heads",
+        "tokens",
+    ):
         assert table in rows and int(rows[table][1]) > 0 and rows[table][3] == "identical", table
     # The same indexes, not merely the same count: compare one identity's mailbox directly.
     a = populated[0]["address"]
@@ -197,8 +215,18 @@ async def test_a_replay_killed_half_way_resumes_and_ends_identical(
     stack: Stack, populated: list[dict[str, str]], keyspaces: list[str], cassandra_session: Any
 ) -> None:
     target = keyspaces[1]
-    cmd = [sys.executable, "-m", "backbone.cli", "replay", "--keyspace", target,
-           "--batch", "3", "--throttle", "0.2"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backbone.cli",
+        "replay",
+        "--keyspace",
+        target,
+        "--batch",
+        "3",
+        "--throttle",
+        "0.2",
+    ]
     slow = await asyncio.create_subprocess_exec(
         *cmd, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -41,15 +41,22 @@ async def test_replay_leaves_out_what_the_retention_removed(
     # A live keyspace and topics of its own: the run's keyspace holds the test stack's data
     # keys, sealed with another master key.
     prefix = f"{cluster_settings.topic_prefix}ret."
-    cluster = ClusterSettings(cluster_settings.kafka_bootstrap,
-                              cluster_settings.cassandra_contact_points,
-                              cluster_settings.cassandra_port,
-                              f"{cluster_settings.keyspace}_retlive", prefix)  # fmt: skip
+    cluster = ClusterSettings(
+        cluster_settings.kafka_bootstrap,
+        cluster_settings.cassandra_contact_points,
+        cluster_settings.cassandra_port,
+        f"{cluster_settings.keyspace}_retlive",
+        prefix,
+    )
     master_b64 = base64.b64encode(os.urandom(32)).decode()
     settings = BackboneSettings(
-        cluster, master_b64, master_b64, partitions=1, app_id=f"{prefix}workers",
+        cluster,
+        master_b64,
+        master_b64,
+        partitions=1,
+        app_id=f"{prefix}workers",
         retention_days=RETENTION_DAYS,
-    )  # fmt: skip
+    )
     names = TopicNames(prefix)
     wanted = (names.events, names.mailbox_entries)
     await ensure_topics(cluster.kafka_bootstrap, [s for s in names.specs(1) if s.name in wanted])
@@ -57,42 +64,69 @@ async def test_replay_leaves_out_what_the_retention_removed(
     create_schema(live, cluster.keyspace)
     keys = {"dk-r": new_data_key()}
     wrapped = base64.b64encode(MasterKey.from_base64(master_b64).wrap(keys["dk-r"], "dk-r"))
-    live.execute("INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)",
-                 ("dk-r", wrapped.decode()))  # fmt: skip
+    live.execute(
+        "INSERT INTO data_keys (key_id, wrapped) VALUES (%s, %s)", ("dk-r", wrapped.decode())
+    )
     live_cluster.shutdown()
     envelopes = EnvelopeCodec(master_b64, lambda k: keys[k])
     recipient = "did:e:x:dids:retained"
     old, new = NOW - timedelta(days=RETENTION_DAYS + 5), NOW - timedelta(days=1)
 
     def sent(mid: str, at: datetime) -> bytes:
-        body = {"message_id": mid, "sender": "did:e:x:dids:s", "sender_device": "DVC",
-                "body": b"c", "attachments": [],
-                "recipients": [{"address": recipient, "encrypted_key": b"k"}],
-                "created_at": at}  # fmt: skip
-        raw = envelopes.seal("MessageSent", body, aggregate_key=mid, correlation_id="c",
-                             data_key_id="dk-r", aggregate_version=1)  # fmt: skip
+        body = {
+            "message_id": mid,
+            "sender": "did:e:x:dids:s",
+            "sender_device": "DVC",
+            "body": b"c",
+            "attachments": [],
+            "recipients": [{"address": recipient, "encrypted_key": b"k"}],
+            "created_at": at,
+        }
+        raw = envelopes.seal(
+            "MessageSent",
+            body,
+            aggregate_key=mid,
+            correlation_id="c",
+            data_key_id="dk-r",
+            aggregate_version=1,
+        )
         return _aged(raw, at)
 
     def entry(mid: str, at: datetime) -> bytes:
-        body = {"recipient": recipient, "event_type": "MessageReceived",
-                "payload_json": json.dumps({"messageId": mid}), "source_event_id": mid,
-                "occurred_at": at}  # fmt: skip
-        raw = envelopes.seal("MailboxEntry", body, aggregate_key="r", correlation_id="c",
-                             data_key_id="dk-r")  # fmt: skip
+        body = {
+            "recipient": recipient,
+            "event_type": "MessageReceived",
+            "payload_json": json.dumps({"messageId": mid}),
+            "source_event_id": mid,
+            "occurred_at": at,
+        }
+        raw = envelopes.seal(
+            "MailboxEntry", body, aggregate_key="r", correlation_id="c", data_key_id="dk-r"
+        )
         return _aged(raw, at)
 
     def reply(key: str, at: datetime) -> bytes:
         correlation = f"{idempotency.PREFIX}{key}-fp"
-        body = {"correlation_id": correlation, "ok": True, "status": 201, "error_code": None,
-                "error_message": None, "resource_json": None}  # fmt: skip
+        body = {
+            "correlation_id": correlation,
+            "ok": True,
+            "status": 201,
+            "error_code": None,
+            "error_message": None,
+            "resource_json": None,
+        }
         raw = envelopes.seal("Reply", body, aggregate_key=key, correlation_id=correlation)
         return _aged(raw, at)
 
     producer = AIOKafkaProducer(bootstrap_servers=cluster.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        for raw in (sent("MSGold", old), sent("MSGnew", new), reply("old", NOW - timedelta(days=2)),
-                    reply("new", NOW - timedelta(hours=1))):  # fmt: skip
+        for raw in (
+            sent("MSGold", old),
+            sent("MSGnew", new),
+            reply("old", NOW - timedelta(days=2)),
+            reply("new", NOW - timedelta(hours=1)),
+        ):
             await producer.send_and_wait(names.events, raw, key=b"k")
         for raw in (entry("MSGold", old), entry("MSGnew", new)):
             await producer.send_and_wait(names.mailbox_entries, raw, key=b"r")

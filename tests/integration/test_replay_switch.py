@@ -73,8 +73,10 @@ class Client:
         i = 0
         while not stop.is_set():
             i += 1
-            body = {"recipients": [{"address": self.b["address"], "encryptedKey": "a2V5"}],
-                    "body": "aGVsbG8="}  # fmt: skip
+            body = {
+                "recipients": [{"address": self.b["address"], "encryptedKey": "a2V5"}],
+                "body": "aGVsbG8=",
+            }
             sent = await self._call("POST", "/api/v1/Messages", json=body, headers=_auth(self.a))
             if sent is not None:
                 mid = str(sent.json()["result"]["id"])
@@ -120,8 +122,10 @@ async def test_the_api_and_workers_move_to_the_rebuilt_keyspace_without_a_failed
         assert len(client.sent) > 5
 
         # The old keyspace is gone: whatever the API reads now comes from the new one.
-        keyspaces = {r.keyspace_name for r in cassandra_session.execute(
-            "SELECT keyspace_name FROM system_schema.keyspaces")}  # fmt: skip
+        keyspaces = {
+            r.keyspace_name
+            for r in cassandra_session.execute("SELECT keyspace_name FROM system_schema.keyspaces")
+        }
         assert old not in keyspaces and new in keyspaces
         pointer = await asyncio.to_thread(_backbone, stack, "replay", "pointer", "--json")
         shown = json.loads(pointer.stdout)

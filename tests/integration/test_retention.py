@@ -27,12 +27,23 @@ async def test_messages_and_mailbox_entries_expire_with_the_retention(
     create_schema(cassandra_session, cassandra_session.keyspace)
     keys = {"dk": new_data_key()}
     codec = EnvelopeCodec(base64.b64encode(os.urandom(32)).decode(), lambda k: keys[k])
-    sent = {"message_id": "MSGretention000000001", "sender": "did:e:x:dids:s",
-            "sender_device": "DVC", "body": b"c", "attachments": [],
-            "recipients": [{"address": "did:e:x:dids:r", "encrypted_key": b"k"}],
-            "created_at": NOW}  # fmt: skip
-    raw = codec.seal("MessageSent", sent, aggregate_key="m", correlation_id="c",
-                     data_key_id="dk", aggregate_version=1)  # fmt: skip
+    sent = {
+        "message_id": "MSGretention000000001",
+        "sender": "did:e:x:dids:s",
+        "sender_device": "DVC",
+        "body": b"c",
+        "attachments": [],
+        "recipients": [{"address": "did:e:x:dids:r", "encrypted_key": b"k"}],
+        "created_at": NOW,
+    }
+    raw = codec.seal(
+        "MessageSent",
+        sent,
+        aggregate_key="m",
+        correlation_id="c",
+        data_key_id="dk",
+        aggregate_version=1,
+    )
     await Projection(cassandra_session, RETENTION_S).apply(codec.open(raw))
     sequencer = Sequencer(cassandra_session, RETENTION_S)
     done = await sequencer.sequence(
@@ -44,11 +55,13 @@ async def test_messages_and_mailbox_entries_expire_with_the_retention(
         q = cassandra_session.execute
         return [
             q("SELECT id FROM messages WHERE id = %s", (sent["message_id"],)).one() is not None,
-            q("SELECT address FROM message_recipients WHERE message_id = %s",
-              (sent["message_id"],)).one() is not None,
-            q("SELECT idx FROM mailbox WHERE address = %s", ("did:e:x:dids:r",)).one()
+            q(
+                "SELECT address FROM message_recipients WHERE message_id = %s",
+                (sent["message_id"],),
+            ).one()
             is not None,
-        ]  # fmt: skip
+            q("SELECT idx FROM mailbox WHERE address = %s", ("did:e:x:dids:r",)).one() is not None,
+        ]
 
     assert present() == [True, True, True]
     await asyncio.sleep(RETENTION_S + 1.5)

@@ -34,8 +34,10 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _send(http: httpx.AsyncClient, sender: Party, to: Party, n: int) -> str | None:
-    body = {"recipients": [{"address": to.address, "encryptedKey": "a2V5"}],
-            "body": base64.b64encode(f"message {n}".encode()).decode()}  # fmt: skip
+    body = {
+        "recipients": [{"address": to.address, "encryptedKey": "a2V5"}],
+        "body": base64.b64encode(f"message {n}".encode()).decode(),
+    }
     answer = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
     if answer.status_code == 201:
         return str(answer.json()["result"]["id"])

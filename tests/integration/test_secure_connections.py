@@ -78,8 +78,10 @@ def test_the_secure_stores_keep_their_secrets_to_their_owner(secure_infra: Infra
 async def test_a_message_crosses_the_secure_cluster(http: httpx.AsyncClient) -> None:
     sender, recipient = await new_party(http), await new_party(http)
     await relate(http, recipient, sender)
-    body = {"recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
-            "body": base64.b64encode(b"over SASL_SSL").decode()}  # fmt: skip
+    body = {
+        "recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
+        "body": base64.b64encode(b"over SASL_SSL").decode(),
+    }
     sent = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
     assert sent.status_code == 201, sent.text
     message_id = sent.json()["result"]["id"]
@@ -95,10 +97,14 @@ async def test_a_message_crosses_the_secure_cluster(http: httpx.AsyncClient) -> 
 
 
 def test_no_password_reaches_a_log(secure_infra: InfraSettings, secure_stack: Stack) -> None:
-    passwords = [path.read_text().strip()
-                 for path in secure.secure_dir(secure_infra).rglob("*.password")]  # fmt: skip
-    logs = [secure_stack.worker.log_file, secure_stack.api.log_file,
-            *secure_infra.state_dir.glob("*/*.log")]  # fmt: skip
+    passwords = [
+        path.read_text().strip() for path in secure.secure_dir(secure_infra).rglob("*.password")
+    ]
+    logs = [
+        secure_stack.worker.log_file,
+        secure_stack.api.log_file,
+        *secure_infra.state_dir.glob("*/*.log"),
+    ]
     assert len(passwords) == 4 and len(logs) >= 4
     for log in logs:
         text = log.read_text(errors="replace")
@@ -107,17 +113,29 @@ def test_no_password_reaches_a_log(secure_infra: InfraSettings, secure_stack: St
 
 # (command, what is changed in the settings, what the message must say)
 REFUSALS = [
-    ("provision", {"BACKBONE_KAFKA_PASSWORD": "wrong-kafka-pw-1"},
-     "refused user 'backbone' (SASL_SSL, SCRAM-SHA-512): authentication failed"),
-    ("worker", {"BACKBONE_CASSANDRA_PASSWORD": "wrong-cassandra-pw-2"},
-     "refused user 'backbone': authentication failed; check BACKBONE_CASSANDRA_USERNAME"),
+    (
+        "provision",
+        {"BACKBONE_KAFKA_PASSWORD": "wrong-kafka-pw-1"},
+        "refused user 'backbone' (SASL_SSL, SCRAM-SHA-512): authentication failed",
+    ),
+    (
+        "worker",
+        {"BACKBONE_CASSANDRA_PASSWORD": "wrong-cassandra-pw-2"},
+        "refused user 'backbone': authentication failed; check BACKBONE_CASSANDRA_USERNAME",
+    ),
     ("api", {"BACKBONE_KAFKA_CA_FILE": ""}, "TLS failed (CERTIFICATE_VERIFY_FAILED)"),
-    ("api", {"BACKBONE_CASSANDRA_USERNAME": "", "BACKBONE_CASSANDRA_PASSWORD": ""},
-     "requires a password: set BACKBONE_CASSANDRA_USERNAME"),
-    ("worker", {"BACKBONE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
-     "closed the connection in the handshake"),
+    (
+        "api",
+        {"BACKBONE_CASSANDRA_USERNAME": "", "BACKBONE_CASSANDRA_PASSWORD": ""},
+        "requires a password: set BACKBONE_CASSANDRA_USERNAME",
+    ),
+    (
+        "worker",
+        {"BACKBONE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
+        "closed the connection in the handshake",
+    ),
     ("provision", {"BACKBONE_CASSANDRA_TLS": "false"}, "it requires TLS"),
-]  # fmt: skip
+]
 
 
 def test_wrong_credentials_stop_every_process_at_once_and_clearly(
@@ -135,13 +153,26 @@ def test_wrong_credentials_stop_every_process_at_once_and_clearly(
     }
     # All at once: each is a Python start-up and one connection attempt.
     runs = [
-        (command, change, said, subprocess.Popen(
-            [sys.executable, "-m", "backbone.cli", command,
-             *(["--data-dir", str(tmp_path / f"w{i}")] if command == "worker" else [])],
-            env={**base, **change}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        (
+            command,
+            change,
+            said,
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "backbone.cli",
+                    command,
+                    *(["--data-dir", str(tmp_path / f"w{i}")] if command == "worker" else []),
+                ],
+                env={**base, **change},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
         for i, (command, change, said) in enumerate(REFUSALS)
-    ]  # fmt: skip
+    ]
     secrets = [right["BACKBONE_KAFKA_PASSWORD"], right["BACKBONE_CASSANDRA_PASSWORD"]]
     for command, change, said, process in runs:
         try:

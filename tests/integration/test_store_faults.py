@@ -106,8 +106,10 @@ class Load:
         n = 0
         while not self._stop.is_set():
             n += 1
-            body = {"recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
-                    "body": base64.b64encode(f"message {n}".encode()).decode()}  # fmt: skip
+            body = {
+                "recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
+                "body": base64.b64encode(f"message {n}".encode()).decode(),
+            }
             try:
                 answer = await self.http.post("/api/v1/Messages", json=body, headers=sender.headers)
             except httpx.HTTPError as exc:  # the API itself never goes away here
@@ -251,8 +253,10 @@ async def test_killing_kafka_under_load_loses_nothing_and_a_keyed_retry_is_one_m
     load = Load(http, pairs)
     sender, recipient = pairs[0]
     key = {"Idempotency-Key": f"retry-{uuid.uuid4()}", **sender.headers}
-    keyed = {"recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
-             "body": base64.b64encode(b"sent during the outage").decode()}  # fmt: skip
+    keyed = {
+        "recipients": [{"address": recipient.address, "encryptedKey": "a2V5"}],
+        "body": base64.b64encode(b"sent during the outage").decode(),
+    }
     load.start()
     try:
         await asyncio.sleep(4)

@@ -53,8 +53,10 @@ class Hooks:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                stamp, signed = (self.headers["X-Connector-Timestamp"],
-                                 self.headers["X-Connector-Signature"])  # fmt: skip
+                stamp, signed = (
+                    self.headers["X-Connector-Timestamp"],
+                    self.headers["X-Connector-Signature"],
+                )
                 ok = verify_signature(HOOK_SECRET.encode(), stamp, body, signed, time.time())
                 if ok:
                     hooks.events.append(json.loads(body))
@@ -92,14 +94,20 @@ class Org:
             "CONNECTOR_PORT": str(self.port),
             "CONNECTOR_WEBHOOKS": webhooks,
         }
-        init = subprocess.run([sys.executable, "-m", "connector.cli", "init"], env=self.env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        init = subprocess.run(
+            [sys.executable, "-m", "connector.cli", "init"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert init.returncode == 0, init.stderr
         self.address = init.stdout.split()[2]
         cli = [sys.executable, "-m", "connector.cli", "serve"]
         self.process = stack_process(f"connector-{name}", cli, self.env, workdir)
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
-                                      headers={"X-API-KEY": API_KEY})  # fmt: skip
+        self.http = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.port}", timeout=30, headers={"X-API-KEY": API_KEY}
+        )
 
     async def start(self) -> None:
         self.process.start()
@@ -147,12 +155,18 @@ async def test_two_connectors_become_contacts_and_exchange_messages(
     await b.start()
     try:
         # A publishes a template as a token; B loads it by the reference (the QR code).
-        template = await a.call("POST", "/api/v2/RelationshipTemplates/Own", 201,
-                                json={"content": {"welcome": f"A's offer {marker}"}})  # fmt: skip
-        token = await a.call("POST", f"/api/v2/RelationshipTemplates/Own/{template['id']}/Token",
-                             201)  # fmt: skip
-        loaded = await b.call("POST", "/api/v2/Peer/Load", 201,
-                              json={"reference": token["reference"]})  # fmt: skip
+        template = await a.call(
+            "POST",
+            "/api/v2/RelationshipTemplates/Own",
+            201,
+            json={"content": {"welcome": f"A's offer {marker}"}},
+        )
+        token = await a.call(
+            "POST", f"/api/v2/RelationshipTemplates/Own/{template['id']}/Token", 201
+        )
+        loaded = await b.call(
+            "POST", "/api/v2/Peer/Load", 201, json={"reference": token["reference"]}
+        )
         assert loaded["id"] == template["id"] and loaded["createdBy"] == a.address
         assert loaded["content"] == {"welcome": f"A's offer {marker}"}
         request = await b.call(
@@ -171,8 +185,11 @@ async def test_two_connectors_become_contacts_and_exchange_messages(
         incoming = await _until(a_sees_request)
         assert incoming["id"] == request["id"] and incoming["peer"] == b.address
         assert incoming["creationContent"] == {"hi": f"B asks {marker}"}
-        accepted = await a.call("PUT", f"/api/v2/Relationships/{incoming['id']}/Accept",
-                                json={"content": {"ok": marker}})  # fmt: skip
+        accepted = await a.call(
+            "PUT",
+            f"/api/v2/Relationships/{incoming['id']}/Accept",
+            json={"content": {"ok": marker}},
+        )
         assert accepted["status"] == "Active"
 
         async def b_sees_active() -> Any:
@@ -198,11 +215,15 @@ async def test_two_connectors_become_contacts_and_exchange_messages(
         document = f"%PDF-1.7 contract {marker} ".encode() * 1000
         expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         pdf = {"file": ("contract.pdf", document, "application/pdf")}
-        uploaded = await a.call("POST", "/api/v2/Files/Own", 201, data={"expiresAt": expires},
-                                files=pdf)  # fmt: skip
+        uploaded = await a.call(
+            "POST", "/api/v2/Files/Own", 201, data={"expiresAt": expires}, files=pdf
+        )
         assert uploaded["name"] == "contract.pdf" and uploaded["size"] == len(document)
-        body = {"recipients": [b.address], "content": {"text": "see attached"},
-                "attachments": [uploaded["id"]]}  # fmt: skip
+        body = {
+            "recipients": [b.address],
+            "content": {"text": "see attached"},
+            "attachments": [uploaded["id"]],
+        }
         await a.call("POST", "/api/v2/Messages", 201, json=body)
         with_file = (await _until(lambda: incoming_of(b, 2)))[1]
         assert with_file["attachments"] == [uploaded["id"]]
@@ -229,8 +250,12 @@ async def test_two_connectors_become_contacts_and_exchange_messages(
         # B goes down; A sends 100; B comes back and receives all 100, in order.
         b.process.stop()
         for n in range(100):
-            await a.call("POST", "/api/v2/Messages", 201,
-                         json={"recipients": [b.address], "content": {"n": n}})  # fmt: skip
+            await a.call(
+                "POST",
+                "/api/v2/Messages",
+                201,
+                json={"recipients": [b.address], "content": {"n": n}},
+            )
         await b.start()
         # "Sync now" races the live stream for the same entries: each is still handled once.
         synced = await b.call("POST", "/api/v2/Account/Sync")
@@ -271,8 +296,12 @@ def _secrets_of(org: Org) -> list[bytes]:
 
 
 def _forms(secret: bytes) -> list[bytes]:
-    return [secret, base64.b64encode(secret), base64.urlsafe_b64encode(secret).rstrip(b"="),
-            secret.hex().encode()]  # fmt: skip
+    return [
+        secret,
+        base64.b64encode(secret),
+        base64.urlsafe_b64encode(secret).rstrip(b"="),
+        secret.hex().encode(),
+    ]
 
 
 async def _assert_nowhere(stack: Stack, session: Session, marker: bytes, keys: list[bytes]) -> None:
@@ -328,45 +357,119 @@ async def test_the_connector_api_refuses_bad_input_with_codes(stack: Stack, tmp_
         stranger = "did:e:localhost:dids:0123456789abcdef012345"
         big = {"text": "x" * 30_000}
         cases: list[tuple[str, str, Any, int, str]] = [
-            ("POST", "/api/v2/Messages", {"recipients": [], "content": 1}, 400,
-             "error.platform.validation.invalidPropertyValue"),
-            ("POST", "/api/v2/Messages", {"recipients": [stranger], "content": 1}, 400,
-             "error.connector.noActiveRelationship"),
-            ("POST", "/api/v2/Messages", {"recipients": [stranger, stranger], "content": 1}, 400,
-             "error.connector.invalidRecipients"),
-            ("POST", "/api/v2/RelationshipTemplates/Own", {"content": big}, 400,
-             "error.connector.contentTooLarge"),
-            ("POST", "/api/v2/RelationshipTemplates/Own",
-             {"content": 1, "maxNumberOfAllocations": 0}, 400,
-             "error.platform.validation.invalidPropertyValue"),
-            ("POST", "/api/v2/Peer/Load", {"reference": "not a reference at all"}, 400,
-             "error.connector.invalidReference"),
-            ("POST", "/api/v2/Peer/Load",
-             {"reference": "TOKaaaaaaaaaaaaaaaaa.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, 404,
-             "error.platform.recordNotFound"),
-            ("POST", "/api/v2/Relationships",
-             {"templateId": "RLTaaaaaaaaaaaaaaaaa", "creationContent": 1}, 404,
-             "error.connector.templateNotFound"),
-            ("GET", "/api/v2/Relationships/RELaaaaaaaaaaaaaaaaa", None, 404,
-             "error.connector.relationshipNotFound"),
-            ("GET", "/api/v2/Relationships/nope", None, 400,
-             "error.platform.validation.invalidPropertyValue"),
-            ("PUT", "/api/v2/Relationships/RELaaaaaaaaaaaaaaaaa/Dance", None, 400,
-             "error.connector.unknownStep"),
-            ("GET", "/api/v2/Messages?limit=1001", None, 400,
-             "error.platform.validation.invalidPropertyValue"),
-            ("GET", "/api/v2/Messages?direction=sideways", None, 400,
-             "error.platform.validation.invalidPropertyValue"),
-            ("GET", "/api/v2/Messages/MSGaaaaaaaaaaaaaaaaa", None, 404,
-             "error.connector.messageNotFound"),
-            ("POST", "/api/v2/RelationshipTemplates/Own/RLTaaaaaaaaaaaaaaaaa/Token", None, 404,
-             "error.connector.templateNotFound"),
-        ]  # fmt: skip
+            (
+                "POST",
+                "/api/v2/Messages",
+                {"recipients": [], "content": 1},
+                400,
+                "error.platform.validation.invalidPropertyValue",
+            ),
+            (
+                "POST",
+                "/api/v2/Messages",
+                {"recipients": [stranger], "content": 1},
+                400,
+                "error.connector.noActiveRelationship",
+            ),
+            (
+                "POST",
+                "/api/v2/Messages",
+                {"recipients": [stranger, stranger], "content": 1},
+                400,
+                "error.connector.invalidRecipients",
+            ),
+            (
+                "POST",
+                "/api/v2/RelationshipTemplates/Own",
+                {"content": big},
+                400,
+                "error.connector.contentTooLarge",
+            ),
+            (
+                "POST",
+                "/api/v2/RelationshipTemplates/Own",
+                {"content": 1, "maxNumberOfAllocations": 0},
+                400,
+                "error.platform.validation.invalidPropertyValue",
+            ),
+            (
+                "POST",
+                "/api/v2/Peer/Load",
+                {"reference": "not a reference at all"},
+                400,
+                "error.connector.invalidReference",
+            ),
+            (
+                "POST",
+                "/api/v2/Peer/Load",
+                {"reference": "TOKaaaaaaaaaaaaaaaaa.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+                404,
+                "error.platform.recordNotFound",
+            ),
+            (
+                "POST",
+                "/api/v2/Relationships",
+                {"templateId": "RLTaaaaaaaaaaaaaaaaa", "creationContent": 1},
+                404,
+                "error.connector.templateNotFound",
+            ),
+            (
+                "GET",
+                "/api/v2/Relationships/RELaaaaaaaaaaaaaaaaa",
+                None,
+                404,
+                "error.connector.relationshipNotFound",
+            ),
+            (
+                "GET",
+                "/api/v2/Relationships/nope",
+                None,
+                400,
+                "error.platform.validation.invalidPropertyValue",
+            ),
+            (
+                "PUT",
+                "/api/v2/Relationships/RELaaaaaaaaaaaaaaaaa/Dance",
+                None,
+                400,
+                "error.connector.unknownStep",
+            ),
+            (
+                "GET",
+                "/api/v2/Messages?limit=1001",
+                None,
+                400,
+                "error.platform.validation.invalidPropertyValue",
+            ),
+            (
+                "GET",
+                "/api/v2/Messages?direction=sideways",
+                None,
+                400,
+                "error.platform.validation.invalidPropertyValue",
+            ),
+            (
+                "GET",
+                "/api/v2/Messages/MSGaaaaaaaaaaaaaaaaa",
+                None,
+                404,
+                "error.connector.messageNotFound",
+            ),
+            (
+                "POST",
+                "/api/v2/RelationshipTemplates/Own/RLTaaaaaaaaaaaaaaaaa/Token",
+                None,
+                404,
+                "error.connector.templateNotFound",
+            ),
+        ]
         for method, path, body, status, code in cases:
             answer = await org.http.request(method, path, json=body)
             assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (
-                method, path, answer.text,
-            )  # fmt: skip
+                method,
+                path,
+                answer.text,
+            )
         # Nothing half-written: the refused template left no row behind.
         assert await org.call("GET", "/api/v2/RelationshipTemplates") == []
     finally:
@@ -383,6 +486,7 @@ def test_serve_refuses_to_start_without_a_strong_api_key_or_with_bad_webhooks(
         ({"CONNECTOR_API_KEY": "short"}, "CONNECTOR_API_KEY"),
         ({"CONNECTOR_WEBHOOKS": '[{"url": "ftp://x", "secret": "s"}]'}, "CONNECTOR_WEBHOOKS"),
     ):
-        run = subprocess.run(serve, env={**org.env, **env}, capture_output=True, text=True,
-                             timeout=60)  # fmt: skip
+        run = subprocess.run(
+            serve, env={**org.env, **env}, capture_output=True, text=True, timeout=60
+        )
         assert run.returncode == 2 and says in run.stderr, run.stderr

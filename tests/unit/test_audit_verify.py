@@ -48,8 +48,9 @@ def test_altered_removed_swapped_and_inserted_records_are_named_at_their_offsets
     copy[12], copy[13] = copy[13], copy[12]  # two swapped
     copy.insert(19, (b"key-forged", b"forged"))  # one inserted after the 19th
     del copy[7]  # one removed
-    found = {(f.kind, f.signed_offset, f.read_offset) for f in compare(_leaves(RECORDS),
-                                                                        _leaves(copy))}  # fmt: skip
+    found = {
+        (f.kind, f.signed_offset, f.read_offset) for f in compare(_leaves(RECORDS), _leaves(copy))
+    }
     assert (ALTERED, 3, 3) in found
     assert (REMOVED, 7, None) in found
     # After the removal every later record sits one offset earlier in the copy.
@@ -99,8 +100,9 @@ def test_two_roots_for_one_size_are_a_fork() -> None:
     leaves = _leaves(RECORDS)
     other = _leaves([(b"x", b"y"), *RECORDS[1:]])
     report = PartitionReport("t.events", 0, "t.events")
-    valid_heads([SIGNER.sign(_head(5, leaves)), SIGNER.sign(_head(5, other))],
-                SIGNER.verifier(), report)  # fmt: skip
+    valid_heads(
+        [SIGNER.sign(_head(5, leaves)), SIGNER.sign(_head(5, other))], SIGNER.verifier(), report
+    )
     assert [f.kind for f in report.findings] == [FORK]
 
 

@@ -25,13 +25,23 @@ from backbone.settings import (
 )
 
 SECURITY_VARS = [
-    "BACKBONE_CONFIG", "BACKBONE_KAFKA_BOOTSTRAP", "BACKBONE_CASSANDRA_CONTACT_POINTS",
-    "BACKBONE_KAFKA_SECURITY_PROTOCOL", "BACKBONE_KAFKA_SASL_MECHANISM",
-    "BACKBONE_KAFKA_USERNAME", "BACKBONE_KAFKA_PASSWORD", "BACKBONE_KAFKA_CA_FILE",
-    "BACKBONE_KAFKA_CERT_FILE", "BACKBONE_KAFKA_KEY_FILE", "BACKBONE_KAFKA_SSL_CHECK_HOSTNAME",
-    "BACKBONE_CASSANDRA_USERNAME", "BACKBONE_CASSANDRA_PASSWORD", "BACKBONE_CASSANDRA_TLS",
-    "BACKBONE_CASSANDRA_CA_FILE", "BACKBONE_CASSANDRA_SSL_CHECK_HOSTNAME",
-]  # fmt: skip
+    "BACKBONE_CONFIG",
+    "BACKBONE_KAFKA_BOOTSTRAP",
+    "BACKBONE_CASSANDRA_CONTACT_POINTS",
+    "BACKBONE_KAFKA_SECURITY_PROTOCOL",
+    "BACKBONE_KAFKA_SASL_MECHANISM",
+    "BACKBONE_KAFKA_USERNAME",
+    "BACKBONE_KAFKA_PASSWORD",
+    "BACKBONE_KAFKA_CA_FILE",
+    "BACKBONE_KAFKA_CERT_FILE",
+    "BACKBONE_KAFKA_KEY_FILE",
+    "BACKBONE_KAFKA_SSL_CHECK_HOSTNAME",
+    "BACKBONE_CASSANDRA_USERNAME",
+    "BACKBONE_CASSANDRA_PASSWORD",
+    "BACKBONE_CASSANDRA_TLS",
+    "BACKBONE_CASSANDRA_CA_FILE",
+    "BACKBONE_CASSANDRA_SSL_CHECK_HOSTNAME",
+]
 KAFKA_PASSWORD = "kafka-pass-Zq81"
 CASSANDRA_PASSWORD = "cass-pass-Wm47"
 
@@ -138,11 +148,21 @@ def test_no_repr_shows_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BACKBONE_CLIENTS", "app:client-secret-0123456789")
     backbone = BackboneSettings.from_env()
     shown = " ".join(
-        [repr(backbone), str(backbone.cluster), repr(backbone.cluster.kafka_security),
-         repr(backbone.cluster.cassandra_security), str(faust_app_kwargs(backbone.cluster))]
-    )  # fmt: skip
-    for secret in (KAFKA_PASSWORD, CASSANDRA_PASSWORD, "client-secret-0123456789",
-                   backbone.master_key_b64, backbone.signing_seed_b64):  # fmt: skip
+        [
+            repr(backbone),
+            str(backbone.cluster),
+            repr(backbone.cluster.kafka_security),
+            repr(backbone.cluster.cassandra_security),
+            str(faust_app_kwargs(backbone.cluster)),
+        ]
+    )
+    for secret in (
+        KAFKA_PASSWORD,
+        CASSANDRA_PASSWORD,
+        "client-secret-0123456789",
+        backbone.master_key_b64,
+        backbone.signing_seed_b64,
+    ):
         assert secret not in shown
     assert "username='backbone', password='***'" in shown
     assert repr(KafkaSecurity()).count("password=''") == 1
@@ -182,9 +202,14 @@ tls = false
         # worker` hands its environment to faust.
         assert os.environ["BACKBONE_PARTITIONS"] == "24"
     finally:
-        for name in ("BACKBONE_PARTITIONS", "BACKBONE_CASSANDRA_TLS", "BACKBONE_KAFKA_PASSWORD",
-                     "BACKBONE_KAFKA_BOOTSTRAP", "BACKBONE_KAFKA_SECURITY_PROTOCOL",
-                     "BACKBONE_CASSANDRA_CONTACT_POINTS"):  # fmt: skip
+        for name in (
+            "BACKBONE_PARTITIONS",
+            "BACKBONE_CASSANDRA_TLS",
+            "BACKBONE_KAFKA_PASSWORD",
+            "BACKBONE_KAFKA_BOOTSTRAP",
+            "BACKBONE_KAFKA_SECURITY_PROTOCOL",
+            "BACKBONE_CASSANDRA_CONTACT_POINTS",
+        ):
             os.environ.pop(name, None)
 
 
@@ -234,8 +259,12 @@ def test_the_readme_example_file_is_what_it_says(
     config.write_text(example.replace('password = "..."', f'password = "{KAFKA_PASSWORD}"'))
     config.chmod(0o600)
     monkeypatch.setenv("BACKBONE_CONFIG", str(config))
-    names = ("BACKBONE_KAFKA_REPLICATION_FACTOR", "BACKBONE_KAFKA_MIN_INSYNC_REPLICAS",
-             "BACKBONE_CASSANDRA_REPLICATION", "BACKBONE_CASSANDRA_USERNAME")  # fmt: skip
+    names = (
+        "BACKBONE_KAFKA_REPLICATION_FACTOR",
+        "BACKBONE_KAFKA_MIN_INSYNC_REPLICAS",
+        "BACKBONE_CASSANDRA_REPLICATION",
+        "BACKBONE_CASSANDRA_USERNAME",
+    )
     for name in names:
         monkeypatch.delenv(name, raising=False)
     try:

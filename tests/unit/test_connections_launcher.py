@@ -14,8 +14,16 @@ from deploy.service import render
 from deploy.tls import TlsFiles
 
 TLS = TlsFiles(ca_file=Path("/s/ca.pem"), keystore=Path("/s/server.p12"), keystore_password="ks")
-NODE = {"port": 9092, "controller_port": 9093, "data_dir": "/d", "host": "127.0.0.2",
-        "node_id": 2, "voters": "1@127.0.0.1:9093", "replicas": 3, "min_insync": 2}  # fmt: skip
+NODE = {
+    "port": 9092,
+    "controller_port": 9093,
+    "data_dir": "/d",
+    "host": "127.0.0.2",
+    "node_id": 2,
+    "voters": "1@127.0.0.1:9093",
+    "replicas": 3,
+    "min_insync": 2,
+}
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -66,10 +74,16 @@ def test_kafka_storage_is_formatted_with_both_users(tmp_path: Path) -> None:
 
 def test_cassandra_requires_passwords_and_tls(tmp_path: Path) -> None:
     rendered = render(
-        "cassandra.yaml", tmp_path / "cassandra.yaml", port=9042, storage_port=7000,
-        data_dir="/d", commitlog_sync="commitlog_sync: batch", host="127.0.0.1",
-        seeds="127.0.0.1:7000", token_replicas=1,
-    ).read_text()  # fmt: skip
+        "cassandra.yaml",
+        tmp_path / "cassandra.yaml",
+        port=9042,
+        storage_port=7000,
+        data_dir="/d",
+        commitlog_sync="commitlog_sync: batch",
+        host="127.0.0.1",
+        seeds="127.0.0.1:7000",
+        token_replicas=1,
+    ).read_text()
     text = secure.secure_yaml(rendered, TLS)
     assert "AllowAll" not in text
     assert "authenticator: PasswordAuthenticator" in text

@@ -11,14 +11,25 @@ from domain import sync_decider as s
 from domain.decision import Rejection
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
-MOD = {"id": "DWM1", "object_identifier": "o", "payload_category": None, "collection": "c",
-       "type": "Create", "encrypted_payload": b"p"}  # fmt: skip
+MOD = {
+    "id": "DWM1",
+    "object_identifier": "o",
+    "payload_category": None,
+    "collection": "c",
+    "type": "Create",
+    "encrypted_payload": b"p",
+}
 
 
 def _add(local_index: int | None) -> dict[str, Any]:
-    return {"address": "a", "device_id": "DVC1", "supported_datawallet_version": 1,
-            "local_index": local_index, "modifications": [MOD, MOD],
-            "requested_at": NOW}  # fmt: skip
+    return {
+        "address": "a",
+        "device_id": "DVC1",
+        "supported_datawallet_version": 1,
+        "local_index": local_index,
+        "modifications": [MOD, MOD],
+        "requested_at": NOW,
+    }
 
 
 def _apply(sync: dict[str, Any], outcome: Any) -> dict[str, Any]:
@@ -44,9 +55,16 @@ def test_a_push_from_a_device_that_missed_modifications_is_refused() -> None:
 
 
 def test_no_push_while_a_sync_run_is_open() -> None:
-    start = {"address": "a", "device_id": "DVC2", "sync_run_id": "SYN1",
-             "run_type": "ExternalEventSync", "head_index": 1, "lock_seconds": 60,
-             "supported_datawallet_version": 1, "requested_at": NOW}  # fmt: skip
+    start = {
+        "address": "a",
+        "device_id": "DVC2",
+        "sync_run_id": "SYN1",
+        "run_type": "ExternalEventSync",
+        "head_index": 1,
+        "lock_seconds": 60,
+        "supported_datawallet_version": 1,
+        "requested_at": NOW,
+    }
     sync = _apply(s.empty(), s.decide_start(s.empty(), start, NOW))
     refused = s.decide_modifications(sync, _add(0), NOW)
     assert isinstance(refused, Rejection) and refused.code == s.DURING_RUN

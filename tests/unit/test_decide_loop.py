@@ -52,11 +52,14 @@ class World:
             self._remember,
         )
         self.spec = Decider(
-            "token", self.table, token_decider.TokenState.from_dict,
-            token_decider.decide, token_decider.evolve,
+            "token",
+            self.table,
+            token_decider.TokenState.from_dict,
+            token_decider.decide,
+            token_decider.evolve,
             sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
             created_by={"CreateToken"},
-        )  # fmt: skip
+        )
 
     def _key(self, key_id: str) -> bytes:
         return self.keys[key_id]
@@ -79,10 +82,15 @@ class World:
 
 def create_token(ident: str = "TOKabc") -> dict[str, Any]:
     return {
-        "token_id": ident, "owner": OWNER, "owner_device": "DVCabc", "content": b"sealed",
-        "expires_at": NOW + timedelta(days=1), "for_identity": None, "password_hash": None,
+        "token_id": ident,
+        "owner": OWNER,
+        "owner_device": "DVCabc",
+        "content": b"sealed",
+        "expires_at": NOW + timedelta(days=1),
+        "for_identity": None,
+        "password_hash": None,
         "requested_at": NOW,
-    }  # fmt: skip
+    }
 
 
 def delete_token(actor: str) -> dict[str, Any]:
@@ -197,8 +205,9 @@ async def test_without_the_owners_data_key_the_command_is_refused_503(
     assert loads == [w.codec.identity_key_id(OWNER)]  # asked the store before giving up
     [(_, reply)] = w.opened()
     assert (reply.body["status"], reply.body["error_code"]) == (
-        503, "error.platform.serviceUnavailable",
-    )  # fmt: skip
+        503,
+        "error.platform.serviceUnavailable",
+    )
     assert "agg" not in w.table
 
 
@@ -206,10 +215,13 @@ async def test_an_aggregate_remembers_only_its_latest_commands() -> None:
     w = World()
     w.give_owner_a_key()
     spec = Decider(
-        "token", w.table, w.spec.load,
+        "token",
+        w.table,
+        w.spec.load,
         lambda state, name, cmd, now: [],  # accepted, nothing to append
-        w.spec.evolve, w.spec.sealed_for,
-    )  # fmt: skip
+        w.spec.evolve,
+        w.spec.sealed_for,
+    )
     for n in range(REMEMBERED_COMMANDS + 5):
         await w.runtime.decide(spec, "agg", w.command("CreateToken", create_token(), f"c{n}"))
 

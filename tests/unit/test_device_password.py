@@ -13,10 +13,17 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 def _identity() -> IdentityState:
     create = {
-        "challenge_id": "CHL1", "challenge_expires_at": NOW, "address": "did:e:x:dids:1",
-        "public_key": b"k" * 32, "client_id": "c", "identity_version": 1,
-        "device_id": "DVC1", "username": "USR1", "password_hash": "old", "requested_at": NOW,
-    }  # fmt: skip
+        "challenge_id": "CHL1",
+        "challenge_expires_at": NOW,
+        "address": "did:e:x:dids:1",
+        "public_key": b"k" * 32,
+        "client_id": "c",
+        "identity_version": 1,
+        "device_id": "DVC1",
+        "username": "USR1",
+        "password_hash": "old",
+        "requested_at": NOW,
+    }
     events = decide(IdentityState(), "CreateIdentity", create, NOW.replace(year=2025))
     assert not isinstance(events, Rejection)
     state = IdentityState()
@@ -26,16 +33,28 @@ def _identity() -> IdentityState:
 
 
 def _change(device: str) -> dict[str, object]:
-    return {"address": "did:e:x:dids:1", "device_id": device, "password_hash": "new",
-            "requested_at": NOW}  # fmt: skip
+    return {
+        "address": "did:e:x:dids:1",
+        "device_id": device,
+        "password_hash": "new",
+        "requested_at": NOW,
+    }
 
 
 def test_a_device_changes_its_own_password() -> None:
     events = decide(_identity(), "ChangeDevicePassword", _change("DVC1"), NOW)
-    assert events == [("DevicePasswordChanged", {
-        "address": "did:e:x:dids:1", "device_id": "DVC1", "username": "USR1",
-        "password_hash": "new", "changed_at": NOW,
-    })]  # fmt: skip
+    assert events == [
+        (
+            "DevicePasswordChanged",
+            {
+                "address": "did:e:x:dids:1",
+                "device_id": "DVC1",
+                "username": "USR1",
+                "password_hash": "new",
+                "changed_at": NOW,
+            },
+        )
+    ]
 
 
 def test_a_deleted_or_unknown_device_cannot() -> None:

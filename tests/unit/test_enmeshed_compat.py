@@ -23,8 +23,13 @@ def test_messages_carry_the_id_upstream_reads() -> None:
 
 
 def test_our_own_entry_types_are_not_handed_to_the_client() -> None:
-    for kind in ("MessageSent", "DeviceRegistered", "DeviceDeleted",
-                 "RelationshipTemplateAllocated", "SomethingAddedLater"):  # fmt: skip
+    for kind in (
+        "MessageSent",
+        "DeviceRegistered",
+        "DeviceDeleted",
+        "RelationshipTemplateAllocated",
+        "SomethingAddedLater",
+    ):
         assert enmeshed_event(kind, {"messageId": "MSGa", "deviceId": "DVCa"}, ME) is None
 
 
@@ -37,10 +42,18 @@ def test_relationship_changes_go_to_the_peer_only() -> None:
         {"relationshipId": "RELa", "newStatus": "Pending"},
     )
     assert seen[PEER] is None  # the requester's own change
-    decomposed = {"relationship_id": "RELa", "from_address": PEER, "to_address": ME,
-                  "actor": PEER, "status": "DeletionProposed", "action": "Decompose"}  # fmt: skip
-    seen = {who: enmeshed_event(kind, payload, who)
-            for who, kind, payload in entries_for("RelationshipChanged", decomposed)}  # fmt: skip
+    decomposed = {
+        "relationship_id": "RELa",
+        "from_address": PEER,
+        "to_address": ME,
+        "actor": PEER,
+        "status": "DeletionProposed",
+        "action": "Decompose",
+    }
+    seen = {
+        who: enmeshed_event(kind, payload, who)
+        for who, kind, payload in entries_for("RelationshipChanged", decomposed)
+    }
     assert seen[ME] == (
         "RelationshipStatusChanged",
         {"relationshipId": "RELa", "newStatus": "DeletionProposed"},

@@ -28,15 +28,27 @@ def test_the_challenge_gate_lets_one_request_through() -> None:
 
 
 def _template(password: bool) -> template_decider.TemplateState:
-    created = {"template_id": "RLT1", "owner": "owner", "owner_device": "DVC", "content": b"",
-               "expires_at": None, "max_allocations": None, "for_identity": None,
-               "password_hash": "hash" if password else None, "created_at": NOW}  # fmt: skip
+    created = {
+        "template_id": "RLT1",
+        "owner": "owner",
+        "owner_device": "DVC",
+        "content": b"",
+        "expires_at": None,
+        "max_allocations": None,
+        "for_identity": None,
+        "password_hash": "hash" if password else None,
+        "created_at": NOW,
+    }
     return template_decider.evolve(template_decider.TemplateState(), "TemplateCreated", created)
 
 
 def test_a_protected_template_admits_only_peers_that_collected_it() -> None:
-    request = {"template_id": "RLT1", "requester": "peer", "relationship_id": "REL1",
-               "requested_at": NOW}  # fmt: skip
+    request = {
+        "template_id": "RLT1",
+        "requester": "peer",
+        "relationship_id": "REL1",
+        "requested_at": NOW,
+    }
     state = _template(password=True)
     refused = template_decider.decide(state, "RequestRelationship", request, NOW)
     assert isinstance(refused, Rejection) and refused.status == 404
@@ -55,11 +67,25 @@ def test_a_protected_template_admits_only_peers_that_collected_it() -> None:
 
 
 def test_the_datawallet_version_never_goes_down() -> None:
-    sync = {**sync_decider.empty(), "datawallet_version": 3,
-            "running": {"id": "SYN1", "device_id": "DVC", "to_index": 0, "retry_indexes": [],
-                        "expires_at": (NOW + timedelta(minutes=5)).timestamp()}}  # fmt: skip
-    finalize = {"sync_run_id": "SYN1", "device_id": "DVC", "address": "a", "results": [],
-                "modifications": [], "requested_at": NOW}  # fmt: skip
+    sync = {
+        **sync_decider.empty(),
+        "datawallet_version": 3,
+        "running": {
+            "id": "SYN1",
+            "device_id": "DVC",
+            "to_index": 0,
+            "retry_indexes": [],
+            "expires_at": (NOW + timedelta(minutes=5)).timestamp(),
+        },
+    }
+    finalize = {
+        "sync_run_id": "SYN1",
+        "device_id": "DVC",
+        "address": "a",
+        "results": [],
+        "modifications": [],
+        "requested_at": NOW,
+    }
     down = sync_decider.decide_finalize(sync, {**finalize, "new_datawallet_version": 2}, NOW)
     assert isinstance(down, Rejection) and down.code == sync_decider.DOWNGRADE
     same = sync_decider.decide_finalize(sync, {**finalize, "new_datawallet_version": 3}, NOW)

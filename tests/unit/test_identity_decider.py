@@ -21,10 +21,17 @@ EARLIER = NOW - timedelta(minutes=1)  # when the decider runs: the challenges ar
 
 def _create(address: str = "did:e:x:dids:1") -> dict[str, Any]:
     return {
-        "challenge_id": "CHL1", "challenge_expires_at": NOW, "address": address,
-        "public_key": b"k" * 32, "client_id": "c", "identity_version": 1,
-        "device_id": "DVC1", "username": "USR1", "password_hash": "h", "requested_at": NOW,
-    }  # fmt: skip
+        "challenge_id": "CHL1",
+        "challenge_expires_at": NOW,
+        "address": address,
+        "public_key": b"k" * 32,
+        "client_id": "c",
+        "identity_version": 1,
+        "device_id": "DVC1",
+        "username": "USR1",
+        "password_hash": "h",
+        "requested_at": NOW,
+    }
 
 
 def _apply(
@@ -38,10 +45,15 @@ def _apply(
 
 def _add(device: str, by: str = "DVC1") -> dict[str, Any]:
     return {
-        "challenge_id": f"CHL{device}", "challenge_expires_at": NOW, "address": "did:e:x:dids:1",
-        "device_id": device, "username": f"USR{device}", "password_hash": "h",
-        "created_by_device": by, "requested_at": NOW,
-    }  # fmt: skip
+        "challenge_id": f"CHL{device}",
+        "challenge_expires_at": NOW,
+        "address": "did:e:x:dids:1",
+        "device_id": device,
+        "username": f"USR{device}",
+        "password_hash": "h",
+        "created_by_device": by,
+        "requested_at": NOW,
+    }
 
 
 def test_create_emits_identity_and_first_device() -> None:
@@ -63,8 +75,12 @@ def test_add_and_delete_devices() -> None:
     state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create(), EARLIER))
     state = _apply(state, decide(state, "AddDevice", _add("DVC2"), EARLIER))
     assert set(state.devices) == {"DVC1", "DVC2"}
-    delete = {"address": "did:e:x:dids:1", "device_id": "DVC2", "deleted_by_device": "DVC1",
-              "requested_at": NOW}  # fmt: skip
+    delete = {
+        "address": "did:e:x:dids:1",
+        "device_id": "DVC2",
+        "deleted_by_device": "DVC1",
+        "requested_at": NOW,
+    }
     events = decide(state, "DeleteDevice", delete, EARLIER)
     assert not isinstance(events, Rejection)
     assert events[0][1]["username"] == "USRDVC2"  # the projection needs it to revoke logins

@@ -36,14 +36,25 @@ def _identity() -> IdentityState:
 
 
 def _start(pid: str = "IDP1", device: str = "DVC1", grace_s: int = 60) -> dict[str, Any]:
-    return {"address": ADDRESS, "identity_key": "k", "deletion_process_id": pid,
-            "device_id": device, "grace_period_s": grace_s, "peers": PEERS,
-            "requested_at": T0}  # fmt: skip
+    return {
+        "address": ADDRESS,
+        "identity_key": "k",
+        "deletion_process_id": pid,
+        "device_id": device,
+        "grace_period_s": grace_s,
+        "peers": PEERS,
+        "requested_at": T0,
+    }
 
 
 def _cancel(pid: str = "IDP1", device: str = "DVC2") -> dict[str, Any]:
-    return {"address": ADDRESS, "deletion_process_id": pid, "device_id": device,
-            "peers": PEERS, "requested_at": T0}  # fmt: skip
+    return {
+        "address": ADDRESS,
+        "deletion_process_id": pid,
+        "device_id": device,
+        "peers": PEERS,
+        "requested_at": T0,
+    }
 
 
 def _apply(state: IdentityState, outcome: Any) -> IdentityState:
@@ -78,8 +89,9 @@ def test_start_puts_the_identity_in_its_grace_period() -> None:
     ],
     ids=["no identity", "deleted device", "no grace", "one at a time"],
 )
-def test_start_is_refused(state: IdentityState, command: dict[str, Any], status: int,
-                          code: str) -> None:  # fmt: skip
+def test_start_is_refused(
+    state: IdentityState, command: dict[str, Any], status: int, code: str
+) -> None:
     outcome = decide(state, "StartIdentityDeletion", command, T0)
     assert isinstance(outcome, Rejection) and (outcome.status, outcome.code) == (status, code)
 
@@ -131,8 +143,12 @@ def test_what_stays_of_an_erased_identity_names_nobody() -> None:
     assert ADDRESS not in repr(kept) and "USR1" not in repr(kept)
     restored = IdentityState.from_dict(kept)
     assert restored.deleted and not rules.finish_due(restored, "IDP1", T0 + timedelta(days=1))
-    again = decide(restored, "CreateIdentity", {"challenge_expires_at": T0 + timedelta(1),
-                                                "challenge_id": "CHL"}, T0)  # fmt: skip
+    again = decide(
+        restored,
+        "CreateIdentity",
+        {"challenge_expires_at": T0 + timedelta(1), "challenge_id": "CHL"},
+        T0,
+    )
     assert isinstance(again, Rejection)
     assert again.code == "error.platform.validation.identity.addressWasDeleted"
     other = decide(restored, "AddDevice", {}, T0)
@@ -151,8 +167,10 @@ def test_peers_are_told_in_upstreams_shapes_without_the_address() -> None:
     started = {"peers": PEERS, "grace_period_ends_at": T0, "address": ADDRESS}
     [(peer, kind, payload)] = mailbox_entries("IdentityDeletionStarted", started)
     assert (peer, kind) == (PEERS[0]["address"], "PeerToBeDeleted")
-    assert payload == {"relationshipId": PEERS[0]["relationship_id"],
-                       "deletionDate": T0.isoformat()}  # fmt: skip
+    assert payload == {
+        "relationshipId": PEERS[0]["relationship_id"],
+        "deletionDate": T0.isoformat(),
+    }
     [(_, kind, payload)] = mailbox_entries("IdentityDeletionCancelled", started)
     assert kind == "PeerDeletionCancelled"
     assert payload == {"relationshipId": PEERS[0]["relationship_id"]}
@@ -197,8 +215,11 @@ def test_a_replay_follows_the_deleted_identities_its_records_name_and_their_peer
     peer = "did:e:localhost:dids:ffffffffffffffffffffff"
     other = "did:e:localhost:dids:eeeeeeeeeeeeeeeeeeeeee"
     named = DeletedNamed({sha256_hex(ADDRESS)})
-    message = {"sender": peer, "body": ADDRESS.encode(), "recipients": [
-        {"address": other, "encrypted_key": b"k"}]}  # fmt: skip
+    message = {
+        "sender": peer,
+        "body": ADDRESS.encode(),
+        "recipients": [{"address": other, "encrypted_key": b"k"}],
+    }
     named.note(message)
     assert named.peers == {}  # bytes are not looked into, and the others are not deleted
     entry = {"recipient": peer, "payload_json": json.dumps({"createdBy": ADDRESS})}
@@ -215,12 +236,18 @@ def test_a_deciders_state_forgets_a_deleted_identity() -> None:
     assert forgotten({"version": 2, "owner": ADDRESS, "deleted": False}, h, anon) is None
     # A peer's template it allocated on, a relationship, a message: its address replaced
     # wherever it is (a value, a list item, a map key); the peer's own stays.
-    template = {"owner": peer, "allocations": {ADDRESS: "REL1", "did:e:x:dids:other": "REL2"},
-                "collectors": [ADDRESS], "for_identity": ADDRESS}  # fmt: skip
+    template = {
+        "owner": peer,
+        "allocations": {ADDRESS: "REL1", "did:e:x:dids:other": "REL2"},
+        "collectors": [ADDRESS],
+        "for_identity": ADDRESS,
+    }
     assert forgotten(template, h, anon) == {
-        "owner": peer, "allocations": {anon: "REL1", "did:e:x:dids:other": "REL2"},
-        "collectors": [anon], "for_identity": anon,
-    }  # fmt: skip
+        "owner": peer,
+        "allocations": {anon: "REL1", "did:e:x:dids:other": "REL2"},
+        "collectors": [anon],
+        "for_identity": anon,
+    }
     pair = {"relationships": {"REL1": {"from_address": peer, "to_address": ADDRESS}}}
     assert forgotten(pair, h, anon) == {
         "relationships": {"REL1": {"from_address": peer, "to_address": anon}}

@@ -16,10 +16,14 @@ AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 def message_sent(body: bytes, *recipients: str) -> dict[str, Any]:
     return {
-        "message_id": "MSG1", "sender": A, "sender_device": "DVC1", "created_at": AT,
-        "attachments": ["FIL1"], "body": body,
+        "message_id": "MSG1",
+        "sender": A,
+        "sender_device": "DVC1",
+        "created_at": AT,
+        "attachments": ["FIL1"],
+        "body": body,
         "recipients": [{"address": r, "encrypted_key": r.encode()} for r in recipients],
-    }  # fmt: skip
+    }
 
 
 def test_a_message_reaches_each_recipient_with_its_own_key_and_the_sender_once() -> None:
@@ -71,8 +75,14 @@ def test_a_new_relationship_reaches_both_parties_with_its_actor() -> None:
 
 def test_a_change_tells_the_peer_what_happened_whoever_of_the_two_acted() -> None:
     def change(actor: str, action: str, status: str) -> list[tuple[str, str, dict[str, Any]]]:
-        body = {"relationship_id": "REL1", "from_address": A, "to_address": B,
-                "actor": actor, "action": action, "status": status}  # fmt: skip
+        body = {
+            "relationship_id": "REL1",
+            "from_address": A,
+            "to_address": B,
+            "actor": actor,
+            "action": action,
+            "status": status,
+        }
         return entries_for("RelationshipChanged", body)
 
     accepted = change(B, "Accept", "Active")

@@ -25,8 +25,13 @@ def _receipt(recipient: str, device: str = "DVCa") -> dict[str, object]:
 
 def test_a_recipient_receives_a_message_the_decider_never_saw_sent() -> None:
     events = decide(MessageState(), "MarkMessageReceived", _receipt("did:e:r1"), NOW)
-    received = {"message_id": "MSGa", "sender": "did:e:s", "recipient": "did:e:r1",
-                "recipient_device": "DVCa", "received_at": NOW}  # fmt: skip
+    received = {
+        "message_id": "MSGa",
+        "sender": "did:e:s",
+        "recipient": "did:e:r1",
+        "recipient_device": "DVCa",
+        "received_at": NOW,
+    }
     assert events == [("MessageReceived", received)]
 
 

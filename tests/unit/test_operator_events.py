@@ -32,8 +32,16 @@ def _sample(schema: Any) -> Any:
         if kind == "enum":
             return schema["symbols"][0]
         return _sample(kind)
-    return {"string": "meta", "bytes": MARK.encode(), "long": 7, "int": 7, "boolean": True,
-            "double": 1.0, "float": 1.0, "null": None}.get(schema, "meta")  # fmt: skip
+    return {
+        "string": "meta",
+        "bytes": MARK.encode(),
+        "long": 7,
+        "int": 7,
+        "boolean": True,
+        "double": 1.0,
+        "float": 1.0,
+        "null": None,
+    }.get(schema, "meta")
 
 
 def _names() -> list[str]:
@@ -41,8 +49,14 @@ def _names() -> list[str]:
 
 
 # String fields that carry content or secrets (bytes fields are all of that kind).
-SECRET_STRINGS = {"content", "creation_content", "password_hash", "encrypted_properties",
-                  "resource_json", "error_message"}  # fmt: skip
+SECRET_STRINGS = {
+    "content",
+    "creation_content",
+    "password_hash",
+    "encrypted_properties",
+    "resource_json",
+    "error_message",
+}
 
 
 @pytest.mark.parametrize("name", _names())
@@ -53,8 +67,7 @@ def test_no_field_with_content_or_secrets_is_shown(name: str) -> None:
         if field["name"] in SECRET_STRINGS and isinstance(body[field["name"]], str):
             body[field["name"]] = MARK
     if "payload_json" in body:  # a mailbox entry: ids ride along with inline ciphertext
-        body["payload_json"] = json.dumps({"messageId": "MSG1", "body": MARK,
-                                           "encryptedKey": MARK})  # fmt: skip
+        body["payload_json"] = json.dumps({"messageId": "MSG1", "body": MARK, "encryptedKey": MARK})
     shown, withheld = metadata(name, body)
     assert MARK not in json.dumps(shown, default=str), f"{name}: {shown}"
     for field in schema["fields"]:

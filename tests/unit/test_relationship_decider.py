@@ -25,9 +25,15 @@ A, B, C = "did:e:x:dids:a", "did:e:x:dids:b", "did:e:x:dids:c"  # A requests, B 
 
 
 def _open(rid: str = "REL1") -> dict[str, Any]:
-    return {"template_id": "RLT1", "relationship_id": rid, "from_address": A,
-            "from_device": "DVCa", "to_address": B, "creation_content": b"c",
-            "requested_at": NOW}  # fmt: skip
+    return {
+        "template_id": "RLT1",
+        "relationship_id": rid,
+        "from_address": A,
+        "from_device": "DVCa",
+        "to_address": B,
+        "creation_content": b"c",
+        "requested_at": NOW,
+    }
 
 
 def _apply(state: PairState, outcome: Any) -> PairState:
@@ -38,8 +44,14 @@ def _apply(state: PairState, outcome: Any) -> PairState:
 
 
 def _act(state: PairState, action: str, actor: str, rid: str = "REL1") -> Any:
-    cmd = {"relationship_id": rid, "action": action, "actor": actor, "actor_device": "DVC",
-           "content": None, "requested_at": NOW}  # fmt: skip
+    cmd = {
+        "relationship_id": rid,
+        "action": action,
+        "actor": actor,
+        "actor_device": "DVC",
+        "content": None,
+        "requested_at": NOW,
+    }
     return decide(state, "ChangeRelationship", cmd, NOW)
 
 
@@ -101,9 +113,16 @@ ALLOWED: dict[tuple[str, str, str], str] = {
 }
 
 ACTIONS = [
-    "Accept", "Reject", "Revoke", "Terminate", "RequestReactivation",
-    "AcceptReactivation", "RejectReactivation", "RevokeReactivation", "Decompose",
-]  # fmt: skip
+    "Accept",
+    "Reject",
+    "Revoke",
+    "Terminate",
+    "RequestReactivation",
+    "AcceptReactivation",
+    "RejectReactivation",
+    "RevokeReactivation",
+    "Decompose",
+]
 
 
 @pytest.mark.parametrize("start", list(PATHS))

@@ -19,17 +19,30 @@ def _apply(sync: dict[str, Any], outcome: Any) -> dict[str, Any]:
 
 
 def _start(head: int, run: str = "SYN1", device: str = "DVC1", version: int = 0) -> dict[str, Any]:
-    return {"address": "a", "device_id": device, "sync_run_id": run,
-            "run_type": "ExternalEventSync", "head_index": head, "lock_seconds": 60,
-            "supported_datawallet_version": version, "requested_at": NOW}  # fmt: skip
+    return {
+        "address": "a",
+        "device_id": device,
+        "sync_run_id": run,
+        "run_type": "ExternalEventSync",
+        "head_index": head,
+        "lock_seconds": 60,
+        "supported_datawallet_version": version,
+        "requested_at": NOW,
+    }
 
 
 def _finish(
     run: str, results: list[tuple[int, str | None]], device: str = "DVC1"
 ) -> dict[str, Any]:
-    return {"address": "a", "device_id": device, "sync_run_id": run,
-            "results": [{"index": i, "error_code": e} for i, e in results],
-            "new_datawallet_version": None, "modifications": [], "requested_at": NOW}  # fmt: skip
+    return {
+        "address": "a",
+        "device_id": device,
+        "sync_run_id": run,
+        "results": [{"index": i, "error_code": e} for i, e in results],
+        "new_datawallet_version": None,
+        "modifications": [],
+        "requested_at": NOW,
+    }
 
 
 def test_a_run_takes_the_new_events_and_finalizing_moves_the_index() -> None:
@@ -77,10 +90,21 @@ def test_an_abandoned_run_expires_and_is_replaced() -> None:
 
 
 def test_datawallet_modifications_are_numbered_and_versions_enforced() -> None:
-    mod = {"id": "DWM1", "object_identifier": "o", "payload_category": None,
-           "collection": "c", "type": "Create", "encrypted_payload": b"p"}  # fmt: skip
-    add = {"address": "a", "device_id": "DVC1", "supported_datawallet_version": 1,
-           "modifications": [mod, {**mod, "id": "DWM2"}], "requested_at": NOW}  # fmt: skip
+    mod = {
+        "id": "DWM1",
+        "object_identifier": "o",
+        "payload_category": None,
+        "collection": "c",
+        "type": "Create",
+        "encrypted_payload": b"p",
+    }
+    add = {
+        "address": "a",
+        "device_id": "DVC1",
+        "supported_datawallet_version": 1,
+        "modifications": [mod, {**mod, "id": "DWM2"}],
+        "requested_at": NOW,
+    }
     sync = _apply(s.empty(), s.decide_modifications(s.empty(), add, NOW))
     sync = _apply(sync, s.decide_modifications(sync, add, NOW))
     assert sync["datawallet_index"] == 4

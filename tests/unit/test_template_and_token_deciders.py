@@ -15,9 +15,18 @@ OWNER = "did:e:x:dids:owner"
 
 
 def _template(**extra: Any) -> t.TemplateState:
-    cmd = {"template_id": "RLT1", "owner": OWNER, "owner_device": "DVC1", "content": b"c",
-           "expires_at": None, "max_allocations": None, "for_identity": None,
-           "password_hash": None, "requested_at": NOW, **extra}  # fmt: skip
+    cmd = {
+        "template_id": "RLT1",
+        "owner": OWNER,
+        "owner_device": "DVC1",
+        "content": b"c",
+        "expires_at": None,
+        "max_allocations": None,
+        "for_identity": None,
+        "password_hash": None,
+        "requested_at": NOW,
+        **extra,
+    }
     state: t.TemplateState = _apply(
         t.TemplateState(), t.decide(t.TemplateState(), "CreateTemplate", cmd, NOW)
     )
@@ -32,8 +41,14 @@ def _apply(state: Any, outcome: Any) -> Any:
 
 
 def _request(requester: str, rid: str = "REL") -> dict[str, Any]:
-    return {"template_id": "RLT1", "relationship_id": rid, "requester": requester,
-            "requester_device": "DVC", "creation_content": b"x", "requested_at": NOW}  # fmt: skip
+    return {
+        "template_id": "RLT1",
+        "relationship_id": rid,
+        "requester": requester,
+        "requester_device": "DVC",
+        "creation_content": b"x",
+        "requested_at": NOW,
+    }
 
 
 def test_exactly_max_allocations_are_granted() -> None:
@@ -68,8 +83,9 @@ def test_expired_own_foreign_and_deleted_templates_refuse_requests() -> None:
     rej = t.decide(_template(for_identity="someone"), "RequestRelationship", _request("p"), NOW)
     assert isinstance(rej, Rejection) and rej.status == 404
     state = _template()
-    rej = t.decide(state, "DeleteTemplate", {"template_id": "RLT1", "actor": "p",
-                                             "requested_at": NOW}, NOW)  # fmt: skip
+    rej = t.decide(
+        state, "DeleteTemplate", {"template_id": "RLT1", "actor": "p", "requested_at": NOW}, NOW
+    )
     assert isinstance(rej, Rejection) and rej.status == 404
     delete = {"template_id": "RLT1", "actor": OWNER, "requested_at": NOW}
     state = _apply(state, t.decide(state, "DeleteTemplate", delete, NOW))
@@ -78,12 +94,20 @@ def test_expired_own_foreign_and_deleted_templates_refuse_requests() -> None:
 
 
 def test_only_the_owner_deletes_a_token() -> None:
-    create = {"token_id": "TOK1", "owner": OWNER, "owner_device": "DVC1", "content": b"c",
-              "expires_at": NOW, "for_identity": None, "password_hash": None,
-              "requested_at": NOW}  # fmt: skip
+    create = {
+        "token_id": "TOK1",
+        "owner": OWNER,
+        "owner_device": "DVC1",
+        "content": b"c",
+        "expires_at": NOW,
+        "for_identity": None,
+        "password_hash": None,
+        "requested_at": NOW,
+    }
     state = _apply(k.TokenState(), k.decide(k.TokenState(), "CreateToken", create, NOW))
-    rej = k.decide(state, "DeleteToken", {"token_id": "TOK1", "actor": "p", "requested_at": NOW},
-                   NOW)  # fmt: skip
+    rej = k.decide(
+        state, "DeleteToken", {"token_id": "TOK1", "actor": "p", "requested_at": NOW}, NOW
+    )
     assert isinstance(rej, Rejection) and rej.status == 404
     delete = {"token_id": "TOK1", "actor": OWNER, "requested_at": NOW}
     state = _apply(state, k.decide(state, "DeleteToken", delete, NOW))
@@ -93,10 +117,18 @@ def test_only_the_owner_deletes_a_token() -> None:
 
 def test_a_file_is_uploaded_once_and_keeps_its_owner() -> None:
     now = datetime.now(UTC)
-    upload = {"file_id": "FILaaaaaaaaaaaaaaaaa", "owner": "did:e:x:dids:alice",
-              "owner_device": "DVC1", "cipher_size": 10, "cipher_hash": b"h",
-              "content_sha256": b"s", "chunk_count": 1, "expires_at": now + timedelta(days=1),
-              "encrypted_properties": b"", "requested_at": now}  # fmt: skip
+    upload = {
+        "file_id": "FILaaaaaaaaaaaaaaaaa",
+        "owner": "did:e:x:dids:alice",
+        "owner_device": "DVC1",
+        "cipher_size": 10,
+        "cipher_hash": b"h",
+        "content_sha256": b"s",
+        "chunk_count": 1,
+        "expires_at": now + timedelta(days=1),
+        "encrypted_properties": b"",
+        "requested_at": now,
+    }
     state = f.FileState()
     events = f.decide(state, "UploadFile", upload, now)
     assert not isinstance(events, Rejection)
