@@ -1,10 +1,11 @@
 """What the integration tests that call the backbone's API directly share: an identity created
-and logged in (`new_party`), two in an active relationship (`relate`), an error's code."""
+and logged in (`new_party`, with more devices if asked), two in an active relationship
+(`relate`), an error's code."""
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -17,13 +18,19 @@ PASSWORD = "a long enough password"
 @dataclass
 class Party:
     address: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # the first device's bearer token
+    usernames: list[str] = field(default_factory=list)  # of every device, the first first
 
 
-async def new_party(http: httpx.AsyncClient) -> Party:
+async def new_party(http: httpx.AsyncClient, devices: int = 1) -> Party:
+    """A new identity with `devices` devices (all with PASSWORD), logged in on the first."""
     client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
     logged_in = await client.create_identity_and_log_in(PASSWORD)
-    return Party(logged_in.address, logged_in.headers)
+    usernames = [logged_in.identity.device.username]
+    for _ in range(devices - 1):
+        device = await client.add_device(logged_in.identity, logged_in.token, PASSWORD)
+        usernames.append(device.username)
+    return Party(logged_in.address, logged_in.headers, usernames)
 
 
 async def relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:

@@ -40,17 +40,16 @@ from backbone.deletion_policy import GRACE_OUT_OF_RANGE, anonymous_address
 from backbone.replay.compare import compare
 from backbone.security.logcrypto import derive_key
 from backbone.settings import BackboneSettings, ClusterSettings
-from connector.backbone_client import BackboneClient
 from schemas import codec
 from store.cassandra import connect
 from store.envelopes import EnvelopeCodec
 from store.topics import read_records
 from streams.table_codec import SealedJson
+from tests.integration.api_client import PASSWORD, Party, new_party, relate
 from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
 DAY_S = 3  # a "day" of grace period, in this test
 
 
@@ -90,42 +89,9 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclasses.dataclass
-class Party:
-    address: str
-    usernames: list[str]
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def _party(http: httpx.AsyncClient, devices: int = 1) -> Party:
-    client = BackboneClient(http, CLIENT_ID, CLIENT_SECRET)
-    identity = await client.create_identity(PASSWORD)
-    token = await client.token(identity.device.username, PASSWORD)
-    usernames = [identity.device.username]
-    for _ in range(devices - 1):
-        usernames.append((await client.add_device(identity, token, PASSWORD)).username)
-    return Party(identity.address, usernames, token)
-
-
 def _ok(answer: httpx.Response, *status: int) -> Any:
     assert answer.status_code in (status or (200, 201)), answer.text
     return answer.json().get("result") if answer.content else None
-
-
-async def _relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
-    template = _ok(
-        await http.post(
-            "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.auth
-        )
-    )
-    body = {"relationshipTemplateId": template["id"], "creationContent": "eA=="}
-    rid = str(_ok(await http.post("/api/v1/Relationships", json=body, headers=peer.auth))["id"])
-    _ok(await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.auth))
-    return rid
 
 
 async def _send(http: httpx.AsyncClient, sender: Party, to: list[Party], text: bytes) -> str:
@@ -133,7 +99,7 @@ async def _send(http: httpx.AsyncClient, sender: Party, to: list[Party], text: b
         "recipients": [{"address": r.address, "encryptedKey": "a2V5"} for r in to],
         "body": base64.b64encode(text).decode(),
     }
-    return str(_ok(await http.post("/api/v1/Messages", json=body, headers=sender.auth))["id"])
+    return str(_ok(await http.post("/api/v1/Messages", json=body, headers=sender.headers))["id"])
 
 
 async def _login(http: httpx.AsyncClient, username: str) -> httpx.Response:
@@ -149,16 +115,18 @@ async def _login(http: httpx.AsyncClient, username: str) -> httpx.Response:
 
 async def _external_events(http: httpx.AsyncClient, who: Party) -> list[dict[str, Any]]:
     """What the Enmeshed client sees: a sync run's external events (the run is finalized)."""
-    started = _ok(await http.post("/api/v2/SyncRuns", headers=who.auth))
+    started = _ok(await http.post("/api/v2/SyncRuns", headers=who.headers))
     run = started["syncRun"]
     if run is None:
         return []
-    events = _ok(await http.get(f"/api/v2/SyncRuns/{run['id']}/ExternalEvents", headers=who.auth))
+    events = _ok(
+        await http.get(f"/api/v2/SyncRuns/{run['id']}/ExternalEvents", headers=who.headers)
+    )
     _ok(
         await http.put(
             f"/api/v2/SyncRuns/{run['id']}/FinalizeExternalEventSync",
             json={"externalEventResults": [], "datawalletModifications": []},
-            headers=who.auth,
+            headers=who.headers,
         )
     )
     return list(events)
@@ -197,7 +165,7 @@ async def _backbone(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str
 
 
 async def _peer_deletion(http: httpx.AsyncClient, who: Party, rid: str) -> Any:
-    relationship = _ok(await http.get(f"/api/v1/Relationships/{rid}", headers=who.auth))
+    relationship = _ok(await http.get(f"/api/v1/Relationships/{rid}", headers=who.headers))
     return relationship["peerDeletionInfo"]
 
 
@@ -214,22 +182,22 @@ def _log_has(worker: Any, text: bytes) -> bool:
 async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_its_peers_data(
     stack: Stack, http: httpx.AsyncClient, cassandra_session: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    x, a, b = await _party(http, devices=2), await _party(http), await _party(http)
-    rel_a = await _relate(http, x, a)  # A answered X's template
-    rel_b = await _relate(http, b, x)  # X answered B's
+    x, a, b = await new_party(http, devices=2), await new_party(http), await new_party(http)
+    rel_a = await relate(http, x, a)  # A answered X's template
+    rel_b = await relate(http, b, x)  # X answered B's
     from_x = await _send(http, x, [a, b], b"from X to both")
     to_x = await _send(http, a, [x], b"from A to X")
     expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     _ok(
         await http.post(
-            "/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires}, headers=x.auth
+            "/api/v1/Tokens", json={"content": "eA==", "expiresAt": expires}, headers=x.headers
         )
     )
     a_token = _ok(
         await http.post(
             "/api/v1/Tokens",
             json={"content": "eA==", "expiresAt": expires, "forIdentity": x.address},
-            headers=a.auth,
+            headers=a.headers,
         )
     )["id"]
     data = b"file of X" * 100
@@ -238,7 +206,7 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
         "expiresAt": expires,
     }
     blob = {"content": ("blob", data, "application/octet-stream")}
-    _ok(await http.post("/api/v1/Files", headers=x.auth, data=form, files=blob))
+    _ok(await http.post("/api/v1/Files", headers=x.headers, data=form, files=blob))
     modification = {
         "objectIdentifier": "o1",
         "collection": "c",
@@ -249,7 +217,7 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
         await http.post(
             "/api/v1/Datawallet/Modifications",
             json={"modifications": [modification]},
-            headers=x.auth,
+            headers=x.headers,
         )
     )
     await _external_events(http, x)  # a sync run of X's
@@ -259,18 +227,18 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     processes = "/api/v2/Identities/Self/DeletionProcesses"
     for days in (0, 91):
         refused = await http.post(
-            processes, json={"lengthOfGracePeriodInDays": days}, headers=x.auth
+            processes, json={"lengthOfGracePeriodInDays": days}, headers=x.headers
         )
         assert refused.status_code == 400 and refused.json()["error"]["code"] == GRACE_OUT_OF_RANGE
     first = _ok(
-        await http.post(processes, json={"lengthOfGracePeriodInDays": 30}, headers=x.auth), 201
+        await http.post(processes, json={"lengthOfGracePeriodInDays": 30}, headers=x.headers), 201
     )
     assert first["status"] == "Active"
-    again = await http.post(processes, headers=x.auth)
+    again = await http.post(processes, headers=x.headers)
     assert again.status_code == 400, again.text
-    assert _ok(await http.get(processes, headers=x.auth))[0]["id"] == first["id"]
-    assert (await http.get(processes, headers=a.auth)).json()["result"] == []  # only its own
-    assert (await http.get(f"{processes}/{first['id']}", headers=a.auth)).status_code == 404
+    assert _ok(await http.get(processes, headers=x.headers))[0]["id"] == first["id"]
+    assert (await http.get(processes, headers=a.headers)).json()["result"] == []  # only its own
+    assert (await http.get(f"{processes}/{first['id']}", headers=a.headers)).status_code == 404
     assert (await _login(http, x.usernames[1])).status_code == 200  # logs in during grace
     seen = await _until(lambda: _external_events(http, a), 30, "A's sync to show it")
     assert {"type": "PeerToBeDeleted", "relationshipId": rel_a} in [
@@ -280,21 +248,21 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     pending = {"deletionStatus": "ToBeDeleted", "deletionDate": first["gracePeriodEndsAt"]}
     assert await _peer_deletion(http, a, rel_a) == pending
     assert await _peer_deletion(http, x, rel_a) is None  # its own deletion is no peer's
-    me = _ok(await http.get("/api/v1/Identities/Self", headers=x.auth))
+    me = _ok(await http.get("/api/v1/Identities/Self", headers=x.headers))
     assert (me["status"], me["deletionGracePeriodEndsAt"]) == (
         "ToBeDeleted",
         first["gracePeriodEndsAt"],
     )
-    cancelled = _ok(await http.put(f"{processes}/{first['id']}/Cancel", headers=x.auth))
+    cancelled = _ok(await http.put(f"{processes}/{first['id']}/Cancel", headers=x.headers))
     assert cancelled["status"] == "Cancelled" and cancelled["cancelledByDevice"]
     seen = await _until(lambda: _external_events(http, a), 30, "A's sync to show it")
     assert [e["type"] for e in seen] == ["PeerDeletionCancelled"], seen
     assert await _peer_deletion(http, a, rel_a) is None
-    assert _ok(await http.get("/api/v1/Identities/Self", headers=x.auth))["status"] == "Active"
+    assert _ok(await http.get("/api/v1/Identities/Self", headers=x.headers))["status"] == "Active"
 
     # Now for real, with a grace period of seconds; the worker dies half-way through.
     key_id = EnvelopeCodec(stack.master_key_b64, lambda k: b"").identity_key_id(x.address)
-    _ok(await http.post(processes, json={"lengthOfGracePeriodInDays": 1}, headers=x.auth), 201)
+    _ok(await http.post(processes, json={"lengthOfGracePeriodInDays": 1}, headers=x.headers), 201)
     await _until(
         lambda: asyncio.to_thread(_log_has, stack.worker, b"pausing half-way"),
         60,
@@ -311,7 +279,7 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     assert _log_has(stack.worker2, b"identity deletion: final step began")
     for username in x.usernames:
         assert (await _login(http, username)).status_code == 400
-    assert (await http.get("/api/v1/Identities/Self", headers=x.auth)).status_code == 401
+    assert (await http.get("/api/v1/Identities/Self", headers=x.headers)).status_code == 401
 
     # No row of the whole keyspace names it.
     needles = [x.address, key_id, *x.usernames]
@@ -366,14 +334,18 @@ async def test_an_identity_deleted_after_its_grace_period_leaves_no_trace_but_it
     # Its peers keep what is theirs.
     anon = anonymous_address(x.address)
     for peer in (a, b):
-        message = _ok(await http.get(f"/api/v1/Messages/{from_x}", headers=peer.auth))
+        message = _ok(await http.get(f"/api/v1/Messages/{from_x}", headers=peer.headers))
         assert message["createdBy"] == anon
         assert base64.b64decode(message["body"]) == b"from X to both"
-    assert _ok(await http.get(f"/api/v1/Messages/{to_x}", headers=a.auth))["createdBy"] == a.address
+    assert (
+        _ok(await http.get(f"/api/v1/Messages/{to_x}", headers=a.headers))["createdBy"] == a.address
+    )
     for peer, rid in ((a, rel_a), (b, rel_b)):
-        relationship = _ok(await http.get(f"/api/v1/Relationships/{rid}", headers=peer.auth))
+        relationship = _ok(await http.get(f"/api/v1/Relationships/{rid}", headers=peer.headers))
         assert x.address not in json.dumps(relationship)
-    assert _ok(await http.get(f"/api/v1/Tokens/{a_token}", headers=a.auth))["forIdentity"] == anon
+    assert (
+        _ok(await http.get(f"/api/v1/Tokens/{a_token}", headers=a.headers))["forIdentity"] == anon
+    )
     assert "PeerDeleted" in [e["type"] for e in await _external_events(http, b)]
     for peer, rid in ((a, rel_a), (b, rel_b)):
         assert (await _peer_deletion(http, peer, rid) or {}).get("deletionStatus") == "Deleted"
