@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import Authenticated, State
 from api.errors import ApiError
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
+from api.schemas import IDENTITY_COMMAND, refusals
 from api.state import ApiState
 from api.timestamps import iso
 from backbone.deletion_policy import (
@@ -69,7 +70,9 @@ class DeletionProcessList(_Out):
     result: list[DeletionProcess]
 
 
-@router.post("", status_code=201, response_model=DeletionProcessResult)
+@router.post(
+    "", status_code=201, response_model=DeletionProcessResult, responses=refusals(*IDENTITY_COMMAND)
+)
 async def start_deletion(
     caller: Authenticated,
     state: State,
@@ -88,21 +91,23 @@ async def start_deletion(
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),
         "StartIdentityDeletion",
-        {"address": caller.address,
-         "identity_key": state.envelopes.aggregate_key("identity", caller.address),
-         "deletion_process_id": process_id, "device_id": caller.device_id,
-         "grace_period_s": grace_s, "peers": await _peers(state, caller.address),
-         "requested_at": datetime.now(UTC)},
+        {
+            "address": caller.address,
+            "identity_key": state.envelopes.aggregate_key("identity", caller.address),
+            "deletion_process_id": process_id,
+            "device_id": caller.device_id,
+            "grace_period_s": grace_s,
+            "peers": await _peers(state, caller.address),
+            "requested_at": datetime.now(UTC),
+        },
         idem,
-    )  # fmt: skip
+    )
     return DeletionProcessResult(result=await _process(state, caller.address, process_id))
 
 
 @router.get("", response_model=DeletionProcessList)
 async def list_deletions(caller: Authenticated, state: State) -> DeletionProcessList:
-    rows = await run_prepared(
-        state.session, f"{_SELECT} WHERE address = ?", (caller.address,)
-    )  # fmt: skip
+    rows = await run_prepared(state.session, f"{_SELECT} WHERE address = ?", (caller.address,))
     return DeletionProcessList(result=[_dto(r) for r in rows])
 
 
@@ -113,7 +118,11 @@ async def get_deletion(
     return DeletionProcessResult(result=await _process(state, caller.address, process_id))
 
 
-@router.put("/{process_id}/Cancel", response_model=DeletionProcessResult)
+@router.put(
+    "/{process_id}/Cancel",
+    response_model=DeletionProcessResult,
+    responses=refusals(*IDENTITY_COMMAND),
+)
 async def cancel_deletion(
     process_id: ProcessId, caller: Authenticated, state: State
 ) -> DeletionProcessResult:
@@ -122,10 +131,14 @@ async def cancel_deletion(
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),
         "CancelIdentityDeletion",
-        {"address": caller.address, "deletion_process_id": process_id,
-         "device_id": caller.device_id, "peers": await _peers(state, caller.address),
-         "requested_at": datetime.now(UTC)},
-    )  # fmt: skip
+        {
+            "address": caller.address,
+            "deletion_process_id": process_id,
+            "device_id": caller.device_id,
+            "peers": await _peers(state, caller.address),
+            "requested_at": datetime.now(UTC),
+        },
+    )
     return DeletionProcessResult(result=await _process(state, caller.address, process_id))
 
 
