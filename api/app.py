@@ -85,9 +85,22 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
     for unversioned in (health, auth):
         app.include_router(unversioned.router)
     # Every other router under /api/v1 and /api/v2 (api/versioning.py says how they differ).
-    versioned = (challenges, identities, devices, files, tokens, templates, relationships,
-                 messages, mailbox, sync, sse, version, announcements,
-                 deletion_processes)  # fmt: skip
+    versioned = (
+        challenges,
+        identities,
+        devices,
+        files,
+        tokens,
+        templates,
+        relationships,
+        messages,
+        mailbox,
+        sync,
+        sse,
+        version,
+        announcements,
+        deletion_processes,
+    )
     for module in versioned:
         versioning.mount(app, module.router)
 

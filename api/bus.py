@@ -102,9 +102,14 @@ class CommandBus:
         corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
         event_id = derived_event_id(corr, 0) if idempotent is not None else None
         event = self.envelopes.seal(
-            name, body, aggregate_key=aggregate_key, correlation_id=corr,
-            data_key_id=data_key_id, aggregate_version=1, event_id=event_id,
-        )  # fmt: skip
+            name,
+            body,
+            aggregate_key=aggregate_key,
+            correlation_id=corr,
+            data_key_id=data_key_id,
+            aggregate_version=1,
+            event_id=event_id,
+        )
         reply = self.envelopes.reply(corr, status)
         return await self._measured(name, topic, aggregate_key, [event, reply], corr)
 
@@ -135,10 +140,11 @@ class CommandBus:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if corr in self._waiting:  # the same keyed request twice at once: one waits
             raise ApiError(
-                409, "error.platform.requestInProgress",
+                409,
+                "error.platform.requestInProgress",
                 "a request with this Idempotency-Key is still being processed; retry later",
                 {"Retry-After": "1"},
-            )  # fmt: skip
+            )
         self._waiting[corr] = fut
         errors.note_command_sent()
         try:

@@ -44,8 +44,12 @@ class KeyspaceGate:
                 return
             await asyncio.wait_for(keyspace.begin_write(), HOLD_S)
         except TimeoutError:
-            busy = errors.response(503, SWITCHING, "the read models are being switched; try again",
-                                   {"Retry-After": "1"})  # fmt: skip
+            busy = errors.response(
+                503,
+                SWITCHING,
+                "the read models are being switched; try again",
+                {"Retry-After": "1"},
+            )
             await busy(scope, receive, send)
             return
         try:

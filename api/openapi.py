@@ -68,9 +68,13 @@ _IDEMPOTENCY_KEY = {
     "required": False,
     "description": "Repeats of a request with this key are applied once and answered alike "
     "(per caller and endpoint, for a day).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
-               "pattern": "^[\\x20-\\x7e]+$"},
-}  # fmt: skip
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": "^[\\x20-\\x7e]+$",
+    },
+}
 # Cassandra bigints: FastAPI's document keeps bounds as floats, and 2**63 - 1 is a float
 # 2**63, one more than any index the API takes.
 _BIGINT_MAX = 2**63 - 1

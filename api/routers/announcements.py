@@ -56,5 +56,6 @@ async def tags(
     if if_none_match == TAGS_ETAG:
         return Response(status_code=304, headers={"ETag": TAGS_ETAG})
     body = TagsResponse(result=TagCollection(supportedLanguages=[], tagsForAttributeValueTypes={}))
-    return Response(body.model_dump_json(), media_type="application/json",
-                    headers={"ETag": TAGS_ETAG})  # fmt: skip
+    return Response(
+        body.model_dump_json(), media_type="application/json", headers={"ETag": TAGS_ETAG}
+    )

@@ -58,9 +58,14 @@ async def token(
     section 5.2), which token clients such as the Enmeshed runtime's parse."""
     try:
         return await _token(
-            state, client_address(request), grant_type, username, password, client_id,
+            state,
+            client_address(request),
+            grant_type,
+            username,
+            password,
+            client_id,
             client_secret,
-        )  # fmt: skip
+        )
     except ApiError as exc:
         body = {"error": exc.code, "error_description": exc.message}
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)

@@ -181,12 +181,16 @@ async def change_own_password(
         )
     ).one()
     login = (
-        await run_prepared(
-            state.session,
-            "SELECT password_hash FROM devices_by_username WHERE username = ?",
-            (device.username,),
-        )
-    ).one() if device is not None else None  # fmt: skip
+        (
+            await run_prepared(
+                state.session,
+                "SELECT password_hash FROM devices_by_username WHERE username = ?",
+                (device.username,),
+            )
+        ).one()
+        if device is not None
+        else None
+    )
     if login is None or not await state.verify_password(login.password_hash, body.oldPassword):
         raise ApiError(400, WRONG_PASSWORD, "oldPassword: not this device's password")
     await state.bus.send(

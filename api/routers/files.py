@@ -113,14 +113,24 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["content", "cipherHash", "expiresAt"],
                     "properties": {
-                        "content": {"type": "string", "format": "binary",
-                                    "description": "the ciphertext (at most the file limit)"},
-                        "cipherHash": {"type": "string", "pattern": BASE64_PATTERN,
-                                       "maxLength": 172, "description": "base64, <= 128 bytes"},
+                        "content": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the ciphertext (at most the file limit)",
+                        },
+                        "cipherHash": {
+                            "type": "string",
+                            "pattern": BASE64_PATTERN,
+                            "maxLength": 172,
+                            "description": "base64, <= 128 bytes",
+                        },
                         "expiresAt": {"type": "string", "format": "date-time"},
-                        "encryptedProperties": {"type": "string", "pattern": BASE64_PATTERN,
-                                                "maxLength": 5464,
-                                                "description": "base64, <= 4 KiB"},
+                        "encryptedProperties": {
+                            "type": "string",
+                            "pattern": BASE64_PATTERN,
+                            "maxLength": 5464,
+                            "description": "base64, <= 4 KiB",
+                        },
                         "owner": {"type": "string", "description": "the uploader's address"},
                         "ownerSignature": {"type": "string", "maxLength": MAX_SIGNATURE_CHARS},
                     },
@@ -128,7 +138,7 @@ _UPLOAD_BODY = {
             }
         },
     }
-}  # fmt: skip
+}
 
 
 @router.post(
@@ -172,8 +182,13 @@ async def upload_file(
     idem = None
     if key is not None:
         # A multipart body's boundary changes with every attempt: the fields are the body.
-        fields = [content_sha256, cipher_hash, props, (signature or "").encode(),
-                  (_field(form, "expiresAt") or "").encode()]  # fmt: skip
+        fields = [
+            content_sha256,
+            cipher_hash,
+            props,
+            (signature or "").encode(),
+            (_field(form, "expiresAt") or "").encode(),
+        ]
         fingerprint = hashlib.sha256(b"\x1f".join(fields)).hexdigest()[:32]
         fields_key = dataclasses.replace(key, fingerprint=fingerprint)
         idem = await bind_key(state.session, fields_key, caller.address)
@@ -184,19 +199,36 @@ async def upload_file(
         state.topics.file_commands,
         state.envelopes.aggregate_key("file", file_id),
         "UploadFile",
-        {"file_id": file_id, "owner": caller.address, "owner_device": caller.device_id,
-         "cipher_size": size, "cipher_hash": cipher_hash,
-         "content_sha256": content_sha256, "chunk_count": chunk_count,
-         "expires_at": expires_at, "encrypted_properties": stored_props, "requested_at": now},
+        {
+            "file_id": file_id,
+            "owner": caller.address,
+            "owner_device": caller.device_id,
+            "cipher_size": size,
+            "cipher_hash": cipher_hash,
+            "content_sha256": content_sha256,
+            "chunk_count": chunk_count,
+            "expires_at": expires_at,
+            "encrypted_properties": stored_props,
+            "requested_at": now,
+        },
         idem,
-    )  # fmt: skip
+    )
     if idem is not None:  # a repeat answers with the first request's time
         now = (await _row(state, file_id)).created_at
-    return {"result": {"id": file_id, "createdAt": iso(now), "createdBy": caller.address,
-                       "createdByDevice": caller.device_id, "expiresAt": iso(expires_at),
-                       "cipherSize": size, "cipherHash": encode_bytes(cipher_hash),
-                       "owner": caller.address, "ownerSignature": signature,
-                       "ownershipToken": ownership_token(state, file_id)}}  # fmt: skip
+    return {
+        "result": {
+            "id": file_id,
+            "createdAt": iso(now),
+            "createdBy": caller.address,
+            "createdByDevice": caller.device_id,
+            "expiresAt": iso(expires_at),
+            "cipherSize": size,
+            "cipherHash": encode_bytes(cipher_hash),
+            "owner": caller.address,
+            "ownerSignature": signature,
+            "ownershipToken": ownership_token(state, file_id),
+        }
+    }
 
 
 # How long an upload waits for one of the process's upload slots before it is told to come
@@ -267,13 +299,20 @@ async def file_metadata(file_id: FileId, caller: Authenticated, state: State) ->
     """Whoever holds the id (it came in a message or a token) may read a file."""
     row = await _row(state, file_id)
     props, signature = unpack_properties(row.encrypted_properties or b"")
-    return {"result": {
-        "id": row.id, "createdAt": iso(row.created_at), "createdBy": row.owner,
-        "createdByDevice": row.owner_device, "expiresAt": iso(row.expires_at),
-        "cipherSize": row.cipher_size, "cipherHash": encode_bytes(row.cipher_hash),
-        "encryptedProperties": encode_bytes(props) if props else None,
-        "owner": row.owner, "ownerSignature": signature,
-    }}  # fmt: skip
+    return {
+        "result": {
+            "id": row.id,
+            "createdAt": iso(row.created_at),
+            "createdBy": row.owner,
+            "createdByDevice": row.owner_device,
+            "expiresAt": iso(row.expires_at),
+            "cipherSize": row.cipher_size,
+            "cipherHash": encode_bytes(row.cipher_hash),
+            "encryptedProperties": encode_bytes(props) if props else None,
+            "owner": row.owner,
+            "ownerSignature": signature,
+        }
+    }
 
 
 @router.post(

@@ -248,7 +248,11 @@ async def put_cursor(body: CursorRequest, caller: Authenticated, state: State) -
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),
         "AcknowledgeMailbox",
-        {"address": caller.address, "device_id": caller.device_id, "index": body.index,
-         "requested_at": datetime.now(UTC)},
-    )  # fmt: skip
+        {
+            "address": caller.address,
+            "device_id": caller.device_id,
+            "index": body.index,
+            "requested_at": datetime.now(UTC),
+        },
+    )
     return await get_cursors(caller, state)

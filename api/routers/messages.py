@@ -75,10 +75,12 @@ async def send_message(
     if bad:
         raise ApiError(400, INVALID, f"recipients: not a valid peer address: {bad[0]}")
     recipients = [
-        {"address": r.address,
-         "encrypted_key": decode_content(r.encryptedKey, "encryptedKey", MAX_KEY_BYTES)}
+        {
+            "address": r.address,
+            "encrypted_key": decode_content(r.encryptedKey, "encryptedKey", MAX_KEY_BYTES),
+        }
         for r in body.recipients
-    ]  # fmt: skip
+    ]
     ciphertext = decode_content(body.body, "body", MAX_BODY_BYTES)
     attachments = body.attachment_ids()
     if len(set(attachments)) != len(attachments):
@@ -104,13 +106,19 @@ async def send_message(
         state.topics.events,
         state.envelopes.aggregate_key("message", message_id),
         "MessageSent",
-        {"message_id": message_id, "sender": caller.address, "sender_device": caller.device_id,
-         "body": ciphertext, "attachments": attachments, "recipients": recipients,
-         "created_at": now},
+        {
+            "message_id": message_id,
+            "sender": caller.address,
+            "sender_device": caller.device_id,
+            "body": ciphertext,
+            "attachments": attachments,
+            "recipients": recipients,
+            "created_at": now,
+        },
         key_id,
         201,
         idem,
-    )  # fmt: skip
+    )
     if idem is not None:  # a repeat answers with the first request's time
         now = (await _readable(state, message_id, caller))[0].created_at
     return {"result": {"id": message_id, "createdAt": iso(now)}}
@@ -139,14 +147,19 @@ async def _require_active_relationships(
     # Read from the read model: a relationship terminated a moment ago may still let one
     # message through. The pair decider is the writer; this is a guard, not an invariant.
     reads = [
-        run_prepared(state.session,
-                "SELECT status FROM relationship_peers WHERE address = ? AND peer = ?",
-                (sender, r))
+        run_prepared(
+            state.session,
+            "SELECT status FROM relationship_peers WHERE address = ? AND peer = ?",
+            (sender, r),
+        )
         for r in recipients
-    ]  # fmt: skip
+    ]
     found = await asyncio.gather(*reads)  # one round trip per recipient, all at once
-    missing = [r for r, rows in zip(recipients, found, strict=True)
-               if not any(row.status == "Active" for row in rows)]  # fmt: skip
+    missing = [
+        r
+        for r, rows in zip(recipients, found, strict=True)
+        if not any(row.status == "Active" for row in rows)
+    ]
     if missing:
         missing = await _not_active_by_scan(state, sender, missing)
     if missing:
@@ -160,11 +173,13 @@ async def _not_active_by_scan(state: ApiState, sender: str, recipients: list[str
         state.session, "SELECT id FROM relationships_by_identity WHERE address = ?", (sender,)
     )
     reads = [
-        run_prepared(state.session,
-                "SELECT from_address, to_address, status FROM relationships WHERE id = ?",
-                (ref.id,))
+        run_prepared(
+            state.session,
+            "SELECT from_address, to_address, status FROM relationships WHERE id = ?",
+            (ref.id,),
+        )
         for ref in ids
-    ]  # fmt: skip
+    ]
     active: set[str] = set()
     for result in await asyncio.gather(*reads):
         row = result.one()
@@ -182,10 +197,15 @@ async def get_message(message_id: MessageId, caller: Authenticated, state: State
             state.topics.message_commands,
             state.envelopes.aggregate_key("message", message_id),
             "MarkMessageReceived",
-            {"message_id": message_id, "recipient": caller.address,
-             "sender": message.sender, "recipients": [r.address for r in recipients],
-             "recipient_device": caller.device_id, "requested_at": datetime.now(UTC)},
-        )  # fmt: skip
+            {
+                "message_id": message_id,
+                "recipient": caller.address,
+                "sender": message.sender,
+                "recipients": [r.address for r in recipients],
+                "recipient_device": caller.device_id,
+                "requested_at": datetime.now(UTC),
+            },
+        )
         message, recipients = await _readable(state, message_id, caller)
     return {"result": _dto(message, recipients)}
 

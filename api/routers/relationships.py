@@ -62,11 +62,16 @@ async def request_relationship(
         state.topics.template_commands,
         state.envelopes.aggregate_key("template", body.relationshipTemplateId),
         "RequestRelationship",
-        {"template_id": body.relationshipTemplateId, "relationship_id": relationship_id,
-         "requester": caller.address, "requester_device": caller.device_id,
-         "creation_content": content, "requested_at": datetime.now(UTC)},
+        {
+            "template_id": body.relationshipTemplateId,
+            "relationship_id": relationship_id,
+            "requester": caller.address,
+            "requester_device": caller.device_id,
+            "creation_content": content,
+            "requested_at": datetime.now(UTC),
+        },
         idem,
-    )  # fmt: skip
+    )
     return {"result": await _dto(state, await _own(state, relationship_id, caller), caller.address)}
 
 
@@ -137,11 +142,16 @@ async def _act(
         state.topics.relationship_commands,
         state.envelopes.aggregate_key("pair", pair_id(row.from_address, row.to_address)),
         "ChangeRelationship",
-        {"relationship_id": relationship_id, "action": action, "actor": caller.address,
-         "actor_device": caller.device_id, "content": content,
-         "requested_at": datetime.now(UTC)},
+        {
+            "relationship_id": relationship_id,
+            "action": action,
+            "actor": caller.address,
+            "actor_device": caller.device_id,
+            "content": content,
+            "requested_at": datetime.now(UTC),
+        },
         idem,
-    )  # fmt: skip
+    )
     return {"result": await _dto(state, await _own(state, relationship_id, caller), caller.address)}
 
 

@@ -117,12 +117,20 @@ def _modifications(
     items: list[ModificationIn], idem: Idempotent | None = None
 ) -> list[dict[str, Any]]:
     return [
-        {"id": new_resource_id("DWM", idem, str(n)), "object_identifier": m.objectIdentifier,
-         "payload_category": m.payloadCategory, "collection": m.collection, "type": m.type,
-         "encrypted_payload": decode_content(m.encryptedPayload, "encryptedPayload",
-                                             MAX_PAYLOAD_BYTES) if m.encryptedPayload else None}
+        {
+            "id": new_resource_id("DWM", idem, str(n)),
+            "object_identifier": m.objectIdentifier,
+            "payload_category": m.payloadCategory,
+            "collection": m.collection,
+            "type": m.type,
+            "encrypted_payload": decode_content(
+                m.encryptedPayload, "encryptedPayload", MAX_PAYLOAD_BYTES
+            )
+            if m.encryptedPayload
+            else None,
+        }
         for n, m in enumerate(items)
-    ]  # fmt: skip
+    ]
 
 
 async def _send(
@@ -136,10 +144,14 @@ async def _send(
         state.topics.identity_commands,
         state.envelopes.aggregate_key("identity", caller.address),
         name,
-        {"address": caller.address, "device_id": caller.device_id,
-         "requested_at": datetime.now(UTC), **body},
+        {
+            "address": caller.address,
+            "device_id": caller.device_id,
+            "requested_at": datetime.now(UTC),
+            **body,
+        },
         idem,
-    )  # fmt: skip
+    )
 
 
 async def _run_row(state: ApiState, caller: Caller, run_id: str) -> Any:
@@ -194,10 +206,19 @@ async def start_sync_run(
         )
     ).one()
     run_id = new_resource_id("SYN", idem)
-    await _send(state, caller, "StartSyncRun", {
-        "sync_run_id": run_id, "run_type": body.type, "head_index": head.idx if head else 0,
-        "lock_seconds": (body.lockDuration or 10) * 60, "supported_datawallet_version": version,
-    }, idem)  # fmt: skip
+    await _send(
+        state,
+        caller,
+        "StartSyncRun",
+        {
+            "sync_run_id": run_id,
+            "run_type": body.type,
+            "head_index": head.idx if head else 0,
+            "lock_seconds": (body.lockDuration or 10) * 60,
+            "supported_datawallet_version": version,
+        },
+        idem,
+    )
     row = (
         await run_prepared(state.session, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
     ).one()
@@ -246,26 +267,42 @@ async def external_events(
         # Only what upstream would send, in its shapes (api/enmeshed_events.py).
         shown = enmeshed_event(r.event_type, json.loads(r.payload), caller.address)
         if shown is not None:
-            events.append({
-                "id": external_event_id(r.idx), "type": shown[0], "index": r.idx,
-                "createdAt": iso(r.created_at), "syncErrorCount": errors.get(r.idx, 0),
-                "payload": shown[1],
-            })  # fmt: skip
+            events.append(
+                {
+                    "id": external_event_id(r.idx),
+                    "type": shown[0],
+                    "index": r.idx,
+                    "createdAt": iso(r.created_at),
+                    "syncErrorCount": errors.get(r.idx, 0),
+                    "payload": shown[1],
+                }
+            )
     return page.envelope(events)
 
 
 async def _finalize(
-    state: ApiState, caller: Caller, run_id: str, results: list[ExternalEventResult],
-    modifications: list[ModificationIn], new_version: int | None,
-) -> Any:  # fmt: skip
+    state: ApiState,
+    caller: Caller,
+    run_id: str,
+    results: list[ExternalEventResult],
+    modifications: list[ModificationIn],
+    new_version: int | None,
+) -> Any:
     mods = _modifications(modifications)
     run = await _run_row(state, caller, run_id)
-    await _send(state, caller, "FinalizeSyncRun", {
-        "sync_run_id": run_id,
-        "results": [{"index": int(r.externalEventId[3:]), "error_code": r.errorCode}
-                    for r in results],
-        "new_datawallet_version": new_version, "modifications": mods,
-    })  # fmt: skip
+    await _send(
+        state,
+        caller,
+        "FinalizeSyncRun",
+        {
+            "sync_run_id": run_id,
+            "results": [
+                {"index": int(r.externalEventId[3:]), "error_code": r.errorCode} for r in results
+            ],
+            "new_datawallet_version": new_version,
+            "modifications": mods,
+        },
+    )
     written = await _written_modifications(state, caller, [m["id"] for m in mods])
     head = (
         await run_prepared(
@@ -292,8 +329,9 @@ async def _finalize(
 async def finalize_external_event_sync(
     run_id: SyncRunId, body: FinalizeExternalEventSyncRequest, caller: Authenticated, state: State
 ) -> Any:
-    return await _finalize(state, caller, run_id, body.externalEventResults,
-                           body.datawalletModifications, None)  # fmt: skip
+    return await _finalize(
+        state, caller, run_id, body.externalEventResults, body.datawalletModifications, None
+    )
 
 
 @router.put(
@@ -301,9 +339,12 @@ async def finalize_external_event_sync(
     responses=documented(Envelope[FinalizedSyncRun], refuses=(403,)),
 )
 async def finalize_version_upgrade(
-    run_id: SyncRunId, body: FinalizeVersionUpgradeRequest, caller: Authenticated, state: State,
+    run_id: SyncRunId,
+    body: FinalizeVersionUpgradeRequest,
+    caller: Authenticated,
+    state: State,
     version: DatawalletVersion = 0,
-) -> Any:  # fmt: skip
+) -> Any:
     """Upgrade to `newDatawalletVersion`, which the calling device must support (its
     `x-supported-datawallet-version`): a version above it locked out every device, this one
     included (issue 19). A downgrade is refused by the identity's decider."""
@@ -311,8 +352,9 @@ async def finalize_version_upgrade(
         raise ApiError(
             400, OLD_VERSION, "newDatawalletVersion is above this device's supported version"
         )
-    return await _finalize(state, caller, run_id, [], body.datawalletModifications,
-                           body.newDatawalletVersion)  # fmt: skip
+    return await _finalize(
+        state, caller, run_id, [], body.datawalletModifications, body.newDatawalletVersion
+    )
 
 
 async def _written_modifications(
@@ -327,8 +369,11 @@ async def _written_modifications(
         (caller.address, len(ids) * 2),
     )
     wanted = set(ids)
-    found = [{"id": r.id, "index": wire_index(r.idx), "createdAt": iso(r.created_at)}
-             for r in rows if r.id in wanted]  # fmt: skip
+    found = [
+        {"id": r.id, "index": wire_index(r.idx), "createdAt": iso(r.created_at)}
+        for r in rows
+        if r.id in wanted
+    ]
     return sorted(found, key=lambda m: m["index"])
 
 
@@ -367,12 +412,19 @@ async def get_modifications(
         (caller.address, stored_index(local_index)),
     )
     mods = [
-        {"id": r.id, "index": wire_index(r.idx), "objectIdentifier": r.object_identifier,
-         "payloadCategory": r.payload_category, "createdAt": iso(r.created_at),
-         "createdByDevice": r.created_by_device, "collection": r.collection, "type": r.type,
-         "encryptedPayload": encode_content(r.encrypted_payload)}
+        {
+            "id": r.id,
+            "index": wire_index(r.idx),
+            "objectIdentifier": r.object_identifier,
+            "payloadCategory": r.payload_category,
+            "createdAt": iso(r.created_at),
+            "createdByDevice": r.created_by_device,
+            "collection": r.collection,
+            "type": r.type,
+            "encryptedPayload": encode_content(r.encrypted_payload),
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
     return page.envelope(mods)
 
 
@@ -382,18 +434,26 @@ async def get_modifications(
     responses=documented(Envelope[CreatedModifications], 201, refuses=(403,)),
 )
 async def create_modifications(
-    body: CreateModificationsRequest, caller: Authenticated, state: State, key: MaybeIdempotent,
+    body: CreateModificationsRequest,
+    caller: Authenticated,
+    state: State,
+    key: MaybeIdempotent,
     version: DatawalletVersion = 0,
-) -> Any:  # fmt: skip
+) -> Any:
     if body.localIndex is not None and body.localIndex < -1:
         raise ApiError(400, INVALID, "localIndex must be -1 (nothing yet) or more")
     idem = await bind_key(state.session, key, caller.address)
     mods = _modifications(body.modifications, idem)
     # Checked by the decider against the newest index (stored numbering; -1 → 0: none).
     local = stored_index(body.localIndex) if body.localIndex is not None else None
-    await _send(state, caller, "AddDatawalletModifications",
-                {"supported_datawallet_version": version, "local_index": local,
-                 "modifications": mods}, idem)  # fmt: skip
+    await _send(
+        state,
+        caller,
+        "AddDatawalletModifications",
+        {"supported_datawallet_version": version, "local_index": local, "modifications": mods},
+        idem,
+    )
     written = await _written_modifications(state, caller, [m["id"] for m in mods])
-    return {"result": {"newIndex": written[-1]["index"] if written else None,
-                       "modifications": written}}  # fmt: skip
+    return {
+        "result": {"newIndex": written[-1]["index"] if written else None, "modifications": written}
+    }

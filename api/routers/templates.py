@@ -55,12 +55,19 @@ async def create_template(
         state.topics.template_commands,
         state.envelopes.aggregate_key("template", template_id),
         "CreateTemplate",
-        {"template_id": template_id, "owner": caller.address, "owner_device": caller.device_id,
-         "content": content, "expires_at": expires_at,
-         "max_allocations": body.maxNumberOfAllocations, "for_identity": body.forIdentity,
-         "password_hash": password_hash, "requested_at": now},
+        {
+            "template_id": template_id,
+            "owner": caller.address,
+            "owner_device": caller.device_id,
+            "content": content,
+            "expires_at": expires_at,
+            "max_allocations": body.maxNumberOfAllocations,
+            "for_identity": body.forIdentity,
+            "password_hash": password_hash,
+            "requested_at": now,
+        },
         idem,
-    )  # fmt: skip
+    )
     if idem is not None:  # a repeat answers with the first request's time
         first = await TEMPLATES.row(state, template_id)
         now = first.created_at if first is not None else now
@@ -85,9 +92,12 @@ async def get_template(
             state.topics.template_commands,
             state.envelopes.aggregate_key("template", template_id),
             "CollectTemplate",
-            {"template_id": template_id, "collector": caller.address,
-             "requested_at": datetime.now(UTC)},
-        )  # fmt: skip
+            {
+                "template_id": template_id,
+                "collector": caller.address,
+                "requested_at": datetime.now(UTC),
+            },
+        )
     return {"result": _dto(row)}
 
 

@@ -53,11 +53,18 @@ async def create_token(
         state.topics.token_commands,
         state.envelopes.aggregate_key("token", token_id),
         "CreateToken",
-        {"token_id": token_id, "owner": caller.address, "owner_device": caller.device_id,
-         "content": content, "expires_at": expires_at, "for_identity": body.forIdentity,
-         "password_hash": password_hash, "requested_at": now},
+        {
+            "token_id": token_id,
+            "owner": caller.address,
+            "owner_device": caller.device_id,
+            "content": content,
+            "expires_at": expires_at,
+            "for_identity": body.forIdentity,
+            "password_hash": password_hash,
+            "requested_at": now,
+        },
         idem,
-    )  # fmt: skip
+    )
     if idem is not None:  # a repeat answers with the first request's time
         first = await TOKENS.row(state, token_id)
         now = first.created_at if first is not None else now

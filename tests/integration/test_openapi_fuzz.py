@@ -33,17 +33,27 @@ pytestmark = [
 def _fuzz(stack: Stack, report: Path, *headers: str) -> tuple[int, str]:
     argv = [
         str(Path(sys.executable).with_name("schemathesis")),
-        "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{stack.base_url}/openapi.json",
-        "--checks", "all",
-        "--max-examples", os.environ.get("FUZZ_EXAMPLES", "25"),
-        "--exclude-path-regex", "/sse$",
-        "--request-timeout", "75",
-        "--workers", "2",
-        "--seed", "19",
-        "--report", "ndjson", "--report-ndjson-path", str(report),
-    ]  # fmt: skip
+        "--checks",
+        "all",
+        "--max-examples",
+        os.environ.get("FUZZ_EXAMPLES", "25"),
+        "--exclude-path-regex",
+        "/sse$",
+        "--request-timeout",
+        "75",
+        "--workers",
+        "2",
+        "--seed",
+        "19",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
+    ]
     for header in headers:
         argv += ["--header", header]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)

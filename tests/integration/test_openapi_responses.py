@@ -182,14 +182,19 @@ async def test_every_answer_matches_the_document(
     _ok(await http.put(f"{api}/Devices/Self/Password", json=change, headers=c), 204)
 
     # Tokens and templates.
-    token = _ok(await http.post(f"{api}/Tokens", json={"content": _b64(b"t"),
-                                "expiresAt": _later()}, headers=a), 201)  # fmt: skip
+    token = _ok(
+        await http.post(
+            f"{api}/Tokens", json={"content": _b64(b"t"), "expiresAt": _later()}, headers=a
+        ),
+        201,
+    )
     await http.get(f"{api}/Tokens/{token['id']}")
     await http.get(f"{api}/Tokens", headers=a)
     _ok(await http.delete(f"{api}/Tokens/{token['id']}", headers=a), 204)
     template = {"content": _b64(b"template"), "expiresAt": _later()}
-    template_id = _ok(await http.post(f"{api}/RelationshipTemplates", json=template,
-                                      headers=a), 201)["id"]  # fmt: skip
+    template_id = _ok(
+        await http.post(f"{api}/RelationshipTemplates", json=template, headers=a), 201
+    )["id"]
     await http.get(f"{api}/RelationshipTemplates/{template_id}", headers=b)
     await http.get(f"{api}/RelationshipTemplates", headers=a)
 
@@ -202,9 +207,15 @@ async def test_every_answer_matches_the_document(
     await http.get(f"{rels}/CanCreate", params={"peer": owner.address}, headers=b)
     accept = {"creationResponseContent": _b64(b"welcome")}
     _ok(await http.put(f"{rels}/{rid}/Accept", json=accept, headers=a))
-    for step, who in (("Terminate", a), ("Reactivate", a), ("Reactivate/Revoke", a),
-                      ("Reactivate", a), ("Reactivate/Reject", b), ("Reactivate", b),
-                      ("Reactivate/Accept", a)):  # fmt: skip
+    for step, who in (
+        ("Terminate", a),
+        ("Reactivate", a),
+        ("Reactivate/Revoke", a),
+        ("Reactivate", a),
+        ("Reactivate/Reject", b),
+        ("Reactivate", b),
+        ("Reactivate/Accept", a),
+    ):
         _ok(await http.put(f"{rels}/{rid}/{step}", headers=who))
     for step, who in (("Reject", a), ("Revoke", c)):
         other = _ok(await http.post(rels, json=request, headers=c), 201)["id"]
@@ -221,8 +232,11 @@ async def test_every_answer_matches_the_document(
     await http.get(f"{api}/Files/{fid}/Content", headers=b)
     proof = {"ownershipToken": uploaded["ownershipToken"]}
     await http.post(f"{api}/Files/{fid}/ValidateOwnershipToken", json=proof, headers=a)
-    message = {"recipients": [{"address": peer.address, "encryptedKey": _b64(b"key")}],
-               "body": _b64(b"body"), "attachments": [{"id": fid}]}  # fmt: skip
+    message = {
+        "recipients": [{"address": peer.address, "encryptedKey": _b64(b"key")}],
+        "body": _b64(b"body"),
+        "attachments": [{"id": fid}],
+    }
     mid = _ok(await http.post(f"{api}/Messages", json=message, headers=a), 201)["id"]
     await http.get(f"{api}/Messages/{mid}", headers=b)
     await http.get(f"{api}/Messages", headers=a)
@@ -235,21 +249,39 @@ async def test_every_answer_matches_the_document(
     await http.get(f"{api}/SyncRuns/{run['id']}", headers=b)
     events = _ok(await http.get(f"{api}/SyncRuns/{run['id']}/ExternalEvents", headers=b))
     assert events, "the peer's mailbox has relationship and message events"
-    modification = {"objectIdentifier": "OBJ1", "collection": "Attributes", "type": "Create",
-                    "encryptedPayload": _b64(b"payload")}  # fmt: skip
-    finalize = {"externalEventResults": [{"externalEventId": e["id"]} for e in events],
-                "datawalletModifications": [modification]}  # fmt: skip
-    _ok(await http.put(f"{api}/SyncRuns/{run['id']}/FinalizeExternalEventSync", json=finalize,
-                       headers=b))  # fmt: skip
+    modification = {
+        "objectIdentifier": "OBJ1",
+        "collection": "Attributes",
+        "type": "Create",
+        "encryptedPayload": _b64(b"payload"),
+    }
+    finalize = {
+        "externalEventResults": [{"externalEventId": e["id"]} for e in events],
+        "datawalletModifications": [modification],
+    }
+    _ok(
+        await http.put(
+            f"{api}/SyncRuns/{run['id']}/FinalizeExternalEventSync", json=finalize, headers=b
+        )
+    )
     await http.post(f"{api}/SyncRuns", headers=b)  # 200 when nothing came meanwhile
     await http.get(f"{api}/Datawallet", headers=b)
-    _ok(await http.post(f"{api}/Datawallet/Modifications",
-                        json={"modifications": [modification]}, headers=b), 201)  # fmt: skip
+    _ok(
+        await http.post(
+            f"{api}/Datawallet/Modifications", json={"modifications": [modification]}, headers=b
+        ),
+        201,
+    )
     supports = {**b, "x-supported-datawallet-version": "1"}
     upgrade = {"type": "DatawalletVersionUpgrade"}
     run = _ok(await http.post(f"{api}/SyncRuns", json=upgrade, headers=supports), 201)["syncRun"]
-    _ok(await http.put(f"{api}/SyncRuns/{run['id']}/FinalizeDatawalletVersionUpgrade",
-                       json={"newDatawalletVersion": 1}, headers=supports))  # fmt: skip
+    _ok(
+        await http.put(
+            f"{api}/SyncRuns/{run['id']}/FinalizeDatawalletVersionUpgrade",
+            json={"newDatawalletVersion": 1},
+            headers=supports,
+        )
+    )
     assert len(_ok(await http.get(f"{api}/Datawallet/Modifications", headers=supports))) == 2
 
     # The relationship's end; an identity's deletion, cancelled at once; a template deleted.
@@ -266,8 +298,13 @@ async def test_every_answer_matches_the_document(
     await http.get(f"{api}/Tokens/TOK00000000000000000")
     await http.get(f"{api}/Devices")
     await http.post(f"{api}/Messages", json={**message, "body": "not base64!"}, headers=a)
-    login = {"grant_type": "password", "username": "x", "password": "y",
-             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}  # fmt: skip
+    login = {
+        "grant_type": "password",
+        "username": "x",
+        "password": "y",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
     await http.post("/connect/token", data=login)
 
     assert not contract.problems, "\n".join(contract.problems)

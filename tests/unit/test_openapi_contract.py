@@ -129,8 +129,13 @@ def test_statuses_nothing_answers_are_not_promised(spec: dict[str, Any]) -> None
         assert ("409" in responses) == keyed, (method, path)
         if "429" in responses:
             tail = path.removeprefix("/api/v1").removeprefix("/api/v2")
-            limited = ("/Tokens/{token_id}", "/RelationshipTemplates/{template_id}", "/Mailbox",
-                       "/sse", "/connect/token")  # fmt: skip
+            limited = (
+                "/Tokens/{token_id}",
+                "/RelationshipTemplates/{template_id}",
+                "/Mailbox",
+                "/sse",
+                "/connect/token",
+            )
             assert tail in limited, (method, path)
     assert "HTTPValidationError" not in str(spec)
     assert "Result" not in spec["components"]["schemas"]
