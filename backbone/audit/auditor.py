@@ -39,6 +39,9 @@ from store.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger("backbone.audit")
 
+# How often a running auditor looks for source partitions it does not follow yet.
+LOOK_FOR_PARTITIONS_S = 10.0
+
 
 class PartitionAudit:
     """One partition's tree, and its leaves not yet written to Cassandra."""
@@ -122,17 +125,27 @@ class Auditor:
             fetch_max_wait_ms=1000,
         )
         await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in s.topics
-            for p in sorted(cluster.partitions_for_topic(topic) or ())
-        ]
-        if not tps:
+        if not await self._follow_new_partitions(consumer):
             log.warning("no source topic exists yet: %s", ", ".join(s.topics))
-        consumer.assign(tps)
-        starts = await consumer.beginning_offsets(tps) if tps else {}
-        for tp in tps:
+        return consumer
+
+    async def _follow_new_partitions(self, consumer: AIOKafkaConsumer) -> bool:
+        """Starts auditing the source partitions that exist now and are not followed yet:
+        all of them at the start, later a topic created or partitions added after the
+        auditor started (a fresh deployment starts the auditor before the workers make
+        their topics). True when there were any."""
+        assert self._store is not None
+        metadata = await consumer._client.fetch_all_metadata()
+        found = [
+            TopicPartition(topic, p)
+            for topic in self.settings.topics
+            for p in sorted(metadata.partitions_for_topic(topic) or ())
+        ]
+        new = [tp for tp in found if tp not in self._audits]
+        if not new:
+            return False
+        starts = await consumer.beginning_offsets(new)
+        for tp in new:
             state = await asyncio.to_thread(self._store.load_state, tp.topic, tp.partition)
             if state is None:
                 state = PartitionState(tp.topic, tp.partition, CompactTree(), starts[tp], -1)
@@ -156,9 +169,16 @@ class Auditor:
                     },
                 )
                 state.next_offset = starts[tp]
-            consumer.seek(tp, state.next_offset)
             self._audits[tp] = PartitionAudit(state, partial)
-        return consumer
+        # A new assignment forgets the consumer's positions: every partition goes on from
+        # the next offset its tree has not taken (records fetched and not yet taken are
+        # fetched again).
+        consumer.assign(list(self._audits))
+        for tp, audit in self._audits.items():
+            consumer.seek(tp, audit.state.next_offset)
+        if len(new) < len(self._audits):
+            log.info("auditing new partitions", extra={"partitions": len(new)})
+        return True
 
     async def _close(self, consumer: AIOKafkaConsumer) -> None:
         with contextlib.suppress(Exception):
@@ -231,6 +251,7 @@ class Auditor:
                 extra={"partitions": len(tps), "key_id": self.signer.key_id},
             )
             next_flush = time.monotonic() + self.settings.interval_s
+            next_look = time.monotonic() + LOOK_FOR_PARTITIONS_S
             while not stop.is_set():
                 if until_caught_up and all(
                     self._audits[tp].state.next_offset >= ends[tp] for tp in tps
@@ -245,6 +266,10 @@ class Auditor:
                 if time.monotonic() >= next_flush:
                     await self.flush()
                     next_flush = time.monotonic() + self.settings.interval_s
+                if not until_caught_up and time.monotonic() >= next_look:
+                    if await self._follow_new_partitions(consumer):
+                        tps = list(self._audits)
+                    next_look = time.monotonic() + LOOK_FOR_PARTITIONS_S
             await self.flush()
         finally:
             await self._close(consumer)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from backbone.audit import auditor as auditor_module
 from backbone.audit.auditor import Auditor, audit_once
 from backbone.audit.checkpoints import Checkpoint, Signer, TreeHead
 from backbone.audit.logread import read_partition
@@ -304,6 +306,32 @@ async def test_the_running_auditor_publishes_signed_checkpoints_to_its_topic(
         SIGNER.verifier().check(cp)
     report = await verify_partition(bootstrap, store, source, 0, SIGNER.verifier())
     assert report.signed_size == 60 and report.findings == []
+
+
+async def test_a_topic_made_after_the_auditor_started_is_audited_without_a_restart(
+    audit: AuditSettings, source: str, store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh deployment starts the auditor before the workers have made their topics.
+    monkeypatch.setattr(auditor_module, "LOOK_FOR_PARTITIONS_S", 0.3)
+    bootstrap = audit.cluster.kafka_bootstrap
+    late = f"{audit.cluster.topic_prefix}audit-late"
+    auditor = Auditor(dataclasses.replace(audit, topics=(*audit.topics, late)), SIGNER)
+    stop = asyncio.Event()
+    running = asyncio.create_task(auditor.run(stop))
+    try:
+        await asyncio.sleep(1.0)  # running, without the late topic
+        await ensure_topics(bootstrap, [TopicSpec(late, 1)])
+        await _produce(late, 0, [_record(i) for i in range(5)], bootstrap)
+        for _ in range(300):
+            signed = [c for c in store.checkpoints(late, 0) if isinstance(c, Checkpoint)]
+            if any(c.head.size == 5 for c in signed):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+    report = await verify_partition(bootstrap, store, late, 0, SIGNER.verifier())
+    assert report.signed_size == 5 and report.findings == [], report.findings
 
 
 async def test_an_auditor_killed_mid_run_resumes_and_its_trees_stay_consistent(
