@@ -99,6 +99,51 @@ class CommandBus:
 
         With `idempotent`, a repeat appends the same event id, which the projection and the
         mailbox sequencer recognise, and is answered the same."""
+        corr, event = self._event(aggregate_key, name, body, data_key_id, idempotent)
+        reply = self.envelopes.reply(corr, status)
+        return await self._measured(name, topic, aggregate_key, [event, reply], corr)
+
+    async def append_durable(
+        self,
+        topic: str,
+        aggregate_key: str,
+        name: str,
+        body: dict[str, Any],
+        data_key_id: str,
+        idempotent: Idempotent | None = None,
+    ) -> None:
+        """Append an event and return once the log has it (every in-sync replica, acks=all),
+        without waiting for the projector: the earliest point at which the event is as
+        durable as it will ever be. No reply record is written, so the event is all the
+        write costs on the log; what the writer cannot have is reading its own write at
+        once (it learns of the projection from its mailbox instead)."""
+        _, event = self._event(aggregate_key, name, body, data_key_id, idempotent)
+        started = time.monotonic()
+        errors.note_command_sent()
+        try:
+            await asyncio.wait_for(
+                self._produce(topic, aggregate_key.encode(), [event]), timeout=self.timeout_s
+            )
+        except (KafkaError, TimeoutError) as exc:
+            metrics.COMMANDS.labels(name, "unavailable").inc()
+            log.warning("event %s not appended: %s", name, type(exc).__name__)
+            raise unavailable(
+                "the event log did not confirm the write in time; it may still be "
+                "applied: repeat it with the same Idempotency-Key, or read before repeating"
+            ) from exc
+        metrics.COMMANDS.labels(name, "ok").inc()
+        metrics.COMMAND_SECONDS.labels(name).observe(time.monotonic() - started)
+
+    def _event(
+        self,
+        aggregate_key: str,
+        name: str,
+        body: dict[str, Any],
+        data_key_id: str,
+        idempotent: Idempotent | None,
+    ) -> tuple[str, bytes]:
+        """The correlation id and the sealed event of an append (a keyed repeat gets the
+        same event id, which the projection and the sequencer recognise)."""
         corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
         event_id = derived_event_id(corr, 0) if idempotent is not None else None
         event = self.envelopes.seal(
@@ -110,8 +155,7 @@ class CommandBus:
             aggregate_version=1,
             event_id=event_id,
         )
-        reply = self.envelopes.reply(corr, status)
-        return await self._measured(name, topic, aggregate_key, [event, reply], corr)
+        return corr, event
 
     async def _measured(
         self, name: str, topic: str, aggregate_key: str, values: list[bytes], corr: str

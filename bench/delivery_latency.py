@@ -1,12 +1,15 @@
 """End-to-end delivery: from a message send to the recipient's open mailbox stream.
 
     python -m bench.delivery_latency [--url http://127.0.0.1:8080] [-n 300] [--concurrency 1]
+                                     [--respond-async]
 
 A sender and a recipient with an active relationship; the recipient holds a server-sent
 events stream open (`GET /api/v2/Mailbox`, `Accept: text/event-stream`); the sender sends
 `-n` messages (1 KiB ciphertext each). For each message it prints the time from the send's
 201 to the entry on the stream (median, p99), and from the start of the send. With
 `--concurrency` above 1, sends overlap and the delivery throughput is printed too.
+`--respond-async` sends with `Prefer: respond-async` (202 once the message is durable on the
+log) and prints send -> answer too, so both ways of sending compare in one run.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ async def related_pair(
     return sender, recipient_address, recipient
 
 
-async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -> None:
+async def run(
+    url: str, client_id: str, secret: str, n: int, concurrency: int, respond_async: bool = False
+) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         client = BackboneClient(http, client_id, secret)
         sender, recipient_address, recipient = await related_pair(http, client)
@@ -81,11 +86,15 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
             "body": BODY,
         }
 
+        headers = {**sender, "Prefer": "respond-async"} if respond_async else sender
+        expected = 202 if respond_async else 201
+
         async def send() -> None:
             async with slots:
                 t0 = time.perf_counter()
-                answer = await http.post("/api/v2/Messages", json=message, headers=sender)
+                answer = await http.post("/api/v2/Messages", json=message, headers=headers)
                 t1 = time.perf_counter()
+                assert answer.status_code == expected, answer.text
                 mid = answer.json()["result"]["id"]
                 started[mid], answered[mid] = t0, t1
 
@@ -94,10 +103,17 @@ async def run(url: str, client_id: str, secret: str, n: int, concurrency: int) -
         await asyncio.wait_for(all_in.wait(), 120)
         wall = time.perf_counter() - t_start
         listener.cancel()
-    after_201 = [(arrived[m] - answered[m]) * 1000 for m in answered]
+    answer = [(answered[m] - started[m]) * 1000 for m in started]
+    after_answer = [(arrived[m] - answered[m]) * 1000 for m in answered]
     after_send = [(arrived[m] - started[m]) * 1000 for m in started]
-    print(f"{machine_line()}; api {url}; concurrency {concurrency}")
-    for name, ms in (("201 -> stream", after_201), ("send start -> stream", after_send)):
+    status = "202" if respond_async else "201"
+    mode = "Prefer: respond-async" if respond_async else "default"
+    print(f"{machine_line()}; api {url}; concurrency {concurrency}; {mode}")
+    for name, ms in (
+        (f"send -> {status}", answer),
+        (f"{status} -> stream", after_answer),
+        ("send start -> stream", after_send),
+    ):
         print(
             f"{name:<22} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   "
             f"p99 {percentile(ms, 0.99):7.1f} ms   min {min(ms):7.1f} ms"
@@ -110,9 +126,12 @@ def main() -> None:
     add_stack_arguments(parser)
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--respond-async", action="store_true", help="send with Prefer: respond-async (202)"
+    )
     args = parser.parse_args()
     secret = secret_of(args)
-    asyncio.run(run(args.url, args.client_id, secret, args.n, args.concurrency))
+    asyncio.run(run(args.url, args.client_id, secret, args.n, args.concurrency, args.respond_async))
 
 
 if __name__ == "__main__":

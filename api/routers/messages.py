@@ -10,7 +10,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.content import BASE64_PATTERN, decode_content, encode_content
@@ -61,9 +62,33 @@ class SendMessageRequest(BaseModel):
         return [a.id if isinstance(a, AttachmentIn) else a for a in self.attachments]
 
 
-@router.post("", status_code=201, responses=documented(Envelope[Created], 201))
+ACCEPTED_ASYNC = (
+    "With `Prefer: respond-async`: the message is on the log (every in-sync replica has it) "
+    "and will be delivered, but not yet readable; the sender's mailbox gets its "
+    "`MessageSent` entry once it is (`Preference-Applied: respond-async`)."
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        **documented(Envelope[Created], 201),
+        **documented(Envelope[Created], 202, ACCEPTED_ASYNC),
+    },
+)
 async def send_message(
-    body: SendMessageRequest, caller: Authenticated, state: State, key: MaybeIdempotent
+    body: SendMessageRequest,
+    caller: Authenticated,
+    state: State,
+    key: MaybeIdempotent,
+    prefer: Annotated[
+        str | None,
+        Header(
+            description="`respond-async`: answer 202 as soon as the message is durable on "
+            "the log, before it is readable (RFC 7240)"
+        ),
+    ] = None,
 ) -> Any:
     limit = state.settings.max_recipients
     if len(body.recipients) > limit:
@@ -102,26 +127,41 @@ async def send_message(
         await state.sender_keys.load(key_id)
     except KeyError:
         raise unavailable("the sender's identity is not ready yet; try again") from None
-    await state.bus.append(
-        state.topics.events,
-        state.envelopes.aggregate_key("message", message_id),
-        "MessageSent",
-        {
-            "message_id": message_id,
-            "sender": caller.address,
-            "sender_device": caller.device_id,
-            "body": ciphertext,
-            "attachments": attachments,
-            "recipients": recipients,
-            "created_at": now,
-        },
-        key_id,
-        201,
-        idem,
-    )
+    aggregate = state.envelopes.aggregate_key("message", message_id)
+    event = {
+        "message_id": message_id,
+        "sender": caller.address,
+        "sender_device": caller.device_id,
+        "body": ciphertext,
+        "attachments": attachments,
+        "recipients": recipients,
+        "created_at": now,
+    }
+    if _respond_async(prefer):
+        # Durable is enough for a high-volume sender: the answer does not wait for the
+        # projection (about two thirds of a send's time, measured in bench.stage_timing).
+        # A keyed repeat appends the same event id, so `createdAt` may differ from the
+        # first answer's by the repeat's delay; the message and its entries do not.
+        await state.bus.append_durable(
+            state.topics.events, aggregate, "MessageSent", event, key_id, idem
+        )
+        return JSONResponse(
+            {"result": {"id": message_id, "createdAt": iso(now)}},
+            status_code=202,
+            headers={"Preference-Applied": "respond-async"},
+        )
+    await state.bus.append(state.topics.events, aggregate, "MessageSent", event, key_id, 201, idem)
     if idem is not None:  # a repeat answers with the first request's time
         now = (await _readable(state, message_id, caller))[0].created_at
     return {"result": {"id": message_id, "createdAt": iso(now)}}
+
+
+def _respond_async(prefer: str | None) -> bool:
+    """Whether a `Prefer` header asks for `respond-async` (RFC 7240: a comma-separated list
+    of preferences, each maybe with parameters)."""
+    if not prefer:
+        return False
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in prefer.split(","))
 
 
 async def _require_files(state: ApiState, file_ids: list[str]) -> None:
