@@ -81,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="make the backlog on the sequencer's topic (log) or by sending",
     )
     parser.add_argument("--recipients", type=int, nargs="+", default=[1, 5])
+    parser.add_argument(
+        "--respond-async",
+        action="store_true",
+        help="send with Prefer: respond-async (202 once durable on the log)",
+    )
     parser.add_argument("--levels", type=int, nargs="+", help="concurrent senders to try")
     parser.add_argument("--level-seconds", type=float)
     parser.add_argument("--latency-seconds", type=float)
@@ -189,7 +194,11 @@ async def run(args: argparse.Namespace, extras: ExtraProcesses) -> dict[str, Any
                 took = await settle(clients, hub, groups)
                 phase(f"partitions settled after {took:.1f}s")
             e2e_cfg = end_to_end.EndToEndConfig(
-                preset.levels, preset.level_seconds, preset.latency_seconds, preset.warmup_seconds
+                preset.levels,
+                preset.level_seconds,
+                preset.latency_seconds,
+                preset.warmup_seconds,
+                respond_async=args.respond_async,
             )
             for n in args.recipients:
                 await renew_logins(clients, all_parties(groups))
