@@ -109,6 +109,12 @@ def _wait_ready(
         if worker_log_offset is not None and not worker_ready(worker.log_file, worker_log_offset):
             time.sleep(0.5)
             continue
+        # faust logs "Ready" before its tasks run, and the metrics endpoint is one of them:
+        # until it answers, the status printed next would call the worker not answering.
+        port = settings.worker_metrics_port
+        if port and _get(f"http://127.0.0.1:{port}/metrics") is None:
+            time.sleep(0.5)
+            continue
         try:
             with urllib.request.urlopen(f"{api_url(settings)}/ready", timeout=3) as answer:  # noqa: S310
                 if answer.status == 200:
