@@ -137,9 +137,13 @@ async def test_faust_table_survives_worker_restart(
     await consumer.start()
 
     async def send(n: int) -> None:
+        # Each record has an id, as our events do: at-least-once processing may hand one to
+        # the agent twice around a restart, and the counter, like our agents, counts it once.
         for _ in range(n):
             await producer.send_and_wait(
-                f"{prefix}counter-in", key=json.dumps("a").encode(), value=json.dumps("x").encode()
+                f"{prefix}counter-in",
+                key=json.dumps("a").encode(),
+                value=json.dumps(uuid.uuid4().hex).encode(),
             )
 
     try:
@@ -151,8 +155,18 @@ async def test_faust_table_survives_worker_restart(
 
         worker.start()  # new data directory, memory store: state must come from the changelog
         await send(3)
-        second = await _read_counts(consumer, worker, 3, within=120)
-        assert second == [6, 7, 8], _worker_log(tmp_path)
+        second = await _read_counts(consumer, worker, 3, within=60)
+        for _ in range(3):
+            if len(second) >= 3:
+                break
+            # faust may skip a partition's first records after the restart; gap_free reads
+            # them from the log once a later record shows the jump (in the backbone the
+            # reply behind every event is that later record), so one more record is sent.
+            await send(1)
+            second += await _read_counts(consumer, worker, 1, within=30)
+        # Restored from the changelog (counting goes on from 5), every record once.
+        assert second[:3] == [6, 7, 8], (second, _worker_log(tmp_path))
+        assert second == list(range(6, 6 + len(second))), second
     finally:
         if worker.running():
             worker.stop()
