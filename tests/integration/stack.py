@@ -4,11 +4,13 @@ started with the same commands production uses (`backbone worker`, `backbone api
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,27 @@ class Stack:
         self.api2.stop()
         self.api.stop()
         self.worker.stop()
+
+
+def own_stack(
+    cluster: ClusterSettings,
+    cassandra_session: Any,
+    tmp_path_factory: Any,
+    name: str,
+    **overrides: str,
+) -> Iterator[Stack]:
+    """A stack on keyspace `<run's>_<name>` and topics `<run's prefix><name>.` (`overrides`:
+    environment for its processes), its keyspace dropped at the end: for a test that reads
+    or rebuilds a whole keyspace."""
+    own = dataclasses.replace(
+        cluster,
+        keyspace=f"{cluster.keyspace}_{name}",
+        topic_prefix=f"{cluster.topic_prefix}{name}.",
+    )
+    running = Stack(own, tmp_path_factory.mktemp(f"{name}-stack"), **overrides)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}", timeout=60)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import json
 import signal
@@ -46,7 +45,7 @@ from store.envelopes import EnvelopeCodec
 from store.topics import read_records
 from streams.table_codec import SealedJson
 from tests.integration.api_client import PASSWORD, Party, new_party, relate
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack, own_stack
 
 pytestmark = pytest.mark.integration
 
@@ -61,26 +60,20 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """Its own keyspace and topics: the test searches the whole keyspace for the identity."""
-    own = dataclasses.replace(
-        cluster_settings,
-        keyspace=f"{cluster_settings.keyspace}_deletion",
-        topic_prefix=f"{cluster_settings.topic_prefix}deletion.",
-    )
-    running = Stack(
-        own,
-        tmp_path_factory.mktemp("deletion-stack"),
-        BACKBONE_DELETION_DAY_S=str(DAY_S),
-        BACKBONE_DELETION_POLL_S="1",
-        BACKBONE_DELETION_LEASE_S="4",
-        BACKBONE_DELETION_STEP_PAUSE_S="3",
-    )
-    running.start()
     try:
-        yield running
-    finally:
-        running.stop()
-        for keyspace in (own.keyspace, f"{own.keyspace}_r"):
-            cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+        yield from own_stack(
+            cluster_settings,
+            cassandra_session,
+            tmp_path_factory,
+            "deletion",
+            BACKBONE_DELETION_DAY_S=str(DAY_S),
+            BACKBONE_DELETION_POLL_S="1",
+            BACKBONE_DELETION_LEASE_S="4",
+            BACKBONE_DELETION_STEP_PAUSE_S="3",
+        )
+    finally:  # and the keyspace its replay made
+        replayed = f"{cluster_settings.keyspace}_deletion_r"
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {replayed}", timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import os
 import re
@@ -23,7 +22,7 @@ import pytest
 
 from backbone.settings import ClusterSettings
 from connector.backbone_client import BackboneClient
-from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack
+from tests.integration.stack import CLIENT_ID, CLIENT_SECRET, Stack, own_stack
 
 pytestmark = pytest.mark.integration
 
@@ -85,28 +84,6 @@ def stack(
     keyspaces, so rows that other tests write straight into the suite's keyspace must not be
     in the live side."""
     yield from own_stack(cluster_settings, cassandra_session, tmp_path_factory, "replay")
-
-
-def own_stack(
-    cluster_settings: ClusterSettings,
-    cassandra_session: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-    name: str,
-) -> Iterator[Stack]:
-    """A stack on keyspace `<run's>_<name>` and topics `<run's prefix><name>.`, its keyspace
-    dropped at the end."""
-    own = dataclasses.replace(
-        cluster_settings,
-        keyspace=f"{cluster_settings.keyspace}_{name}",
-        topic_prefix=f"{cluster_settings.topic_prefix}{name}.",
-    )
-    running = Stack(own, tmp_path_factory.mktemp(f"{name}-stack"))
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}", timeout=60)
 
 
 @pytest.fixture(scope="module")

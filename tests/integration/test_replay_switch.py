@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from backbone.settings import ClusterSettings
-from tests.integration.stack import Stack
-from tests.integration.test_replay import _auth, _party, _relate, _send, own_stack
+from tests.integration.stack import Stack, own_stack
+from tests.integration.test_replay import _auth, _party, _relate, _send
 
 pytestmark = pytest.mark.integration
 
