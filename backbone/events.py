@@ -3,6 +3,7 @@
     backbone events --identity did:e:localhost:dids:… [--type MessageSent] [--since 2026-11-30]
     backbone events --aggregate message:MSG… [--json]
     backbone events --key 1a2b… --no-open
+    backbone events --type IdentityDeleted --from-offset -5000 [--until-offset -100] [--limit N]
 
 What it shows is what the backbone itself may see: the envelope's routing metadata (type,
 time, aggregate key, version, event, correlation and causation ids, sizes) and, opened with
@@ -15,18 +16,37 @@ later stays hidden until someone decides it is metadata.
 `--identity` selects the identity's own records (sealed with its data key: what it did)
 and its mailbox entries (keyed to it: what happened to it). A record whose data key was
 shredded still shows its envelope, marked `shredded`.
+
+What is read: every record is keyed by its aggregate key and the producers' partitioner
+puts a key on one partition, so `--aggregate` and `--key` read one partition per topic, and
+`--identity` reads one partition of `mailbox-entries` (its entries are keyed by it). The
+identity's own records on `events` belong to the aggregates they act on (its messages,
+relationships, tokens...), spread over every partition: that topic is read whole, with
+a byte test before decoding (the keys and data-key ids are plain strings in the Avro
+envelope). Type and time filters read everything. `--all-partitions` reads every
+partition whatever the selection (for a topic whose partition count was ever raised: a
+key then hashes elsewhere than where its old records are). `--from-offset` and
+`--until-offset` bound the offsets read in each partition (negative: counted back from its
+end), so that a look at a huge log stays short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from backbone.audit.logread import partitions_of, read_partition
+from backbone.audit.logread import (
+    RawRecord,
+    key_partition,
+    log_bounds,
+    partitions_of,
+    read_partition,
+)
 from backbone.security.logcrypto import DecryptionError
 from backbone.settings import BackboneSettings
 from schemas import codec
@@ -118,13 +138,46 @@ SHOWN_PAYLOAD = frozenset(
 ACTOR_FIELDS = ("actor", "sender", "owner", "requester", "from_address", "address", "recipient")
 
 
+# An aggregate key is the first 32 hex digits of an HMAC (store/envelopes.py); the record is
+# keyed by it. A Reply's envelope carries its correlation id there instead (a UUID or a
+# keyed request's id, never this shape) while the record is keyed by the aggregate it
+# answers: a `--key` of another shape is looked for on every partition.
+_AGGREGATE_KEY = re.compile(r"^[0-9a-f]{32}$")
+# Partitions read at once: each has its own consumer; on two cores more only queue.
+READ_CONCURRENCY = 4
+
+
 @dataclass
 class Selection:
     aggregate_keys: set[str] = field(default_factory=set)
+    # Always given with the identity's aggregate key (`selection_for`): the records sealed
+    # with an identity's data key on `mailbox-entries` are its entries, keyed by it.
     data_key_ids: set[str] = field(default_factory=set)
     types: set[str] = field(default_factory=set)
     since: datetime | None = None
     until: datetime | None = None
+    all_partitions: bool = False
+
+    def partitions(self, mailbox: bool, partitions: list[int]) -> list[int]:
+        """The partitions of a topic that can hold a selected record (`mailbox`: the
+        `mailbox-entries` topic, where every record is keyed by its recipient)."""
+        if self.all_partitions or not self.aggregate_keys:
+            return partitions  # type or time alone: anywhere
+        if self.data_key_ids and not mailbox:
+            return partitions  # an identity's own records are keyed by other aggregates
+        if not all(_AGGREGATE_KEY.match(k) for k in self.aggregate_keys):
+            return partitions
+        return sorted({key_partition(k.encode(), partitions) for k in self.aggregate_keys})
+
+    def might_want(self, raw: bytes) -> bool:
+        """False when the record cannot be selected, decided on its bytes alone: the keys,
+        data-key ids and type are UTF-8 strings inside the Avro envelope, so a record
+        without any of them is skipped without decoding it."""
+        if self.types and not any(t.encode() in raw for t in self.types):
+            return False
+        if not self.aggregate_keys and not self.data_key_ids:
+            return True
+        return any(k.encode() in raw for k in self.aggregate_keys | self.data_key_ids)
 
     def wants(self, envelope: dict[str, Any]) -> bool:
         if self.types and envelope["type"] not in self.types:
@@ -198,57 +251,108 @@ async def data_keys(settings: BackboneSettings) -> dict[str, bytes]:
     return unwrap_all(settings.master_key_b64, wrapped)
 
 
+@dataclass(frozen=True)
+class Offsets:
+    """The offsets read in each partition: `first` inclusive, `until` exclusive; a negative
+    one counts back from the partition's end (`first=-100`: its last 100 records)."""
+
+    first: int | None = None
+    until: int | None = None
+
+    async def bounds(self, bootstrap: str, topic: str, partition: int) -> tuple[int, int] | None:
+        """(first, end) to read, None for the whole partition."""
+        if self.first is None and self.until is None:
+            return None
+        start, end = await log_bounds(bootstrap, topic, partition)
+
+        def absolute(offset: int) -> int:
+            return min(max(end + offset if offset < 0 else offset, start), end)
+
+        first = start if self.first is None else absolute(self.first)
+        # Never past the end: reading would wait for records that are not there yet.
+        return first, end if self.until is None else absolute(self.until)
+
+
 async def records(
     settings: BackboneSettings,
     selection: Selection,
     topics: list[str],
     open_key: Callable[[str], bytes] | None,
+    offsets: Offsets | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The selected records of the topics as plain dicts, partition by partition."""
+    """The selected records of the topics as plain dicts, partition by partition (up to
+    READ_CONCURRENCY partitions read at once)."""
     envelopes = EnvelopeCodec(settings.master_key_b64, open_key or _no_key)
+    bounded = offsets or Offsets()
     bootstrap = settings.cluster.kafka_bootstrap
+    names = TopicNames(settings.cluster.topic_prefix)
+    reads: list[tuple[str, int]] = []
     for topic in topics:
-        for partition in await partitions_of(bootstrap, topic):
-            async for r in read_partition(bootstrap, topic, partition):
-                if r.value is None:
-                    continue
-                try:
-                    _, envelope = codec.decode(r.value)
-                except codec.SchemaError:
-                    continue  # not an envelope: not the backbone's
-                if not selection.wants(envelope):
-                    continue
-                out: dict[str, Any] = {
-                    "time": _plain(envelope["occurred_at"]),
-                    "topic": topic.removeprefix(settings.cluster.topic_prefix),
-                    "partition": partition,
-                    "offset": r.offset,
-                    "type": envelope["type"],
-                    "aggregate_key": envelope["aggregate_key"],
-                    "version": envelope["aggregate_version"],
-                    "event_id": envelope["event_id"],
-                    "correlation_id": envelope["correlation_id"],
-                    "causation_id": envelope["causation_id"],
-                    "data_key_id": envelope["data_key_id"],
-                    "record_bytes": len(r.value) + len(r.key or b""),
-                    "sealed_body_bytes": len(envelope["body"]),
-                }
-                if open_key is not None:
-                    try:
-                        opened = envelopes.open(r.value)
-                    except KeyError:
-                        out["body"] = "shredded"  # its data key no longer exists
-                    except (DecryptionError, codec.SchemaError) as exc:
-                        out["body"] = f"cannot open: {exc}"
-                    else:
-                        shown, withheld = metadata(opened.name, opened.body)
-                        out["actor"] = next(
-                            (shown[f] for f in ACTOR_FIELDS if isinstance(shown.get(f), str)),
-                            None,
-                        )
-                        out["fields"] = shown
-                        out["withheld_bytes"] = withheld
-                yield out
+        every = await partitions_of(bootstrap, topic)
+        mailbox = topic == names.mailbox_entries
+        reads += [(topic, p) for p in selection.partitions(mailbox, every)]
+    slots = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read(topic: str, partition: int) -> list[dict[str, Any]]:
+        async with slots:
+            window = await bounded.bounds(bootstrap, topic, partition)
+            first, end = window if window is not None else (None, None)
+            short = topic.removeprefix(settings.cluster.topic_prefix)
+            return [
+                out
+                async for r in read_partition(bootstrap, topic, partition, first, end)
+                if (out := _record(r, short, selection, envelopes, open_key is not None))
+                is not None
+            ]
+
+    for found in await asyncio.gather(*(read(t, p) for t, p in reads)):
+        for out in found:
+            yield out
+
+
+def _record(
+    r: RawRecord, topic: str, selection: Selection, envelopes: EnvelopeCodec, open_body: bool
+) -> dict[str, Any] | None:
+    """The record as a plain dict, None when it is not selected (or not an envelope)."""
+    if r.value is None or not selection.might_want(r.value):
+        return None
+    try:
+        _, envelope = codec.decode(r.value)
+    except codec.SchemaError:
+        return None  # not an envelope: not the backbone's
+    if not selection.wants(envelope):
+        return None
+    out: dict[str, Any] = {
+        "time": _plain(envelope["occurred_at"]),
+        "topic": topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "type": envelope["type"],
+        "aggregate_key": envelope["aggregate_key"],
+        "version": envelope["aggregate_version"],
+        "event_id": envelope["event_id"],
+        "correlation_id": envelope["correlation_id"],
+        "causation_id": envelope["causation_id"],
+        "data_key_id": envelope["data_key_id"],
+        "record_bytes": len(r.value) + len(r.key or b""),
+        "sealed_body_bytes": len(envelope["body"]),
+    }
+    if open_body:
+        try:
+            opened = envelopes.open(r.value)
+        except KeyError:
+            out["body"] = "shredded"  # its data key no longer exists
+        except (DecryptionError, codec.SchemaError) as exc:
+            out["body"] = f"cannot open: {exc}"
+        else:
+            shown, withheld = metadata(opened.name, opened.body)
+            out["actor"] = next(
+                (shown[f] for f in ACTOR_FIELDS if isinstance(shown.get(f), str)),
+                None,
+            )
+            out["fields"] = shown
+            out["withheld_bytes"] = withheld
+    return out
 
 
 def _no_key(key_id: str) -> bytes:
@@ -316,12 +420,43 @@ async def collect(
     topics: list[str],
     open_bodies: bool,
     limit: int | None,
+    offsets: Offsets | None = None,
 ) -> list[dict[str, Any]]:
     keys = await data_keys(settings) if open_bodies else None
     opener = keys.__getitem__ if keys is not None else None
-    found = [r async for r in records(settings, sel, topics, opener)]
+    found = [r async for r in records(settings, sel, topics, opener, offsets)]
     found.sort(key=lambda r: (r["time"], r["topic"], r["partition"], r["offset"]))
     return found[-limit:] if limit else found
+
+
+def _offset(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"{option} wants an offset (an integer; negative counts back from a partition's "
+            f"end), got {text!r}"
+        ) from None
+
+
+def offsets_for(first: str | None, until: str | None) -> Offsets:
+    """`--from-offset`/`--until-offset` as given; ValueError (one line) for what cannot be read."""
+    bounds = Offsets(_offset("--from-offset", first), _offset("--until-offset", until))
+    a, b = bounds.first, bounds.until
+    # Of the same sign both name offsets of every partition alike: checkable here.
+    if a is not None and b is not None and (a < 0) == (b < 0) and a >= b:
+        raise ValueError(f"--from-offset {a} is not before --until-offset {b}: nothing to read")
+    return bounds
+
+
+def limit_for(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--limit wants a positive number of records, got {text!r}")
+    return int(text)
 
 
 def cmd_events(args: Any) -> int:
@@ -338,6 +473,9 @@ def cmd_events(args: Any) -> int:
             args.since,
             args.until,
         )
+        sel.all_partitions = args.all_partitions
+        offsets = offsets_for(args.from_offset, args.until_offset)
+        limit = limit_for(args.limit)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -345,7 +483,9 @@ def cmd_events(args: Any) -> int:
 
     try:
         found = asyncio.run(
-            collect(settings, sel, topics_for(settings, args.topic), not args.no_open, args.limit)
+            collect(
+                settings, sel, topics_for(settings, args.topic), not args.no_open, limit, offsets
+            )
         )
     except DataKeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -366,7 +506,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--since", help="ISO time, inclusive")
     p.add_argument("--until", help="ISO time, exclusive")
     p.add_argument("--topic", choices=["events", "mailbox", "all"], default="all")
-    p.add_argument("--limit", type=int, help="only the last N")
+    p.add_argument("--limit", help="only the last N (in time order)")
+    bounded = "first offset read in each partition (negative: back from its end, e.g. -1000)"
+    p.add_argument("--from-offset", metavar="OFFSET", help=bounded)
+    p.add_argument("--until-offset", metavar="OFFSET", help="exclusive; as --from-offset")
+    every = "read every partition, not only the one a key hashes to"
+    p.add_argument("--all-partitions", action="store_true", help=every)
     p.add_argument("--no-open", action="store_true", help="envelopes only: no data keys used")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_events)

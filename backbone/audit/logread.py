@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from backbone.connections import kafka_client_kwargs
 
@@ -87,3 +88,12 @@ async def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> Ra
     async for record in read_partition(bootstrap, topic, partition, offset, offset + 1):
         return record
     return None
+
+
+def key_partition(key: bytes, partitions: list[int]) -> int:
+    """The partition a keyed record was written to: the producers' own partitioner (aiokafka's
+    default, murmur2 as in the Java client; faust's `topic.send` uses the same one), so a
+    tool that knows a key reads one partition instead of all. Holds as long as the topic's
+    partition count has not changed since the record was written."""
+    ordered = sorted(partitions)
+    return int(DefaultPartitioner()(key, ordered, ordered))
