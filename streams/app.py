@@ -17,8 +17,6 @@ topic that does not exist when it starts.
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import os
 import socket
@@ -31,8 +29,7 @@ from prometheus_client import start_http_server
 
 from backbone import logs
 from backbone.connections import faust_app_kwargs
-from backbone.deletion_policy import DeletionSettings, is_anonymous
-from backbone.deletion_policy import mailbox_entries as deletion_entries
+from backbone.deletion_policy import DeletionSettings
 from backbone.replay.pointer import ActiveKeyspace
 from backbone.security.logcrypto import MasterKey
 from backbone.settings import BackboneSettings
@@ -48,10 +45,8 @@ from domain import (
 )
 from domain.decision import Rejection
 from domain.deletion_forget import forget
-from domain.mailbox_router import entries_for
 from store.cassandra import connect
 from store.envelopes import EnvelopeCodec, Opened
-from store.retrying import until_done
 from store.topics import TopicNames
 from streams import table_codec
 from streams.data_keys import DataKeys
@@ -60,16 +55,14 @@ from streams.deciding import (
     Runtime,
     open_waiting_for_key,
     set_key_loader,
-    wait_for_key,
 )
 from streams.deletion_final import DueDeletions, FinalDeletion
 from streams.faust_fixes import GroupPositions, gap_free
-from streams.keyspace_writers import ActiveProjection, ActiveSequencer
-from streams.mailbox_sequencer import Entry, Sequenced
-from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
-from streams.readmodels import Projection
+from streams.keyspace_writers import ActiveProjection
+from streams.projector import Projector
 from streams.recovery_watch import RecoveryWatch, refetch_lost_changelog_records
-from streams.sequencer_consumer import SequencerConsumer
+from streams.sending import send_durably
+from streams.sequencer_task import run_mailbox_sequencer
 
 log = logging.getLogger("backbone.streams")
 
@@ -269,14 +262,14 @@ FINAL_DELETION = FinalDeletion(
     keys,
     _cassandra,
     envelopes,
-    lambda key, value: _send_durably(events, key.encode(), value),
+    lambda key, value: send_durably(events, key.encode(), value),
     _deletion.step_pause_s,
-    lambda kind, key, value: _send_durably(_FORGETTING_TOPICS[kind], key.encode(), value),
+    lambda kind, key, value: send_durably(_FORGETTING_TOPICS[kind], key.encode(), value),
 )
 DUE_DELETIONS = DueDeletions(
     _cassandra,
     envelopes,
-    lambda key, value: _send_durably(identity_commands, key.encode(), value),
+    lambda key, value: send_durably(identity_commands, key.encode(), value),
     _deletion,
     owner=f"{socket.gethostname()}/{os.getpid()}",
 )
@@ -408,119 +401,23 @@ async def relationship_agent(stream: faust.StreamT[bytes]) -> None:
             )
 
 
+# The projection (streams/projector.py), on whichever keyspace is active.
+PROJECTOR = Projector(envelopes, replies, mailbox_entries)
+
+
 @app.agent(events, isolated_partitions=True)
 async def projector(stream: faust.StreamT[bytes]) -> None:
     projections = ActiveProjection(await _keyspace(), settings.retention_s)
-    async for _key, raw in gap_free(app, positions, stream):
-        if raw is None:
-            continue
-        event = await open_waiting_for_key(envelopes, raw)
-        if event is None:
-            continue
-        async with projections.writing() as projection:
-            await _project(projection, event, raw)
-
-
-async def _project(projection: Projection, event: Opened, raw: bytes) -> None:
-    if event.name == "Reply":
-        await until_done(
-            functools.partial(projection.record_reply, event), "recording a reply failed"
-        )
-        await replies.send(key=event.envelope["correlation_id"].encode(), value=raw)
-        return
-    await _apply_until_written(projection, event)
-    await _route_to_mailboxes(event)
-    PROJECTION_LAG.labels(event.name).observe(age(event))
-
-
-async def _route_to_mailboxes(event: Opened) -> None:
-    # Each entry is sent and its delivery awaited before the event counts as projected (and
-    # before its reply is forwarded): a 2xx then means the recipients' entries are durable,
-    # and a failed send is retried here instead of being lost in the producer's background.
-    sends = []
-    routed = entries_for(event.name, event.body) + deletion_entries(event.name, event.body)
-    # A receipt for a message whose sender was deleted and anonymized has nobody to go to.
-    routed = [entry for entry in routed if not is_anonymous(entry[0])]
-    for recipient, event_type, payload in routed:
-        key = envelopes.aggregate_key("identity", recipient)
-        key_id = envelopes.identity_key_id(recipient)
-        try:
-            await wait_for_key(envelopes, key_id)
-        except KeyError:
-            log.error("no data key for a mailbox recipient; entry skipped")
-            continue
-        entry = {
-            "recipient": recipient,
-            "event_type": event_type,
-            "payload_json": json.dumps(payload, separators=(",", ":")),
-            "source_event_id": event.envelope["event_id"],
-            "occurred_at": event.envelope["occurred_at"],
-        }
-        sealed = envelopes.seal(
-            "MailboxEntry",
-            entry,
-            aggregate_key=key,
-            correlation_id=event.envelope["correlation_id"],
-            data_key_id=key_id,
-            causation_id=event.envelope["event_id"],
-        )
-        sends.append(_send_durably(mailbox_entries, key.encode(), sealed))
-    await asyncio.gather(*sends)
-
-
-async def _send_durably(topic: faust.TopicT, key: bytes, value: bytes) -> None:
-    async def send() -> None:
-        await (await topic.send(key=key, value=value))
-
-    await until_done(send, "sending a mailbox entry failed")
-
-
-async def _apply_until_written(projection: Projection, event: Opened) -> None:
-    # A read model that skipped an event would be wrong forever. Writes are idempotent.
-    await until_done(
-        lambda: projection.apply(event),
-        "read-model write failed",
-        {"event": event.name},
-        on_retry=PROJECTION_RETRIES.inc,
-    )
+    await PROJECTOR.run(gap_free(app, positions, stream), projections)
 
 
 @app.task  # type: ignore[untyped-decorator]
 async def mailbox_sequencer() -> None:
     """Numbers each identity's entries 1, 2, 3 … (streams/mailbox_sequencer.py), then tells
-    the API processes, whose open mailbox streams wait for exactly this. It runs on its own
-    consumer, not as an agent: see streams/sequencer_consumer.py."""
-    keyspace = await _keyspace()
-
-    async def decode(offset: int, raw: bytes) -> Entry | None:
-        opened = await open_waiting_for_key(envelopes, raw)
-        if opened is None:
-            return None
-        b = opened.body
-        return Entry(
-            offset,
-            b["recipient"],
-            b["event_type"],
-            b["payload_json"],
-            b["source_event_id"],
-            b["occurred_at"],
-        )
-
-    async def notify(done: Sequenced) -> None:
-        key = envelopes.aggregate_key("identity", done.address).encode()
-        await mailbox_sequenced.send(key=key, value=str(done.last).encode())
-
-    group = f"{settings.app_id}-mailbox-sequencer"
-    consumer = SequencerConsumer(
-        settings.cluster.kafka_bootstrap,
-        names.mailbox_entries,
-        group,
-        ActiveSequencer(keyspace, settings.retention_s),
-        decode,
-        notify,
-        settings.worker_session_timeout_s,
+    the API processes (streams/sequencer_task.py)."""
+    await run_mailbox_sequencer(
+        settings, names.mailbox_entries, mailbox_sequenced, envelopes, await _keyspace()
     )
-    await consumer.run()
 
 
 @app.task  # type: ignore[untyped-decorator]
