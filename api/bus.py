@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from api import errors, metrics
+from api.error_status import UNEXPECTED, refusal_status, success_status
 from api.errors import ApiError, unavailable
 from api.idempotency import Idempotent
 from api.topic_tail import TopicTail
@@ -81,7 +82,7 @@ class CommandBus:
         same request is answered with the first outcome (api/idempotency.py)."""
         corr = idempotent.correlation_id if idempotent is not None else str(uuid.uuid4())
         value = self.envelopes.seal(name, body, aggregate_key=aggregate_key, correlation_id=corr)
-        return await self._measured(name, topic, aggregate_key, [value], corr)
+        return await self._measured(name, topic, aggregate_key, [value], corr, success_status(name))
 
     async def append(
         self,
@@ -101,7 +102,7 @@ class CommandBus:
         mailbox sequencer recognise, and is answered the same."""
         corr, event = self._event(aggregate_key, name, body, data_key_id, idempotent)
         reply = self.envelopes.reply(corr, status)
-        return await self._measured(name, topic, aggregate_key, [event, reply], corr)
+        return await self._measured(name, topic, aggregate_key, [event, reply], corr, status)
 
     async def append_durable(
         self,
@@ -158,12 +159,20 @@ class CommandBus:
         return corr, event
 
     async def _measured(
-        self, name: str, topic: str, aggregate_key: str, values: list[bytes], corr: str
+        self,
+        name: str,
+        topic: str,
+        aggregate_key: str,
+        values: list[bytes],
+        corr: str,
+        status: int,
     ) -> Outcome:
+        """Append, wait for the reply, and answer an accepted one with `status`."""
         assert self._producer is not None, "bus not started"
         started = time.monotonic()
         try:
-            outcome = await self._produce_and_wait(topic, aggregate_key, values, name, corr)
+            reply = await self._produce_and_wait(topic, aggregate_key, values, name, corr)
+            outcome = answer(reply, status)
         except ApiError as exc:
             metrics.COMMANDS.labels(name, "unavailable" if exc.status == 503 else "rejected").inc()
             raise
@@ -179,7 +188,7 @@ class CommandBus:
 
     async def _produce_and_wait(
         self, topic: str, aggregate_key: str, values: list[bytes], name: str, corr: str
-    ) -> Outcome:
+    ) -> dict[str, Any]:
         assert self._producer is not None
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if corr in self._waiting:  # the same keyed request twice at once: one waits
@@ -214,7 +223,15 @@ class CommandBus:
                 ) from exc
         finally:
             self._waiting.pop(corr, None)
-        if not reply["ok"]:
-            raise ApiError(reply["status"], reply["error_code"], reply["error_message"])
-        resource = json.loads(reply["resource_json"]) if reply["resource_json"] else None
-        return Outcome(reply["status"], resource)
+        return reply
+
+
+def answer(reply: dict[str, Any], status: int) -> Outcome:
+    """A worker's reply as the client's answer: `status` when accepted, the catalogue's
+    status for the refusal's code otherwise. The status a reply record carries (written
+    by workers before the API chose it) is not read."""
+    if not reply["ok"]:
+        code = reply["error_code"] or UNEXPECTED
+        raise ApiError(refusal_status(code), code, reply["error_message"] or "")
+    resource = json.loads(reply["resource_json"]) if reply["resource_json"] else None
+    return Outcome(status, resource)

@@ -34,9 +34,9 @@ def decide(
     if used is not None:
         if used.get("correlation_id") == correlation_id:
             return used
-        return Rejection(400, CHALLENGE_USED, "the challenge was used before; get a new one")
+        return Rejection(CHALLENGE_USED, "the challenge was used before; get a new one")
     if cmd["challenge_expires_at"] <= now:
-        return Rejection(400, CHALLENGE_EXPIRED, "the challenge has expired; get a new one")
+        return Rejection(CHALLENGE_EXPIRED, "the challenge has expired; get a new one")
     return {
         "correlation_id": correlation_id,
         "expires_at": cmd["challenge_expires_at"].timestamp(),

@@ -1,4 +1,9 @@
-"""What every decider returns: events to append, or a rejection with an error code."""
+"""What every decider returns: events to append, or a rejection with an error code.
+
+A rejection says which rule refused the command (`code`, from the Enmeshed catalogue) and
+why (`message`); which HTTP status answers it is the API's choice (api/error_status.py),
+so the rules know nothing of the transport that carried the command.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Rejection:
-    status: int
     code: str
     message: str
+
+    @property
+    def status(self) -> int:
+        """Transitional, for streams/app.py's challenge gate until it calls
+        `Runtime.refuse`: the worker no longer chooses a status (0: the API does)."""
+        return 0
 
 
 Event = tuple[str, dict[str, Any]]  # (record name, body)

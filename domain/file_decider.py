@@ -43,11 +43,11 @@ def decide(
 ) -> list[Event] | Rejection:
     if name == "UploadFile":
         if state.version > 0:
-            return Rejection(400, ALREADY_EXISTS, "a file with this id exists")
+            return Rejection(ALREADY_EXISTS, "a file with this id exists")
         return [
             ("FileUploaded", {**{k: cmd[k] for k in FIELDS}, "created_at": cmd["requested_at"]})
         ]
-    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
 def evolve(state: FileState, name: str, event: dict[str, Any]) -> FileState:

@@ -108,9 +108,9 @@ def decide(
     state: IdentityState, name: str, cmd: dict[str, Any], now: datetime
 ) -> list[Event] | Rejection:
     if state.deleted and name != "CreateIdentity":
-        return Rejection(404, "error.platform.recordNotFound", "identity not found")
+        return Rejection("error.platform.recordNotFound", "identity not found")
     if state.status == "Deleting":
-        return Rejection(400, IDENTITY_DELETING, "the identity is being deleted")
+        return Rejection(IDENTITY_DELETING, "the identity is being deleted")
     if name == "StartIdentityDeletion":
         return _start_deletion(state, cmd, now)
     if name == "CancelIdentityDeletion":
@@ -131,31 +131,29 @@ def decide(
         return _change_password(state, cmd)
     if name in _SYNC_COMMANDS:
         if cmd["device_id"] not in state.devices:
-            return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+            return Rejection("error.platform.forbidden", "the calling device was deleted")
         return _SYNC_COMMANDS[name](state.sync, cmd, now)
-    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
 def _check_challenge(state: IdentityState, cmd: dict[str, Any], now: datetime) -> Rejection | None:
     # The API checked expiry on arrival; checked again here because a command may wait in
     # the log (a worker was down) past its challenge's expiry.
     if cmd["challenge_expires_at"] <= now:
-        return Rejection(400, CHALLENGE_EXPIRED, "the challenge has expired; get a new one")
+        return Rejection(CHALLENGE_EXPIRED, "the challenge has expired; get a new one")
     if cmd["challenge_id"] in state.used_challenges:
-        return Rejection(400, CHALLENGE_USED, "the challenge was used before; get a new one")
+        return Rejection(CHALLENGE_USED, "the challenge was used before; get a new one")
     return None
 
 
 def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
     if state.deleted:
         return Rejection(
-            400,
             "error.platform.validation.identity.addressWasDeleted",
             "the identity of this public key was deleted; its address cannot be used again",
         )
     if state.exists:
         return Rejection(
-            400,
             "error.platform.validation.identity.addressAlreadyExists",
             "an identity with this public key (and so this address) already exists",
         )
@@ -176,12 +174,11 @@ def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejectio
 
 def _add_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
     if not state.exists:
-        return Rejection(404, "error.platform.recordNotFound", "identity not found")
+        return Rejection("error.platform.recordNotFound", "identity not found")
     if cmd["created_by_device"] not in state.devices:
-        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+        return Rejection("error.platform.forbidden", "the calling device was deleted")
     if len(state.devices) >= MAX_DEVICES:
         return Rejection(
-            400,
             "error.platform.quotaExhausted.devices",
             f"an identity can have at most {MAX_DEVICES} devices",
         )
@@ -190,10 +187,9 @@ def _add_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Reje
 
 def _delete_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
     if not state.exists or cmd["device_id"] not in state.devices:
-        return Rejection(404, "error.platform.recordNotFound", "device not found")
+        return Rejection("error.platform.recordNotFound", "device not found")
     if cmd["device_id"] == cmd["deleted_by_device"]:
         return Rejection(
-            400,
             "error.platform.validation.device.deviceCannotDeleteItself",
             "a device cannot delete itself; delete it from another device",
         )
@@ -213,9 +209,9 @@ def _delete_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | R
 
 def _acknowledge(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
     if cmd["device_id"] not in state.devices:
-        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+        return Rejection("error.platform.forbidden", "the calling device was deleted")
     if cmd["index"] < 0:
-        return Rejection(400, "error.platform.validation.invalidPropertyValue", "index < 0")
+        return Rejection("error.platform.validation.invalidPropertyValue", "index < 0")
     if cmd["index"] <= state.cursors.get(cmd["device_id"], 0):
         return []  # a cursor only moves forward; an older acknowledgement changes nothing
     return [
@@ -235,7 +231,7 @@ def _change_password(state: IdentityState, cmd: dict[str, Any]) -> list[Event] |
     # The API checked the old password against the read model and hashed the new one; only
     # a device that still exists may change its own.
     if cmd["device_id"] not in state.devices:
-        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+        return Rejection("error.platform.forbidden", "the calling device was deleted")
     changed = {
         "address": cmd["address"],
         "device_id": cmd["device_id"],
@@ -266,13 +262,13 @@ def _start_deletion(
     state: IdentityState, cmd: dict[str, Any], now: datetime
 ) -> list[Event] | Rejection:
     if not state.exists:
-        return Rejection(404, "error.platform.recordNotFound", "identity not found")
+        return Rejection("error.platform.recordNotFound", "identity not found")
     if cmd["device_id"] not in state.devices:
-        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+        return Rejection("error.platform.forbidden", "the calling device was deleted")
     if state.deletion is not None:
-        return Rejection(400, ONLY_ONE_DELETION, "a deletion process is already active")
+        return Rejection(ONLY_ONE_DELETION, "a deletion process is already active")
     if cmd["grace_period_s"] < MIN_GRACE_S:
-        return Rejection(400, INVALID_GRACE, "the grace period is too short")
+        return Rejection(INVALID_GRACE, "the grace period is too short")
     started = {
         "address": cmd["address"],
         "identity_key": cmd["identity_key"],
@@ -289,14 +285,14 @@ def _cancel_deletion(
     state: IdentityState, cmd: dict[str, Any], now: datetime
 ) -> list[Event] | Rejection:
     if cmd["device_id"] not in state.devices:
-        return Rejection(403, "error.platform.forbidden", "the calling device was deleted")
+        return Rejection("error.platform.forbidden", "the calling device was deleted")
     open_id = state.deletion["id"] if state.deletion else None
     if open_id != cmd["deletion_process_id"]:
         return Rejection(
-            400, NOT_CANCELLABLE, "this deletion process is not active (cancelled or unknown)"
+            NOT_CANCELLABLE, "this deletion process is not active (cancelled or unknown)"
         )
     if finish_due(state, open_id, now):
-        return Rejection(400, NOT_CANCELLABLE, "the grace period is over; the deletion runs")
+        return Rejection(NOT_CANCELLABLE, "the grace period is over; the deletion runs")
     cancelled = {
         "address": cmd["address"],
         "identity_key": state.deletion["identity_key"] if state.deletion else "",

@@ -34,7 +34,7 @@ def decide(
 ) -> list[Event] | Rejection:
     if name == "SendMessage":
         if state.version > 0:
-            return Rejection(400, ALREADY_EXISTS, "a message with this id exists")
+            return Rejection(ALREADY_EXISTS, "a message with this id exists")
         keep = ("message_id", "sender", "sender_device", "body", "attachments", "recipients")
         return [("MessageSent", {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]})]
     if name == "MarkMessageReceived":
@@ -44,7 +44,7 @@ def decide(
         recipients = state.recipients or list(cmd.get("recipients") or [])
         sender = state.sender or cmd.get("sender") or ""
         if cmd["recipient"] not in recipients:
-            return Rejection(404, NOT_FOUND, "message not found")
+            return Rejection(NOT_FOUND, "message not found")
         if cmd["recipient"] in state.received_by:
             return []  # received before: the first receipt counts
         return [
@@ -59,7 +59,7 @@ def decide(
                 },
             )
         ]
-    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
 def evolve(state: MessageState, name: str, event: dict[str, Any]) -> MessageState:

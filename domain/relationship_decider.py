@@ -113,7 +113,7 @@ def decide(
         return _open(state, cmd)
     if name == "ChangeRelationship":
         return _change(state, cmd)
-    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
 def _open(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
@@ -122,7 +122,6 @@ def _open(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
     existing = state.open_one()
     if existing is not None:
         return Rejection(
-            400,
             ALREADY_EXISTS,
             f"there is already a relationship ({existing.status}) between these identities",
         )
@@ -146,12 +145,12 @@ def _change(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
     rel = state.relationships.get(cmd["relationship_id"])
     actor, action = cmd["actor"], cmd["action"]
     if rel is None or not rel.party(actor):
-        return Rejection(404, NOT_FOUND, "relationship not found")
+        return Rejection(NOT_FOUND, "relationship not found")
     rule = RULES.get(action)
     if rule is None:
-        return Rejection(400, "error.platform.validation.invalidPropertyValue", "unknown action")
+        return Rejection("error.platform.validation.invalidPropertyValue", "unknown action")
     if rel.status not in rule.from_statuses:
-        return Rejection(400, WRONG_STATUS, f"cannot {action} a relationship that is {rel.status}")
+        return Rejection(WRONG_STATUS, f"cannot {action} a relationship that is {rel.status}")
     rejected = _check_party(rel, rule.party, actor, action)
     if rejected:
         return rejected
@@ -162,7 +161,7 @@ def _change(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
         requested_by = None
     elif action == "Decompose":
         if actor in rel.decomposed_by:
-            return Rejection(400, ALREADY_DECOMPOSED, "you have decomposed this relationship")
+            return Rejection(ALREADY_DECOMPOSED, "you have decomposed this relationship")
         status = READY_FOR_DELETION if rel.decomposed_by else DELETION_PROPOSED
     return [
         (
@@ -187,18 +186,18 @@ def _change(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
 def _check_party(rel: Relationship, party: Party, actor: str, action: str) -> Rejection | None:
     pending_by = rel.reactivation_requested_by
     if party == "to" and actor != rel.to_address:
-        return Rejection(400, NOT_YOURS_TO_DO, f"only the template owner can {action} a request")
+        return Rejection(NOT_YOURS_TO_DO, f"only the template owner can {action} a request")
     if party == "from" and actor != rel.from_address:
-        return Rejection(400, NOT_YOURS_TO_DO, f"only the requester can {action} a request")
+        return Rejection(NOT_YOURS_TO_DO, f"only the requester can {action} a request")
     if action == "RequestReactivation" and pending_by is not None:
-        return Rejection(400, OPEN_REACTIVATION, "a reactivation request is open already")
+        return Rejection(OPEN_REACTIVATION, "a reactivation request is open already")
     if party == "reactivation_peer":
         if pending_by is None:
-            return Rejection(400, NO_REACTIVATION, "there is no reactivation request to answer")
+            return Rejection(NO_REACTIVATION, "there is no reactivation request to answer")
         if pending_by == actor:
-            return Rejection(400, NOT_YOURS_TO_DO, "the peer answers a reactivation request")
+            return Rejection(NOT_YOURS_TO_DO, "the peer answers a reactivation request")
     if party == "reactivation_requester" and pending_by != actor:
-        return Rejection(400, NO_REACTIVATION, "you have no reactivation request to revoke")
+        return Rejection(NO_REACTIVATION, "you have no reactivation request to revoke")
     return None
 
 

@@ -54,11 +54,11 @@ def decide_start(
     events: list[Event] = []
     if running is not None:
         if running["expires_at"] > now.timestamp():
-            return Rejection(400, RUNNING, "another sync run of this identity is running")
+            return Rejection(RUNNING, "another sync run of this identity is running")
         expired = {"sync_run_id": running["id"], "address": cmd["address"], "expired_at": now}
         events.append(("SyncRunExpired", expired))
     if cmd["supported_datawallet_version"] < sync["datawallet_version"]:
-        return Rejection(400, OLD_VERSION, "this device supports an older datawallet version")
+        return Rejection(OLD_VERSION, "this device supports an older datawallet version")
     if cmd["run_type"] == "ExternalEventSync":
         retries = sorted(int(i) for i, n in sync["errors"].items() if n < MAX_SYNC_ERRORS)
         to_index = min(cmd["head_index"], sync["synced_index"] + MAX_EVENTS_PER_RUN)
@@ -86,22 +86,22 @@ def decide_finalize(
 ) -> list[Event] | Rejection:
     running = sync["running"]
     if running is None or running["id"] != cmd["sync_run_id"]:
-        return Rejection(404, NOT_FOUND, "sync run not found or already finalized")
+        return Rejection(NOT_FOUND, "sync run not found or already finalized")
     if running["expires_at"] <= now.timestamp():
-        return Rejection(400, NOT_RUNNING, "the sync run has expired; start a new one")
+        return Rejection(NOT_RUNNING, "the sync run has expired; start a new one")
     if running["device_id"] != cmd["device_id"]:
-        return Rejection(400, OTHER_DEVICE, "only the device that started a sync run ends it")
+        return Rejection(OTHER_DEVICE, "only the device that started a sync run ends it")
     in_run = set(running["retry_indexes"]) | set(
         range(sync["synced_index"] + 1, running["to_index"] + 1)
     )
     errors = [r for r in cmd["results"] if r["error_code"]]
     if any(r["index"] not in in_run for r in cmd["results"]):
-        return Rejection(400, UNKNOWN_EVENT, "a result names an event outside this sync run")
+        return Rejection(UNKNOWN_EVENT, "a result names an event outside this sync run")
     new_version = cmd["new_datawallet_version"]
     if new_version is not None and new_version < sync["datawallet_version"]:
         # A downgrade locked every device out for good: their writes need a version at
         # least the datawallet's, which no device then supported (issue 19).
-        return Rejection(400, DOWNGRADE, "the datawallet cannot go back to an older version")
+        return Rejection(DOWNGRADE, "the datawallet cannot go back to an older version")
     finalized = {
         "sync_run_id": running["id"],
         "address": cmd["address"],
@@ -121,7 +121,7 @@ def decide_modifications(
     sync: dict[str, Any], cmd: dict[str, Any], now: datetime
 ) -> list[Event] | Rejection:
     if cmd["supported_datawallet_version"] < sync["datawallet_version"]:
-        return Rejection(400, OLD_VERSION, "this device supports an older datawallet version")
+        return Rejection(OLD_VERSION, "this device supports an older datawallet version")
     # The device encrypts each payload under a key derived from the index it expects its
     # modification to get (the one after the newest it knows): if another device added
     # some meanwhile, those would be stored under indexes nobody could decrypt them with.
@@ -129,12 +129,10 @@ def decide_modifications(
     running = sync["running"]
     if running is not None and running["expires_at"] > now.timestamp():
         # A run's finalize adds modifications numbered from the index its device knew.
-        return Rejection(400, DURING_RUN, "a sync run is active; push again when it is done")
+        return Rejection(DURING_RUN, "a sync run is active; push again when it is done")
     local = cmd.get("local_index")
     if local is not None and local != sync["datawallet_index"]:
-        return Rejection(
-            400, NOT_UP_TO_DATE, "the datawallet has newer modifications; fetch them first"
-        )
+        return Rejection(NOT_UP_TO_DATE, "the datawallet has newer modifications; fetch them first")
     return [_modifications(sync, cmd)]
 
 

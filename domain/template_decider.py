@@ -52,13 +52,13 @@ def decide(
 ) -> list[Event] | Rejection:
     if name == "CreateTemplate":
         if state.version > 0:
-            return Rejection(400, ALREADY_EXISTS, "a template with this id exists")
+            return Rejection(ALREADY_EXISTS, "a template with this id exists")
         return [("TemplateCreated", _created(cmd))]
     if not state.exists:
-        return Rejection(404, NOT_FOUND, "relationship template not found")
+        return Rejection(NOT_FOUND, "relationship template not found")
     if name == "DeleteTemplate":
         if cmd["actor"] != state.owner:
-            return Rejection(404, NOT_FOUND, "relationship template not found")
+            return Rejection(NOT_FOUND, "relationship template not found")
         deleted = {"template_id": cmd["template_id"], "owner": state.owner}
         return [("TemplateDeleted", {**deleted, "deleted_at": cmd["requested_at"]})]
     if name == "RequestRelationship":
@@ -78,7 +78,7 @@ def decide(
         if state.allocations.get(cmd["requester"]) != cmd["relationship_id"]:
             return []  # released before (a redelivery): nothing to do
         return [("TemplateAllocationReleased", _allocation(state, cmd, "released_at"))]
-    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
 def _created(cmd: dict[str, Any]) -> dict[str, Any]:
@@ -98,20 +98,20 @@ def _created(cmd: dict[str, Any]) -> dict[str, Any]:
 def _allocate(state: TemplateState, cmd: dict[str, Any], now: datetime) -> list[Event] | Rejection:
     requester = cmd["requester"]
     if requester == state.owner:
-        return Rejection(400, TO_YOURSELF, "you cannot request a relationship with yourself")
+        return Rejection(TO_YOURSELF, "you cannot request a relationship with yourself")
     if state.for_identity is not None and requester != state.for_identity:
-        return Rejection(404, NOT_FOUND, "relationship template not found")
+        return Rejection(NOT_FOUND, "relationship template not found")
     if state.expires_at is not None and state.expires_at <= now.timestamp():
-        return Rejection(400, EXPIRED, "the relationship template has expired")
+        return Rejection(EXPIRED, "the relationship template has expired")
     if requester in state.allocations:
         return []  # this peer holds an allocation already: it counts once
     if state.password_protected and requester not in state.collectors:
         # Upstream answers a template the peer may not collect with "not found" too.
         return Rejection(
-            404, NOT_FOUND, "relationship template not found (fetch it with its password first)"
+            NOT_FOUND, "relationship template not found (fetch it with its password first)"
         )
     if state.max_allocations is not None and len(state.allocations) >= state.max_allocations:
-        return Rejection(400, EXHAUSTED, "the relationship template has no allocations left")
+        return Rejection(EXHAUSTED, "the relationship template has no allocations left")
     return [("TemplateAllocated", _allocation(state, cmd, "allocated_at"))]
 
 

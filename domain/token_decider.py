@@ -31,7 +31,7 @@ def decide(
 ) -> list[Event] | Rejection:
     if name == "CreateToken":
         if state.version > 0:
-            return Rejection(400, ALREADY_EXISTS, "a token with this id exists")
+            return Rejection(ALREADY_EXISTS, "a token with this id exists")
         keep = (
             "token_id",
             "owner",
@@ -44,14 +44,14 @@ def decide(
         return [("TokenCreated", {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]})]
     if name == "DeleteToken":
         if state.version == 0 or state.deleted or cmd["actor"] != state.owner:
-            return Rejection(404, NOT_FOUND, "token not found")
+            return Rejection(NOT_FOUND, "token not found")
         body = {
             "token_id": cmd["token_id"],
             "owner": state.owner,
             "deleted_at": cmd["requested_at"],
         }
         return [("TokenDeleted", body)]
-    return Rejection(400, "error.platform.validation.unknownCommand", f"unknown command {name}")
+    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
 
 
 def evolve(state: TokenState, name: str, event: dict[str, Any]) -> TokenState:

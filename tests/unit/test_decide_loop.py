@@ -2,7 +2,9 @@
 projection rely on, whatever the aggregate.
 
 The topics are recorders of what would be sent and the table a dict; the codec and the
-decider are the real ones (the token decider, the simplest with a 201).
+decider are the real ones (the token decider, the simplest that creates something). The
+loop answers accepted or refused-with-a-code; the HTTP status is the API's choice
+(tests/unit/test_error_status.py).
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ class World:
             token_decider.decide,
             token_decider.evolve,
             sealed_for=lambda state, cmd: state.owner or cmd.body["owner"],
-            created_by={"CreateToken"},
         )
 
     def _key(self, key_id: str) -> bytes:
@@ -114,9 +115,10 @@ async def test_accepted_command_appends_its_events_sealed_for_the_owner_then_ans
     assert created.envelope["aggregate_version"] == 1
     assert created.envelope["correlation_id"] == "c1"
     # The answer rides behind the events on their partition: the projector writes them
-    # before it forwards the 201, so the client reads its own write.
-    assert reply.body["status"] == 201 and reply.body["ok"] is True
-    assert w.table["agg"]["handled"] == {"c1": 201} and w.table["agg"]["owner"] == OWNER
+    # before it forwards the answer, so the client reads its own write.
+    assert reply.body["ok"] is True and reply.body["error_code"] is None
+    assert reply.body["status"] == deciding.NO_STATUS  # the API chooses it
+    assert list(w.table["agg"]["handled"]) == ["c1"] and w.table["agg"]["owner"] == OWNER
 
 
 async def test_a_redelivered_command_is_answered_as_before_and_appends_nothing() -> None:
@@ -129,7 +131,7 @@ async def test_a_redelivered_command_is_answered_as_before_and_appends_nothing()
     again = await w.runtime.decide(w.spec, "agg", command)
 
     assert again == []
-    assert [(t, o.name, o.body["status"]) for t, o in w.opened()] == [("events", "Reply", 201)]
+    assert [(t, o.name, o.body["ok"]) for t, o in w.opened()] == [("events", "Reply", True)]
 
 
 async def test_a_rejection_is_answered_with_its_code_and_changes_nothing() -> None:
@@ -146,11 +148,11 @@ async def test_a_rejection_is_answered_with_its_code_and_changes_nothing() -> No
     assert outcome is None
     [(topic, reply)] = w.opened()
     assert topic == "replies" and reply.name == "Reply"
-    assert (reply.body["status"], reply.body["error_code"]) == (404, token_decider.NOT_FOUND)
+    assert (reply.body["ok"], reply.body["error_code"]) == (False, token_decider.NOT_FOUND)
     assert w.table["agg"] == before  # not even remembered: a retry is decided again
 
 
-async def test_a_failing_rule_is_a_500_for_that_command_not_a_dead_agent() -> None:
+async def test_a_failing_rule_refuses_that_command_not_the_agent() -> None:
     w = World()
     w.give_owner_a_key()
 
@@ -162,7 +164,7 @@ async def test_a_failing_rule_is_a_500_for_that_command_not_a_dead_agent() -> No
 
     assert outcome is None
     [(_, reply)] = w.opened()
-    assert (reply.body["status"], reply.body["error_code"]) == (500, "error.platform.unexpected")
+    assert (reply.body["ok"], reply.body["error_code"]) == (False, "error.platform.unexpected")
     # The next command of the aggregate is decided normally.
     w.sent.clear()
     assert await w.runtime.decide(w.spec, "agg", w.command("CreateToken", create_token(), "c2"))
@@ -183,10 +185,10 @@ async def test_an_idempotency_key_reused_with_another_body_is_refused() -> None:
 
     assert outcome is None
     [(_, reply)] = w.opened()
-    assert (reply.body["status"], reply.body["error_code"]) == (422, idempotency.KEY_REUSED)
+    assert (reply.body["ok"], reply.body["error_code"]) == (False, idempotency.KEY_REUSED)
 
 
-async def test_without_the_owners_data_key_the_command_is_refused_503(
+async def test_without_the_owners_data_key_the_command_is_refused_as_unavailable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     w = World()  # the owner's key never arrives
@@ -204,8 +206,8 @@ async def test_without_the_owners_data_key_the_command_is_refused_503(
     assert outcome is None
     assert loads == [w.codec.identity_key_id(OWNER)]  # asked the store before giving up
     [(_, reply)] = w.opened()
-    assert (reply.body["status"], reply.body["error_code"]) == (
-        503,
+    assert (reply.body["ok"], reply.body["error_code"]) == (
+        False,
         "error.platform.serviceUnavailable",
     )
     assert "agg" not in w.table

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.error_status import refusal_status
 from api.errors import ApiError
 from api.ratelimit import Rule, SlidingWindows
 from api.stream_slots import StreamSlots
@@ -51,7 +52,7 @@ def test_a_protected_template_admits_only_peers_that_collected_it() -> None:
     }
     state = _template(password=True)
     refused = template_decider.decide(state, "RequestRelationship", request, NOW)
-    assert isinstance(refused, Rejection) and refused.status == 404
+    assert isinstance(refused, Rejection) and refusal_status(refused.code) == 404
     collect = {"template_id": "RLT1", "collector": "peer", "requested_at": NOW}
     events = template_decider.decide(state, "CollectTemplate", collect, NOW)
     assert isinstance(events, list) and events[0][0] == "TemplateCollected"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.error_status import refusal_status
 from domain.decision import Rejection
 from domain.identity_decider import (
     CHALLENGE_EXPIRED,
@@ -87,16 +88,16 @@ def test_add_and_delete_devices() -> None:
     state = _apply(state, events)
     assert set(state.devices) == {"DVC1"}
     gone = decide(state, "DeleteDevice", delete, EARLIER)
-    assert isinstance(gone, Rejection) and gone.status == 404
+    assert isinstance(gone, Rejection) and refusal_status(gone.code) == 404
 
 
 def test_device_cannot_delete_itself_and_deleted_device_cannot_add() -> None:
     state = _apply(IdentityState(), decide(IdentityState(), "CreateIdentity", _create(), EARLIER))
     own = {"address": "a", "device_id": "DVC1", "deleted_by_device": "DVC1", "requested_at": NOW}
     rej = decide(state, "DeleteDevice", own, EARLIER)
-    assert isinstance(rej, Rejection) and rej.status == 400
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 400
     rej = decide(state, "AddDevice", _add("DVC3", by="DVC9"), EARLIER)
-    assert isinstance(rej, Rejection) and rej.status == 403
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 403
 
 
 def test_device_limit_is_enforced() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from api.error_status import refusal_status
 from domain.decision import Rejection
 from domain.message_decider import MessageState, decide, evolve
 
@@ -48,4 +49,4 @@ def test_only_the_first_receipt_of_each_recipient_counts() -> None:
 
 def test_someone_not_among_the_recipients_is_refused() -> None:
     refused = decide(MessageState(), "MarkMessageReceived", _receipt("did:e:stranger"), NOW)
-    assert isinstance(refused, Rejection) and refused.status == 404
+    assert isinstance(refused, Rejection) and refusal_status(refused.code) == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.error_status import refusal_status
 from domain import sync_decider as s
 from domain.decision import Rejection
 
@@ -62,7 +63,7 @@ def test_a_run_takes_the_new_events_and_finalizing_moves_the_index() -> None:
     sync = _apply(sync, s.decide_finalize(sync, _finish("SYN1", [(1, None), (2, None)]), NOW))
     assert sync["synced_index"] == 3 and sync["running"] is None
     rej = s.decide_finalize(sync, _finish("SYN1", []), NOW)
-    assert isinstance(rej, Rejection) and rej.status == 404
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
 
 
 def test_failed_events_come_back_until_they_failed_three_times() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.error_status import refusal_status
 from domain import file_decider as f
 from domain import template_decider as t
 from domain import token_decider as k
@@ -81,16 +82,16 @@ def test_expired_own_foreign_and_deleted_templates_refuse_requests() -> None:
     rej = t.decide(_template(), "RequestRelationship", _request(OWNER), NOW)
     assert isinstance(rej, Rejection) and rej.code == t.TO_YOURSELF
     rej = t.decide(_template(for_identity="someone"), "RequestRelationship", _request("p"), NOW)
-    assert isinstance(rej, Rejection) and rej.status == 404
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
     state = _template()
     rej = t.decide(
         state, "DeleteTemplate", {"template_id": "RLT1", "actor": "p", "requested_at": NOW}, NOW
     )
-    assert isinstance(rej, Rejection) and rej.status == 404
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
     delete = {"template_id": "RLT1", "actor": OWNER, "requested_at": NOW}
     state = _apply(state, t.decide(state, "DeleteTemplate", delete, NOW))
     rej = t.decide(state, "RequestRelationship", _request("p"), NOW)
-    assert isinstance(rej, Rejection) and rej.status == 404
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
 
 
 def test_only_the_owner_deletes_a_token() -> None:
@@ -108,7 +109,7 @@ def test_only_the_owner_deletes_a_token() -> None:
     rej = k.decide(
         state, "DeleteToken", {"token_id": "TOK1", "actor": "p", "requested_at": NOW}, NOW
     )
-    assert isinstance(rej, Rejection) and rej.status == 404
+    assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
     delete = {"token_id": "TOK1", "actor": OWNER, "requested_at": NOW}
     state = _apply(state, k.decide(state, "DeleteToken", delete, NOW))
     assert state.deleted
