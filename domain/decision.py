@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+UNKNOWN_COMMAND = "error.platform.validation.unknownCommand"
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -23,4 +25,9 @@ class Rejection:
         return 0
 
 
-Event = tuple[str, dict[str, Any]]  # (record name, body)
+def unknown_command(command: object) -> Rejection:
+    """A command of another aggregate type, sent to the wrong topic."""
+    return Rejection(UNKNOWN_COMMAND, f"unknown command {type(command).__name__}")
+
+
+Event = tuple[str, dict[str, Any]]  # (record name, body), for the rules not typed yet

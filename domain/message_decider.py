@@ -2,71 +2,90 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from domain.decision import Event, Rejection
+from domain.decision import Rejection, unknown_command
+from schemas.commands import Command, MarkMessageReceived, SendMessage
+from schemas.events import Event, MessageReceived, MessageSent
 
 NOT_FOUND = "error.platform.recordNotFound"
 ALREADY_EXISTS = "error.platform.validation.message.alreadyExists"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class MessageState:
     version: int = 0
     sender: str = ""
-    recipients: list[str] = field(default_factory=list)
-    received_by: list[str] = field(default_factory=list)
+    recipients: tuple[str, ...] = ()
+    received_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(
-            vars(self), recipients=list(self.recipients), received_by=list(self.received_by)
-        )
+        return {
+            "version": self.version,
+            "sender": self.sender,
+            "recipients": list(self.recipients),
+            "received_by": list(self.received_by),
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> MessageState:
-        return cls(**{k: v for k, v in (raw or {}).items() if k != "handled"})
+        raw = raw or {}
+        return cls(
+            version=raw.get("version", 0),
+            sender=raw.get("sender", ""),
+            recipients=tuple(raw.get("recipients", ())),
+            received_by=tuple(raw.get("received_by", ())),
+        )
 
 
-def decide(
-    state: MessageState, name: str, cmd: dict[str, Any], now: datetime
-) -> list[Event] | Rejection:
-    if name == "SendMessage":
-        if state.version > 0:
-            return Rejection(ALREADY_EXISTS, "a message with this id exists")
-        keep = ("message_id", "sender", "sender_device", "body", "attachments", "recipients")
-        return [("MessageSent", {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]})]
-    if name == "MarkMessageReceived":
-        # The API appends a message's MessageSent itself (no decider hop on the send path),
-        # so this decider knows a message's parties from the command, as the API read them;
-        # what it keeps is who received it, once.
-        recipients = state.recipients or list(cmd.get("recipients") or [])
-        sender = state.sender or cmd.get("sender") or ""
-        if cmd["recipient"] not in recipients:
-            return Rejection(NOT_FOUND, "message not found")
-        if cmd["recipient"] in state.received_by:
-            return []  # received before: the first receipt counts
-        return [
-            (
-                "MessageReceived",
-                {
-                    "message_id": cmd["message_id"],
-                    "sender": sender,
-                    "recipient": cmd["recipient"],
-                    "recipient_device": cmd["recipient_device"],
-                    "received_at": cmd["requested_at"],
-                },
+def decide(state: MessageState, command: Command, now: datetime) -> list[Event] | Rejection:
+    match command:
+        case SendMessage():
+            if state.version > 0:
+                return Rejection(ALREADY_EXISTS, "a message with this id exists")
+            return [
+                MessageSent(
+                    message_id=command.message_id,
+                    sender=command.sender,
+                    sender_device=command.sender_device,
+                    body=command.body,
+                    attachments=command.attachments,
+                    recipients=command.recipients,
+                    created_at=command.requested_at,
+                )
+            ]
+        case MarkMessageReceived():
+            # The API appends a message's MessageSent itself (no decider hop on the send
+            # path), so this decider knows a message's parties from the command, as the API
+            # read them; what it keeps is who received it, once.
+            recipients = state.recipients or command.recipients
+            sender = state.sender or command.sender or ""
+            if command.recipient not in recipients:
+                return Rejection(NOT_FOUND, "message not found")
+            if command.recipient in state.received_by:
+                return []  # received before: the first receipt counts
+            return [
+                MessageReceived(
+                    message_id=command.message_id,
+                    sender=sender,
+                    recipient=command.recipient,
+                    recipient_device=command.recipient_device,
+                    received_at=command.requested_at,
+                )
+            ]
+    return unknown_command(command)
+
+
+def evolve(state: MessageState, event: Event) -> MessageState:
+    match event:
+        case MessageSent():
+            state = replace(
+                state,
+                sender=event.sender,
+                recipients=tuple(r.address for r in event.recipients),
             )
-        ]
-    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
-
-
-def evolve(state: MessageState, name: str, event: dict[str, Any]) -> MessageState:
-    if name == "MessageSent":
-        state.sender = event["sender"]
-        state.recipients = [r["address"] for r in event["recipients"]]
-    elif name == "MessageReceived":
-        state.received_by.append(event["recipient"])
-    state.version += 1
-    return state
+        case MessageReceived():
+            state = replace(state, received_by=(*state.received_by, event.recipient))
+    return replace(state, version=state.version + 1)
