@@ -10,9 +10,13 @@ from domain import file_decider as f
 from domain import template_decider as t
 from domain import token_decider as k
 from domain.decision import Rejection
+from tests.unit.wire_rules import Wire
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 OWNER = "did:e:x:dids:owner"
+# The rules in the log's form (tests/unit/wire_rules.py).
+K = Wire(k)
+F = Wire(f)
 
 
 def _template(**extra: Any) -> t.TemplateState:
@@ -37,7 +41,7 @@ def _template(**extra: Any) -> t.TemplateState:
 def _apply(state: Any, outcome: Any) -> Any:
     assert not isinstance(outcome, Rejection), outcome
     for name, body in outcome:
-        state = (t.evolve if name.startswith("Template") else k.evolve)(state, name, body)
+        state = (t.evolve if name.startswith("Template") else K.evolve)(state, name, body)
     return state
 
 
@@ -105,15 +109,15 @@ def test_only_the_owner_deletes_a_token() -> None:
         "password_hash": None,
         "requested_at": NOW,
     }
-    state = _apply(k.TokenState(), k.decide(k.TokenState(), "CreateToken", create, NOW))
-    rej = k.decide(
+    state = _apply(k.TokenState(), K.decide(k.TokenState(), "CreateToken", create, NOW))
+    rej = K.decide(
         state, "DeleteToken", {"token_id": "TOK1", "actor": "p", "requested_at": NOW}, NOW
     )
     assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
     delete = {"token_id": "TOK1", "actor": OWNER, "requested_at": NOW}
-    state = _apply(state, k.decide(state, "DeleteToken", delete, NOW))
+    state = _apply(state, K.decide(state, "DeleteToken", delete, NOW))
     assert state.deleted
-    assert isinstance(k.decide(state, "DeleteToken", delete, NOW), Rejection)
+    assert isinstance(K.decide(state, "DeleteToken", delete, NOW), Rejection)
 
 
 def test_a_file_is_uploaded_once_and_keeps_its_owner() -> None:
@@ -131,12 +135,12 @@ def test_a_file_is_uploaded_once_and_keeps_its_owner() -> None:
         "requested_at": now,
     }
     state = f.FileState()
-    events = f.decide(state, "UploadFile", upload, now)
+    events = F.decide(state, "UploadFile", upload, now)
     assert not isinstance(events, Rejection)
     [(name, body)] = events
     assert name == "FileUploaded" and body["created_at"] == now
     assert body["content_sha256"] == b"s" and body["owner"] == "did:e:x:dids:alice"
-    state = f.evolve(state, name, body)
-    again = f.decide(state, "UploadFile", {**upload, "owner": "did:e:x:dids:mallory"}, now)
+    state = F.evolve(state, name, body)
+    again = F.decide(state, "UploadFile", {**upload, "owner": "did:e:x:dids:mallory"}, now)
     assert isinstance(again, Rejection) and again.code == f.ALREADY_EXISTS
     assert state.owner == "did:e:x:dids:alice"
