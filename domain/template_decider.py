@@ -4,11 +4,28 @@ admits. The template's decider is the single writer of its allocations, so with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from domain.decision import Event, Rejection
+from domain.decision import Rejection, unknown_command
+from schemas.commands import (
+    CollectTemplate,
+    Command,
+    CreateTemplate,
+    DeleteTemplate,
+    ReleaseAllocation,
+    RequestRelationship,
+)
+from schemas.events import (
+    Event,
+    TemplateAllocated,
+    TemplateAllocationReleased,
+    TemplateCollected,
+    TemplateCreated,
+    TemplateDeleted,
+)
 
 NOT_FOUND = "error.platform.recordNotFound"
 EXHAUSTED = "error.platform.validation.relationshipTemplate.maxNumberOfAllocationsExhausted"
@@ -19,7 +36,7 @@ TO_YOURSELF = (
 ALREADY_EXISTS = "error.platform.validation.relationshipTemplate.alreadyExists"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class TemplateState:
     version: int = 0
     owner: str = ""
@@ -27,76 +44,101 @@ class TemplateState:
     max_allocations: int | None = None
     for_identity: str | None = None
     deleted: bool = False
-    allocations: dict[str, str] = field(default_factory=dict)  # requester -> relationship id
+    # requester -> relationship id; a new mapping on every change, never updated in place
+    allocations: Mapping[str, str] = field(default_factory=dict)
     # A password-protected template admits only peers that fetched it with its password
     # (upstream Enmeshed: only a peer that collected it); those peers, in order.
     password_protected: bool = False
-    collectors: list[str] = field(default_factory=list)
+    collectors: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
         return self.version > 0 and not self.deleted
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(
-            vars(self), allocations=dict(self.allocations), collectors=list(self.collectors)
-        )
+        return {
+            "version": self.version,
+            "owner": self.owner,
+            "expires_at": self.expires_at,
+            "max_allocations": self.max_allocations,
+            "for_identity": self.for_identity,
+            "deleted": self.deleted,
+            "allocations": dict(self.allocations),
+            "password_protected": self.password_protected,
+            "collectors": list(self.collectors),
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TemplateState:
-        return cls(**{k: v for k, v in (raw or {}).items() if k != "handled"})
+        kept = {k: v for k, v in (raw or {}).items() if k != "handled"}
+        kept["allocations"] = dict(kept.get("allocations", {}))
+        kept["collectors"] = tuple(kept.get("collectors", ()))
+        return cls(**kept)
 
 
-def decide(
-    state: TemplateState, name: str, cmd: dict[str, Any], now: datetime
-) -> list[Event] | Rejection:
-    if name == "CreateTemplate":
+def decide(state: TemplateState, command: Command, now: datetime) -> list[Event] | Rejection:
+    if isinstance(command, CreateTemplate):
         if state.version > 0:
             return Rejection(ALREADY_EXISTS, "a template with this id exists")
-        return [("TemplateCreated", _created(cmd))]
+        return [
+            TemplateCreated(
+                template_id=command.template_id,
+                owner=command.owner,
+                owner_device=command.owner_device,
+                content=command.content,
+                expires_at=command.expires_at,
+                max_allocations=command.max_allocations,
+                for_identity=command.for_identity,
+                password_hash=command.password_hash,
+                created_at=command.requested_at,
+            )
+        ]
     if not state.exists:
         return Rejection(NOT_FOUND, "relationship template not found")
-    if name == "DeleteTemplate":
-        if cmd["actor"] != state.owner:
-            return Rejection(NOT_FOUND, "relationship template not found")
-        deleted = {"template_id": cmd["template_id"], "owner": state.owner}
-        return [("TemplateDeleted", {**deleted, "deleted_at": cmd["requested_at"]})]
-    if name == "RequestRelationship":
-        return _allocate(state, cmd, now)
-    if name == "CollectTemplate":
-        collector = cmd["collector"]
-        if not state.password_protected or collector in (state.owner, *state.collectors):
-            return []
-        collected = {
-            "template_id": cmd["template_id"],
-            "owner": state.owner,
-            "collector": collector,
-            "collected_at": cmd["requested_at"],
-        }
-        return [("TemplateCollected", collected)]
-    if name == "ReleaseAllocation":
-        if state.allocations.get(cmd["requester"]) != cmd["relationship_id"]:
-            return []  # released before (a redelivery): nothing to do
-        return [("TemplateAllocationReleased", _allocation(state, cmd, "released_at"))]
-    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
+    match command:
+        case DeleteTemplate():
+            if command.actor != state.owner:
+                return Rejection(NOT_FOUND, "relationship template not found")
+            return [
+                TemplateDeleted(
+                    template_id=command.template_id,
+                    owner=state.owner,
+                    deleted_at=command.requested_at,
+                )
+            ]
+        case RequestRelationship():
+            return _allocate(state, command, now)
+        case CollectTemplate():
+            collector = command.collector
+            if not state.password_protected or collector in (state.owner, *state.collectors):
+                return []
+            return [
+                TemplateCollected(
+                    template_id=command.template_id,
+                    owner=state.owner,
+                    collector=collector,
+                    collected_at=command.requested_at,
+                )
+            ]
+        case ReleaseAllocation():
+            if state.allocations.get(command.requester) != command.relationship_id:
+                return []  # released before (a redelivery): nothing to do
+            return [
+                TemplateAllocationReleased(
+                    template_id=command.template_id,
+                    owner=state.owner,
+                    requester=command.requester,
+                    relationship_id=command.relationship_id,
+                    released_at=command.requested_at,
+                )
+            ]
+    return unknown_command(command)
 
 
-def _created(cmd: dict[str, Any]) -> dict[str, Any]:
-    keep = (
-        "template_id",
-        "owner",
-        "owner_device",
-        "content",
-        "expires_at",
-        "max_allocations",
-        "for_identity",
-        "password_hash",
-    )
-    return {**{k: cmd[k] for k in keep}, "created_at": cmd["requested_at"]}
-
-
-def _allocate(state: TemplateState, cmd: dict[str, Any], now: datetime) -> list[Event] | Rejection:
-    requester = cmd["requester"]
+def _allocate(
+    state: TemplateState, cmd: RequestRelationship, now: datetime
+) -> list[Event] | Rejection:
+    requester = cmd.requester
     if requester == state.owner:
         return Rejection(TO_YOURSELF, "you cannot request a relationship with yourself")
     if state.for_identity is not None and requester != state.for_identity:
@@ -112,37 +154,37 @@ def _allocate(state: TemplateState, cmd: dict[str, Any], now: datetime) -> list[
         )
     if state.max_allocations is not None and len(state.allocations) >= state.max_allocations:
         return Rejection(EXHAUSTED, "the relationship template has no allocations left")
-    return [("TemplateAllocated", _allocation(state, cmd, "allocated_at"))]
-
-
-def _allocation(state: TemplateState, cmd: dict[str, Any], when: str) -> dict[str, Any]:
-    return {
-        "template_id": cmd["template_id"],
-        "owner": state.owner,
-        "requester": cmd["requester"],
-        "relationship_id": cmd["relationship_id"],
-        when: cmd["requested_at"],
-    }
-
-
-def evolve(state: TemplateState, name: str, event: dict[str, Any]) -> TemplateState:
-    if name == "TemplateCreated":
-        expires = event["expires_at"]
-        state = TemplateState(
-            owner=event["owner"],
-            expires_at=expires.timestamp() if expires else None,
-            max_allocations=event["max_allocations"],
-            for_identity=event["for_identity"],
-            version=state.version,
-            password_protected=event.get("password_hash") is not None,
+    return [
+        TemplateAllocated(
+            template_id=cmd.template_id,
+            owner=state.owner,
+            requester=requester,
+            relationship_id=cmd.relationship_id,
+            allocated_at=cmd.requested_at,
         )
-    elif name == "TemplateDeleted":
-        state.deleted = True
-    elif name == "TemplateAllocated":
-        state.allocations[event["requester"]] = event["relationship_id"]
-    elif name == "TemplateCollected":
-        state.collectors.append(event["collector"])
-    elif name == "TemplateAllocationReleased":
-        state.allocations.pop(event["requester"], None)
-    state.version += 1
-    return state
+    ]
+
+
+def evolve(state: TemplateState, event: Event) -> TemplateState:
+    match event:
+        case TemplateCreated():
+            expires = event.expires_at
+            state = TemplateState(
+                owner=event.owner,
+                expires_at=expires.timestamp() if expires else None,
+                max_allocations=event.max_allocations,
+                for_identity=event.for_identity,
+                version=state.version,
+                password_protected=event.password_hash is not None,
+            )
+        case TemplateDeleted():
+            state = replace(state, deleted=True)
+        case TemplateAllocated():
+            allocations = {**state.allocations, event.requester: event.relationship_id}
+            state = replace(state, allocations=allocations)
+        case TemplateCollected():
+            state = replace(state, collectors=(*state.collectors, event.collector))
+        case TemplateAllocationReleased():
+            allocations = {r: i for r, i in state.allocations.items() if r != event.requester}
+            state = replace(state, allocations=allocations)
+    return replace(state, version=state.version + 1)

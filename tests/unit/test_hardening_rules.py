@@ -13,6 +13,8 @@ from api.ratelimit import Rule, SlidingWindows
 from api.stream_slots import StreamSlots
 from domain import challenge_decider, sync_decider, template_decider
 from domain.decision import Rejection
+from schemas.commands import CollectTemplate, RequestRelationship
+from schemas.events import TemplateAllocated, TemplateCollected, TemplateCreated
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -29,42 +31,39 @@ def test_the_challenge_gate_lets_one_request_through() -> None:
 
 
 def _template(password: bool) -> template_decider.TemplateState:
-    created = {
-        "template_id": "RLT1",
-        "owner": "owner",
-        "owner_device": "DVC",
-        "content": b"",
-        "expires_at": None,
-        "max_allocations": None,
-        "for_identity": None,
-        "password_hash": "hash" if password else None,
-        "created_at": NOW,
-    }
-    return template_decider.evolve(template_decider.TemplateState(), "TemplateCreated", created)
+    created = TemplateCreated(
+        template_id="RLT1",
+        owner="owner",
+        owner_device="DVC",
+        content=b"",
+        password_hash="hash" if password else None,
+        created_at=NOW,
+    )
+    return template_decider.evolve(template_decider.TemplateState(), created)
 
 
 def test_a_protected_template_admits_only_peers_that_collected_it() -> None:
-    request = {
-        "template_id": "RLT1",
-        "requester": "peer",
-        "relationship_id": "REL1",
-        "requested_at": NOW,
-    }
-    state = _template(password=True)
-    refused = template_decider.decide(state, "RequestRelationship", request, NOW)
-    assert isinstance(refused, Rejection) and refusal_status(refused.code) == 404
-    collect = {"template_id": "RLT1", "collector": "peer", "requested_at": NOW}
-    events = template_decider.decide(state, "CollectTemplate", collect, NOW)
-    assert isinstance(events, list) and events[0][0] == "TemplateCollected"
-    state = template_decider.evolve(state, *events[0])
-    assert template_decider.decide(state, "CollectTemplate", collect, NOW) == []
-    allocated = template_decider.decide(state, "RequestRelationship", request, NOW)
-    assert isinstance(allocated, list) and allocated[0][0] == "TemplateAllocated"
-    open_state = _template(password=False)
-    assert template_decider.decide(open_state, "CollectTemplate", collect, NOW) == []
-    assert isinstance(
-        template_decider.decide(open_state, "RequestRelationship", request, NOW), list
+    request = RequestRelationship(
+        template_id="RLT1",
+        requester="peer",
+        requester_device="DVCp",
+        relationship_id="REL1",
+        creation_content=b"",
+        requested_at=NOW,
     )
+    state = _template(password=True)
+    refused = template_decider.decide(state, request, NOW)
+    assert isinstance(refused, Rejection) and refusal_status(refused.code) == 404
+    collect = CollectTemplate(template_id="RLT1", collector="peer", requested_at=NOW)
+    events = template_decider.decide(state, collect, NOW)
+    assert isinstance(events, list) and isinstance(events[0], TemplateCollected)
+    state = template_decider.evolve(state, events[0])
+    assert template_decider.decide(state, collect, NOW) == []
+    allocated = template_decider.decide(state, request, NOW)
+    assert isinstance(allocated, list) and isinstance(allocated[0], TemplateAllocated)
+    open_state = _template(password=False)
+    assert template_decider.decide(open_state, collect, NOW) == []
+    assert isinstance(template_decider.decide(open_state, request, NOW), list)
 
 
 def test_the_datawallet_version_never_goes_down() -> None:

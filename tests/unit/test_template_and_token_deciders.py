@@ -16,6 +16,7 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 OWNER = "did:e:x:dids:owner"
 # The rules in the log's form (tests/unit/wire_rules.py).
 K = Wire(k)
+T = Wire(t)
 F = Wire(f)
 
 
@@ -33,7 +34,7 @@ def _template(**extra: Any) -> t.TemplateState:
         **extra,
     }
     state: t.TemplateState = _apply(
-        t.TemplateState(), t.decide(t.TemplateState(), "CreateTemplate", cmd, NOW)
+        t.TemplateState(), T.decide(t.TemplateState(), "CreateTemplate", cmd, NOW)
     )
     return state
 
@@ -41,7 +42,7 @@ def _template(**extra: Any) -> t.TemplateState:
 def _apply(state: Any, outcome: Any) -> Any:
     assert not isinstance(outcome, Rejection), outcome
     for name, body in outcome:
-        state = (t.evolve if name.startswith("Template") else K.evolve)(state, name, body)
+        state = (T.evolve if name.startswith("Template") else K.evolve)(state, name, body)
     return state
 
 
@@ -60,7 +61,7 @@ def test_exactly_max_allocations_are_granted() -> None:
     state = _template(max_allocations=3)
     granted = 0
     for i in range(10):
-        outcome = t.decide(state, "RequestRelationship", _request(f"peer{i}", f"REL{i}"), NOW)
+        outcome = T.decide(state, "RequestRelationship", _request(f"peer{i}", f"REL{i}"), NOW)
         if isinstance(outcome, Rejection):
             assert outcome.code == t.EXHAUSTED
         else:
@@ -71,30 +72,30 @@ def test_exactly_max_allocations_are_granted() -> None:
 
 def test_a_peer_counts_once_and_a_released_allocation_is_free_again() -> None:
     state = _template(max_allocations=1)
-    state = _apply(state, t.decide(state, "RequestRelationship", _request("p", "REL1"), NOW))
-    assert t.decide(state, "RequestRelationship", _request("p", "REL2"), NOW) == []
+    state = _apply(state, T.decide(state, "RequestRelationship", _request("p", "REL1"), NOW))
+    assert T.decide(state, "RequestRelationship", _request("p", "REL2"), NOW) == []
     release = {**_request("p", "REL1"), "requested_at": NOW}
-    state = _apply(state, t.decide(state, "ReleaseAllocation", release, NOW))
+    state = _apply(state, T.decide(state, "ReleaseAllocation", release, NOW))
     assert state.allocations == {}
-    assert t.decide(state, "ReleaseAllocation", release, NOW) == []  # again: nothing to do
+    assert T.decide(state, "ReleaseAllocation", release, NOW) == []  # again: nothing to do
 
 
 def test_expired_own_foreign_and_deleted_templates_refuse_requests() -> None:
     expired = _template(expires_at=NOW - timedelta(seconds=1))
-    rej = t.decide(expired, "RequestRelationship", _request("p"), NOW)
+    rej = T.decide(expired, "RequestRelationship", _request("p"), NOW)
     assert isinstance(rej, Rejection) and rej.code == t.EXPIRED
-    rej = t.decide(_template(), "RequestRelationship", _request(OWNER), NOW)
+    rej = T.decide(_template(), "RequestRelationship", _request(OWNER), NOW)
     assert isinstance(rej, Rejection) and rej.code == t.TO_YOURSELF
-    rej = t.decide(_template(for_identity="someone"), "RequestRelationship", _request("p"), NOW)
+    rej = T.decide(_template(for_identity="someone"), "RequestRelationship", _request("p"), NOW)
     assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
     state = _template()
-    rej = t.decide(
+    rej = T.decide(
         state, "DeleteTemplate", {"template_id": "RLT1", "actor": "p", "requested_at": NOW}, NOW
     )
     assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
     delete = {"template_id": "RLT1", "actor": OWNER, "requested_at": NOW}
-    state = _apply(state, t.decide(state, "DeleteTemplate", delete, NOW))
-    rej = t.decide(state, "RequestRelationship", _request("p"), NOW)
+    state = _apply(state, T.decide(state, "DeleteTemplate", delete, NOW))
+    rej = T.decide(state, "RequestRelationship", _request("p"), NOW)
     assert isinstance(rej, Rejection) and refusal_status(rej.code) == 404
 
 
@@ -144,3 +145,11 @@ def test_a_file_is_uploaded_once_and_keeps_its_owner() -> None:
     again = F.decide(state, "UploadFile", {**upload, "owner": "did:e:x:dids:mallory"}, now)
     assert isinstance(again, Rejection) and again.code == f.ALREADY_EXISTS
     assert state.owner == "did:e:x:dids:alice"
+
+
+def test_evolve_leaves_the_state_it_was_given_as_it_was() -> None:
+    before = _template(max_allocations=2)
+    after = _apply(before, T.decide(before, "RequestRelationship", _request("p", "REL1"), NOW))
+    assert before.allocations == {} and before.version == 1
+    assert after.allocations == {"p": "REL1"} and after.version == 2
+    assert t.TemplateState.from_dict(after.to_dict()) == after  # as the table keeps it
