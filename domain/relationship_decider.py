@@ -10,11 +10,14 @@ for each action, the statuses it may start from, who may take it, and the status
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from domain.decision import Event, Rejection
+from domain.decision import Rejection, unknown_command
+from schemas.commands import ChangeRelationship, Command, OpenRelationship
+from schemas.events import Event, RelationshipChanged, RelationshipCreated
 
 Status = Literal[
     "Pending", "Active", "Rejected", "Revoked", "Terminated", "DeletionProposed", "ReadyForDeletion"
@@ -66,7 +69,7 @@ RULES: dict[str, Rule] = {
 ACTIONS = frozenset(RULES)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Relationship:
     id: str
     template_id: str
@@ -74,16 +77,32 @@ class Relationship:
     to_address: str
     status: str
     reactivation_requested_by: str | None = None
-    decomposed_by: list[str] = field(default_factory=list)
+    decomposed_by: tuple[str, ...] = ()
 
     def party(self, address: str) -> bool:
         return address in (self.from_address, self.to_address)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "template_id": self.template_id,
+            "from_address": self.from_address,
+            "to_address": self.to_address,
+            "status": self.status,
+            "reactivation_requested_by": self.reactivation_requested_by,
+            "decomposed_by": list(self.decomposed_by),
+        }
 
-@dataclass
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Relationship:
+        return cls(**{**raw, "decomposed_by": tuple(raw.get("decomposed_by", ()))})
+
+
+@dataclass(frozen=True, slots=True)
 class PairState:
     version: int = 0
-    relationships: dict[str, Relationship] = field(default_factory=dict)
+    # by relationship id; a new mapping on every change, never updated in place
+    relationships: Mapping[str, Relationship] = field(default_factory=dict)
 
     def open_one(self) -> Relationship | None:
         return next((r for r in self.relationships.values() if r.status in OPEN_STATUSES), None)
@@ -91,14 +110,14 @@ class PairState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
-            "relationships": {k: vars(r) for k, r in self.relationships.items()},
+            "relationships": {k: r.to_dict() for k, r in self.relationships.items()},
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> PairState:
         if not raw:
             return cls()
-        rels = {k: Relationship(**v) for k, v in raw["relationships"].items()}
+        rels = {k: Relationship.from_dict(v) for k, v in raw["relationships"].items()}
         return cls(raw["version"], rels)
 
 
@@ -106,18 +125,17 @@ def pair_id(a: str, b: str) -> str:
     return "|".join(sorted((a, b)))
 
 
-def decide(
-    state: PairState, name: str, cmd: dict[str, Any], now: datetime
-) -> list[Event] | Rejection:
-    if name == "OpenRelationship":
-        return _open(state, cmd)
-    if name == "ChangeRelationship":
-        return _change(state, cmd)
-    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
+def decide(state: PairState, command: Command, now: datetime) -> list[Event] | Rejection:
+    match command:
+        case OpenRelationship():
+            return _open(state, command)
+        case ChangeRelationship():
+            return _change(state, command)
+    return unknown_command(command)
 
 
-def _open(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
-    if cmd["relationship_id"] in state.relationships:
+def _open(state: PairState, cmd: OpenRelationship) -> list[Event] | Rejection:
+    if cmd.relationship_id in state.relationships:
         return []  # the same request again (a redelivery): it succeeded before
     existing = state.open_one()
     if existing is not None:
@@ -126,24 +144,21 @@ def _open(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
             f"there is already a relationship ({existing.status}) between these identities",
         )
     return [
-        (
-            "RelationshipCreated",
-            {
-                "relationship_id": cmd["relationship_id"],
-                "template_id": cmd["template_id"],
-                "from_address": cmd["from_address"],
-                "from_device": cmd["from_device"],
-                "to_address": cmd["to_address"],
-                "creation_content": cmd["creation_content"],
-                "created_at": cmd["requested_at"],
-            },
+        RelationshipCreated(
+            relationship_id=cmd.relationship_id,
+            template_id=cmd.template_id,
+            from_address=cmd.from_address,
+            from_device=cmd.from_device,
+            to_address=cmd.to_address,
+            creation_content=cmd.creation_content,
+            created_at=cmd.requested_at,
         )
     ]
 
 
-def _change(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
-    rel = state.relationships.get(cmd["relationship_id"])
-    actor, action = cmd["actor"], cmd["action"]
+def _change(state: PairState, cmd: ChangeRelationship) -> list[Event] | Rejection:
+    rel = state.relationships.get(cmd.relationship_id)
+    actor, action = cmd.actor, cmd.action
     if rel is None or not rel.party(actor):
         return Rejection(NOT_FOUND, "relationship not found")
     rule = RULES.get(action)
@@ -163,22 +178,20 @@ def _change(state: PairState, cmd: dict[str, Any]) -> list[Event] | Rejection:
         if actor in rel.decomposed_by:
             return Rejection(ALREADY_DECOMPOSED, "you have decomposed this relationship")
         status = READY_FOR_DELETION if rel.decomposed_by else DELETION_PROPOSED
+    assert status is not None  # only a decomposition has no status of its rule
     return [
-        (
-            "RelationshipChanged",
-            {
-                "relationship_id": rel.id,
-                "from_address": rel.from_address,
-                "to_address": rel.to_address,
-                "action": action,
-                "actor": actor,
-                "actor_device": cmd["actor_device"],
-                "status": status,
-                "old_status": rel.status,
-                "content": cmd.get("content"),
-                "reactivation_requested_by": requested_by,
-                "occurred_at": cmd["requested_at"],
-            },
+        RelationshipChanged(
+            relationship_id=rel.id,
+            from_address=rel.from_address,
+            to_address=rel.to_address,
+            action=action,
+            actor=actor,
+            actor_device=cmd.actor_device,
+            status=status,
+            old_status=rel.status,
+            content=cmd.content,
+            reactivation_requested_by=requested_by,
+            occurred_at=cmd.requested_at,
         )
     ]
 
@@ -201,20 +214,29 @@ def _check_party(rel: Relationship, party: Party, actor: str, action: str) -> Re
     return None
 
 
-def evolve(state: PairState, name: str, event: dict[str, Any]) -> PairState:
-    if name == "RelationshipCreated":
-        state.relationships[event["relationship_id"]] = Relationship(
-            event["relationship_id"],
-            event["template_id"],
-            event["from_address"],
-            event["to_address"],
-            PENDING,
-        )
-    elif name == "RelationshipChanged":
-        rel = state.relationships[event["relationship_id"]]
-        rel.status = event["status"]
-        rel.reactivation_requested_by = event["reactivation_requested_by"]
-        if event["action"] == "Decompose":
-            rel.decomposed_by.append(event["actor"])
-    state.version += 1
-    return state
+def evolve(state: PairState, event: Event) -> PairState:
+    match event:
+        case RelationshipCreated():
+            created = Relationship(
+                event.relationship_id,
+                event.template_id,
+                event.from_address,
+                event.to_address,
+                PENDING,
+            )
+            state = _with(state, created)
+        case RelationshipChanged():
+            rel = state.relationships[event.relationship_id]
+            decomposed = (*rel.decomposed_by, event.actor)
+            changed = replace(
+                rel,
+                status=event.status,
+                reactivation_requested_by=event.reactivation_requested_by,
+                decomposed_by=decomposed if event.action == "Decompose" else rel.decomposed_by,
+            )
+            state = _with(state, changed)
+    return replace(state, version=state.version + 1)
+
+
+def _with(state: PairState, rel: Relationship) -> PairState:
+    return replace(state, relationships={**state.relationships, rel.id: rel})

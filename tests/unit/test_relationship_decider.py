@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from api.error_status import refusal_status
+from domain import relationship_decider
 from domain.decision import Rejection
 from domain.relationship_decider import (
     ALREADY_DECOMPOSED,
@@ -17,11 +18,11 @@ from domain.relationship_decider import (
     OPEN_REACTIVATION,
     WRONG_STATUS,
     PairState,
-    decide,
-    evolve,
 )
+from tests.unit.wire_rules import Wire
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
+P = Wire(relationship_decider)  # the rules in the log's form (tests/unit/wire_rules.py)
 A, B, C = "did:e:x:dids:a", "did:e:x:dids:b", "did:e:x:dids:c"  # A requests, B owns the template
 
 
@@ -40,7 +41,7 @@ def _open(rid: str = "REL1") -> dict[str, Any]:
 def _apply(state: PairState, outcome: Any) -> PairState:
     assert not isinstance(outcome, Rejection), outcome
     for name, body in outcome:
-        state = evolve(state, name, body)
+        state = P.evolve(state, name, body)
     return state
 
 
@@ -53,11 +54,11 @@ def _act(state: PairState, action: str, actor: str, rid: str = "REL1") -> Any:
         "content": None,
         "requested_at": NOW,
     }
-    return decide(state, "ChangeRelationship", cmd, NOW)
+    return P.decide(state, "ChangeRelationship", cmd, NOW)
 
 
 def _in(status_path: list[tuple[str, str]]) -> PairState:
-    state = _apply(PairState(), decide(PairState(), "OpenRelationship", _open(), NOW))
+    state = _apply(PairState(), P.decide(PairState(), "OpenRelationship", _open(), NOW))
     for action, actor in status_path:
         state = _apply(state, _act(state, action, actor))
     return state
@@ -148,19 +149,28 @@ def test_a_third_identity_sees_nothing_to_act_on() -> None:
 
 def test_no_second_open_relationship_between_a_pair() -> None:
     state = _in(PATHS["Active"])
-    again = decide(state, "OpenRelationship", _open("REL2"), NOW)
+    again = P.decide(state, "OpenRelationship", _open("REL2"), NOW)
     assert isinstance(again, Rejection) and again.code == ALREADY_EXISTS
     # Once the old one is over (rejected, revoked or decomposed), a new request is fine.
     for over in ("Rejected", "Revoked", "ReadyForDeletion"):
-        fresh = decide(_in(PATHS[over]), "OpenRelationship", _open("REL2"), NOW)
+        fresh = P.decide(_in(PATHS[over]), "OpenRelationship", _open("REL2"), NOW)
         assert not isinstance(fresh, Rejection), over
 
 
 def test_the_same_request_redelivered_is_not_a_second_one() -> None:
     state = _in(PATHS["Pending"])
-    assert decide(state, "OpenRelationship", _open(), NOW) == []
+    assert P.decide(state, "OpenRelationship", _open(), NOW) == []
 
 
 def test_state_survives_its_table_serialisation() -> None:
     state = _in(PATHS["DeletionProposed by A"])
     assert PairState.from_dict(state.to_dict()) == state
+
+
+def test_evolve_leaves_the_state_it_was_given_as_it_was() -> None:
+    before = _in(PATHS["Terminated"])
+    after = _apply(before, _act(before, "Decompose", A))
+    assert before.relationships["REL1"].status == "Terminated"
+    assert before.relationships["REL1"].decomposed_by == ()
+    assert after.relationships["REL1"].decomposed_by == (A,)
+    assert after.version == before.version + 1
