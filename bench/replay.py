@@ -33,7 +33,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from backbone.connections import kafka_client_kwargs
 from backbone.security.logcrypto import MasterKey, new_data_key
-from backbone.settings import ClusterSettings
+from backbone.settings import ClusterSettings, InfraSettings
+from bench.memory import cpu_seconds
+from bench.processes import stack_pids
 from bench.results import machine_line
 from domain.mailbox_router import entries_for
 from store.cassandra import connect
@@ -217,9 +219,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 target = f"{source}_w{n}{'_u' if unbatched else ''}"
                 targets.append(target)
                 cpu0 = os.times()
+                store0 = _store_cpu()
+                load0 = os.getloadavg()[0]
                 procs = [replay(env, target, source, i, n, args.batch, unbatched) for i in range(n)]
                 results = [parse(*p.communicate()) for p in procs]
                 cpu1 = os.times()
+                store1 = _store_cpu()
                 cpu = (cpu1.children_user - cpu0.children_user) + (
                     cpu1.children_system - cpu0.children_system
                 )
@@ -235,6 +240,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         "records_per_s_per_worker": round(records / wall / n),
                         "replay_cpu_ms_per_record": round(cpu / records * 1e3, 3),
                         "requests_per_record": round(sum(q for _, _, q in results) / records, 2),
+                        # What the same machine's Cassandra spent on it (the replay's rows
+                        # are its only load when the stack is otherwise idle).
+                        "cassandra_cpu_ms_per_record": (
+                            round((store1 - store0) / records * 1e3, 3)
+                            if store0 is not None and store1 is not None
+                            else None
+                        ),
+                        "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
                     }
                 )
     finally:
@@ -247,6 +260,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         else:
             await _clean_up(cluster, prefix, [source, *targets])
     return out
+
+
+def _store_cpu() -> float | None:
+    """CPU seconds the local stack's Cassandra has used (None: not found here)."""
+    pids = stack_pids(InfraSettings.from_env()).get("cassandra", [])
+    return cpu_seconds(pids[0]) if pids else None
 
 
 async def _clean_up(cluster: ClusterSettings, prefix: str, keyspaces: list[str]) -> None:
@@ -269,14 +288,15 @@ def report(out: dict[str, Any]) -> str:
         f"REPLAY SPEED ({out['records']} records: {out['messages']} messages, "
         f"written in {out['write_s']} s)",
         f"{'workers':>8} {'writes':<10}{'records/s':>10}{'per worker':>12}"
-        f"{'cpu ms/record':>15}{'requests/record':>17}  (the projection's requests: the"
-        " sequencer sends its own batches either way)",
+        f"{'cpu ms/record':>15}{'cassandra ms':>14}{'requests/record':>17}{'load':>12}"
+        "  (requests: the projection's; the sequencer sends its own batches either way)",
     ]
     for r in out["runs"]:
         lines.append(
             f"{r['workers']:>8} {r['writes']:<10}{r['records_per_s']:>10,}"
             f"{r['records_per_s_per_worker']:>12,}{r['replay_cpu_ms_per_record']:>15}"
-            f"{r['requests_per_record']:>17}"
+            f"{r['cassandra_cpu_ms_per_record'] or '-':>14}{r['requests_per_record']:>17}"
+            f"{'->'.join(str(x) for x in r['load_average']):>12}"
         )
     return "\n".join(lines)
 

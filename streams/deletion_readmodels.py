@@ -20,12 +20,12 @@ a cancelled and restarted process projects in order on a redelivery.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from cassandra.cluster import Session
 
-from store.cassandra import execute
+from streams.writes import Write, write
 
 DUE_BUCKET = 0
 
@@ -67,7 +67,7 @@ SCHEMA = [
         deleted_at timestamp)""",
 ]
 
-Handler = Callable[[dict[str, Any], int], Awaitable[None]]
+Handler = Callable[[dict[str, Any], int], list[Write]]
 
 
 class DeletionProjection:
@@ -122,58 +122,71 @@ class DeletionProjection:
             "PeerDeleted": self._peer_gone,
         }
 
-    async def _run(self, statement: Any, *params: Any) -> None:
-        await execute(self.session, statement, params)
-
-    async def _started(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._process,
-            b["address"],
-            b["deletion_process_id"],
-            b["created_at"],
-            b["device_id"],
-            b["grace_period_ends_at"],
-            ts,
-        )
-        await self._run(
-            self._due,
-            DUE_BUCKET,
-            b["identity_key"],
-            b["deletion_process_id"],
-            b["grace_period_ends_at"],
-            ts,
-        )
-        for p in b["peers"]:
-            await self._run(
-                self._peer, p["relationship_id"], p["address"], b["grace_period_ends_at"], ts
+    def _started(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(
+            write(
+                self._process,
+                b["address"],
+                b["deletion_process_id"],
+                b["created_at"],
+                b["device_id"],
+                b["grace_period_ends_at"],
+                ts,
             )
-
-    async def _cancelled_process(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._cancelled,
-            ts,
-            b["cancelled_at"],
-            b["device_id"],
-            b["address"],
-            b["deletion_process_id"],
         )
-        await self._run(self._not_due, ts, DUE_BUCKET, b["identity_key"])
+        out.append(
+            write(
+                self._due,
+                DUE_BUCKET,
+                b["identity_key"],
+                b["deletion_process_id"],
+                b["grace_period_ends_at"],
+                ts,
+            )
+        )
         for p in b["peers"]:
-            await self._run(self._peer_cancelled, ts, p["relationship_id"], p["address"])
+            out.append(
+                write(self._peer, p["relationship_id"], p["address"], b["grace_period_ends_at"], ts)
+            )
+        return out
 
-    async def _peer_gone(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._peer_deleted, b["relationship_id"], b["address"], b["deleted_at"])
-
-    async def _deleted(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._audit,
-            b["address_hash"],
-            b["deletion_process_id"],
-            b["deletion_started_at"],
-            b["deleted_at"],
-            list(b["username_hashes"]),
+    def _cancelled_process(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(
+            write(
+                self._cancelled,
+                ts,
+                b["cancelled_at"],
+                b["device_id"],
+                b["address"],
+                b["deletion_process_id"],
+            )
         )
-        await self._run(self._shredded, b["data_key_hash"])
+        out.append(write(self._not_due, ts, DUE_BUCKET, b["identity_key"]))
+        for p in b["peers"]:
+            out.append(write(self._peer_cancelled, ts, p["relationship_id"], p["address"]))
+        return out
+
+    def _peer_gone(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(write(self._peer_deleted, b["relationship_id"], b["address"], b["deleted_at"]))
+        return out
+
+    def _deleted(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(
+            write(
+                self._audit,
+                b["address_hash"],
+                b["deletion_process_id"],
+                b["deletion_started_at"],
+                b["deleted_at"],
+                list(b["username_hashes"]),
+            )
+        )
+        out.append(write(self._shredded, b["data_key_hash"]))
         for username_hash in b["username_hashes"]:
-            await self._run(self._username, username_hash, b["deleted_at"])
-        await self._run(self._done, DUE_BUCKET, b["identity_key"])
+            out.append(write(self._username, username_hash, b["deleted_at"]))
+        out.append(write(self._done, DUE_BUCKET, b["identity_key"]))
+        return out

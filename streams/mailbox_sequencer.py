@@ -16,6 +16,11 @@ How it holds:
   skipped too.
 - `mailbox_heads` (never expiring) keeps the next index even after old entries expired; it
   is written after the rows and may lag, so on take-over rows beyond it are read as well.
+- A row keeps the retention counted from its entry's time (`occurred_at`), so one written
+  late (a replay, a sequencer catching up) expires when one written at once would have;
+  an entry already past it takes its index and gets no row (as if it had expired). Its
+  offset is then not on a row: a take-over that finds no later row numbers it again, with
+  the same index (the sequence is a function of the record order), and writes nothing.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from store.cassandra import execute
+from streams.writes import remaining_ttl
 
 log = logging.getLogger("backbone.streams.sequencer")
 
@@ -152,29 +158,32 @@ class Sequencer:
         head = self._heads.get(address) or await self._load(address)
         self._heads[address] = head
         first = head.next_idx
+        now = datetime.now(UTC)
         rows: list[tuple[Any, ...]] = []
         for entry in entries:
             if entry.offset <= head.last_offset or entry.source_event_id in head.recent_set:
                 continue  # redelivered, or produced twice upstream
-            rows.append(
-                (
-                    address,
-                    head.next_idx,
-                    entry.event_type,
-                    entry.payload_json,
-                    entry.source_event_id,
-                    entry.offset,
-                    entry.occurred_at,
-                    self.retention_s,
+            ttl = remaining_ttl(self.retention_s, entry.occurred_at, now)
+            if ttl > 0:
+                rows.append(
+                    (
+                        address,
+                        head.next_idx,
+                        entry.event_type,
+                        entry.payload_json,
+                        entry.source_event_id,
+                        entry.offset,
+                        entry.occurred_at,
+                        ttl,
+                    )
                 )
-            )
             head.next_idx += 1
             head.last_offset = entry.offset
             head.remember(entry.source_event_id)
-        if not rows:
+        if head.next_idx == first:
             return None
         try:
-            for chunk in _chunks(rows):
+            for chunk in _chunks(rows) if rows else []:
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
                 for row in chunk:
                     batch.add(self._insert, row)

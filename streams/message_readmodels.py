@@ -2,19 +2,21 @@
 
 A message's ciphertext is stored once (`messages`); each recipient has a row with its own
 wrapped key and receipt (`message_recipients`); `messages_by_identity` lists a message for
-its sender and every recipient. Messages keep the retention the operator configures (TTL).
+its sender and every recipient. Messages keep the retention the operator configures (TTL),
+counted from the event's time: a row written later (a replay, a worker catching up)
+expires when the row written at the time would have, and one already past it is not
+written.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
 
-from store.cassandra import execute
+from streams.writes import Write, remaining_ttl
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS messages (
@@ -41,7 +43,8 @@ SCHEMA = [
         PRIMARY KEY (address, device_id))""",
 ]
 
-Handler = Callable[[dict[str, Any], int], Awaitable[None]]
+# An event's body, its version, its time and the time now: the writes.
+Handler = Callable[[dict[str, Any], int, datetime, datetime], list[Write]]
 
 
 class MessageProjection:
@@ -69,83 +72,79 @@ class MessageProjection:
             "INSERT INTO mailbox_cursors (address, device_id, idx, updated_at)"
             " VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
         )
-
-    def handlers(self) -> dict[str, Handler]:
-        return {
+        self._handlers: dict[str, Handler] = {
             "MessageSent": self._sent,
             "MessageReceived": self._message_received,
             "MailboxAcknowledged": self._acknowledged,
             "MessageKeptForRecipient": self._kept,
         }
 
-    async def _run(self, statement: Any, *params: Any) -> None:
-        await execute(self.session, statement, params)
+    def writes(
+        self, name: str, b: dict[str, Any], ts: int, at: datetime, now: datetime
+    ) -> list[Write] | None:
+        """The writes of an event at `at` (its occurred_at), as of `now`; None for an
+        event this projection does not handle."""
+        handler = self._handlers.get(name)
+        return None if handler is None else handler(b, ts, at, now)
 
-    async def _sent(self, b: dict[str, Any], ts: int) -> None:
-        ttl, mid = self.retention_s, b["message_id"]
-        # Independent idempotent upserts (each carries the event's timestamp): written
-        # concurrently, 1 + N + (N+1) round trips in the time of one.
-        writes = [
-            self._run(
-                self._message,
-                mid,
-                b["sender"],
-                b["sender_device"],
-                b["body"],
-                list(b["attachments"]),
-                b["created_at"],
-                ttl,
-                ts,
-            )
-        ]
+    def _sent(self, b: dict[str, Any], ts: int, at: datetime, now: datetime) -> list[Write]:
+        ttl = remaining_ttl(self.retention_s, at, now)
+        if ttl == 0:
+            return []  # expired, as the live rows have
+        mid = b["message_id"]
+        message = (
+            mid,
+            b["sender"],
+            b["sender_device"],
+            b["body"],
+            list(b["attachments"]),
+            b["created_at"],
+            ttl,
+            ts,
+        )
+        writes: list[Write] = [(self._message, message)]
         for r in b["recipients"]:
-            writes.append(
-                self._run(self._recipient, mid, r["address"], r["encrypted_key"], ttl, ts)
-            )
+            writes.append((self._recipient, (mid, r["address"], r["encrypted_key"], ttl, ts)))
         for address in {b["sender"], *(r["address"] for r in b["recipients"])}:
-            writes.append(self._run(self._listed, address, mid, ttl, ts))
-        await asyncio.gather(*writes)
+            writes.append((self._listed, (address, mid, ttl, ts)))
+        return writes
 
-    async def _kept(self, b: dict[str, Any], ts: int) -> None:
+    def _kept(self, b: dict[str, Any], ts: int, at: datetime, now: datetime) -> list[Write]:
         """Issue 22: one recipient's copy of a message whose sender was deleted (its
         `MessageSent` no longer opens). The rows that recipient's view needs, with the TTL
         left since the message was sent: re-recording it must not extend its retention."""
         created = b["created_at"]
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        ttl = self.retention_s - int((datetime.now(UTC) - created).total_seconds())
-        if ttl <= 0:
-            return  # expired, as the live rows have
+        ttl = remaining_ttl(self.retention_s, created, now)
+        if ttl == 0:
+            return []  # expired, as the live rows have
         mid = b["message_id"]
-        await asyncio.gather(
-            self._run(
-                self._message,
-                mid,
-                b["sender"],
-                b["sender_device"],
-                b["body"],
-                list(b["attachments"]),
-                created,
-                ttl,
-                ts,
-            ),
-            self._run(self._recipient, mid, b["recipient"], b["encrypted_key"], ttl, ts),
-            self._run(self._listed, b["recipient"], mid, ttl, ts),
-        )
-
-    async def _message_received(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._received,
-            self.retention_s,
+        message = (
+            mid,
+            b["sender"],
+            b["sender_device"],
+            b["body"],
+            list(b["attachments"]),
+            created,
+            ttl,
             ts,
-            b["received_at"],
-            b["recipient_device"],
-            b["message_id"],
-            b["recipient"],
         )
+        return [
+            (self._message, message),
+            (self._recipient, (mid, b["recipient"], b["encrypted_key"], ttl, ts)),
+            (self._listed, (b["recipient"], mid, ttl, ts)),
+        ]
 
-    async def _acknowledged(self, b: dict[str, Any], ts: int) -> None:
+    def _message_received(
+        self, b: dict[str, Any], ts: int, at: datetime, now: datetime
+    ) -> list[Write]:
+        ttl = remaining_ttl(self.retention_s, at, now)
+        if ttl == 0:
+            return []
+        values = (ttl, ts, b["received_at"], b["recipient_device"], b["message_id"], b["recipient"])
+        return [(self._received, values)]
+
+    def _acknowledged(self, b: dict[str, Any], ts: int, at: datetime, now: datetime) -> list[Write]:
         # The identity's version orders a device's acknowledgements: a late redelivery of an
         # older one cannot move the cursor back.
-        await self._run(
-            self._cursor, b["address"], b["device_id"], b["index"], b["acknowledged_at"], ts
-        )
+        values = (b["address"], b["device_id"], b["index"], b["acknowledged_at"], ts)
+        return [(self._cursor, values)]

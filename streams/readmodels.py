@@ -8,13 +8,13 @@ event can never overwrite or resurrect what a newer one wrote or deleted.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
 
 from backbone import idempotency
 from backbone.settings import cassandra_replication
-from store.cassandra import execute
 from store.envelopes import Opened
 from store.topics import ProvisioningError
 from streams import deletion_readmodels as deletion
@@ -22,6 +22,7 @@ from streams import mailbox_sequencer as sequencer
 from streams import message_readmodels as messages
 from streams import sharing_readmodels as sharing
 from streams import sync_readmodels as sync
+from streams.writes import Write, remaining_ttl, write_all
 
 SCHEMA = [
     # Wrapped (master-key-sealed) data keys, the same values as the workers' `data-keys`
@@ -99,6 +100,10 @@ def check_replication(session: Session, factors: dict[str, int]) -> None:
 
 
 class Projection:
+    """The read models' writes for an event (`writes`, no I/O), and `apply` that sends
+    them. The workers and the replay run the same `writes`; only how the writes go out
+    differs (streams/writes.py)."""
+
     def __init__(self, session: Session, retention_s: int = 365 * 24 * 3600) -> None:
         self.session = session
         self._identity = session.prepare(
@@ -126,69 +131,72 @@ class Projection:
             "INSERT INTO idempotency_keys (key_id, fingerprint, status) VALUES (?, ?, ?)"
             " USING TTL ?"
         )
+        self._messages = messages.MessageProjection(session, retention_s)
         self._others = {
             **sharing.SharingProjection(session).handlers(),
-            **messages.MessageProjection(session, retention_s).handlers(),
             **sync.SyncProjection(session).handlers(),
             **deletion.DeletionProjection(session).handlers(),
         }
 
-    async def record_reply(self, reply: Opened) -> None:
-        """Remember the body an accepted keyed command carried (its correlation id says)."""
+    def reply_writes(self, reply: Opened, now: datetime | None = None) -> list[Write]:
+        """The body an accepted keyed command carried (its correlation id says), kept for
+        the idempotency window counted from the reply's time."""
         keyed = idempotency.split(reply.body["correlation_id"])
         if keyed is None or not reply.body["ok"]:
-            return
+            return []
+        ttl = remaining_ttl(
+            idempotency.WINDOW_S, reply.envelope["occurred_at"], now or datetime.now(UTC)
+        )
+        if ttl == 0:
+            return []  # its window is over, as the live row's is
         key_id, fingerprint = keyed
-        params = (key_id, fingerprint, reply.body["status"], idempotency.WINDOW_S)
-        await execute(self.session, self._idempotency_key, params)
+        return [(self._idempotency_key, (key_id, fingerprint, reply.body["status"], ttl))]
 
-    async def apply(self, event: Opened) -> bool:
-        """Write one event; False when the event is not one this projection handles."""
+    def writes(self, event: Opened, now: datetime | None = None) -> list[Write] | None:
+        """An event's writes; None when the event is not one this projection handles."""
         b: dict[str, Any] = event.body
         ts = int(event.envelope["aggregate_version"])
-        if event.name == "IdentityCreated":
-            await execute(
-                self.session,
-                self._identity,
-                (
-                    b["address"],
-                    b["public_key"],
-                    b["client_id"],
-                    b["identity_version"],
-                    b["created_at"],
-                    ts,
-                ),
+        name = event.name
+        if name == "IdentityCreated":
+            values = (
+                b["address"],
+                b["public_key"],
+                b["client_id"],
+                b["identity_version"],
+                b["created_at"],
+                ts,
             )
-        elif event.name == "DeviceRegistered":
-            await execute(
-                self.session,
-                self._device,
-                (
-                    b["address"],
-                    b["device_id"],
-                    b["username"],
-                    b["created_at"],
-                    b["created_by_device"],
-                    ts,
-                ),
+            return [(self._identity, values)]
+        if name == "DeviceRegistered":
+            device = (
+                b["address"],
+                b["device_id"],
+                b["username"],
+                b["created_at"],
+                b["created_by_device"],
+                ts,
             )
-            await execute(
-                self.session,
-                self._login,
-                (b["username"], b["address"], b["device_id"], b["password_hash"], ts),
-            )
-        elif event.name == "DevicePasswordChanged":
-            await execute(self.session, self._password, (ts, b["password_hash"], b["username"]))
-        elif event.name in self._others:
-            await self._others[event.name](b, ts)
-            return True
-        elif event.name == "DeviceDeleted":
-            await execute(
-                self.session,
-                self._device_deleted,
-                (ts, b["deleted_at"], b["address"], b["device_id"]),
-            )
-            await execute(self.session, self._login_deleted, (ts, b["username"]))
-        else:
+            login = (b["username"], b["address"], b["device_id"], b["password_hash"], ts)
+            return [(self._device, device), (self._login, login)]
+        if name == "DevicePasswordChanged":
+            return [(self._password, (ts, b["password_hash"], b["username"]))]
+        if name == "DeviceDeleted":
+            deleted = (ts, b["deleted_at"], b["address"], b["device_id"])
+            return [(self._device_deleted, deleted), (self._login_deleted, (ts, b["username"]))]
+        if name in self._others:
+            return self._others[name](b, ts)
+        return self._messages.writes(
+            name, b, ts, event.envelope["occurred_at"], now or datetime.now(UTC)
+        )
+
+    async def record_reply(self, reply: Opened) -> None:
+        await write_all(self.session, self.reply_writes(reply))
+
+    async def apply(self, event: Opened) -> bool:
+        """Write one event (its writes at once); False when the event is not one this
+        projection handles."""
+        writes = self.writes(event)
+        if writes is None:
             return False
+        await write_all(self.session, writes)
         return True

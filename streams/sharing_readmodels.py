@@ -9,13 +9,13 @@ as well, since TTLs are coarse and a row may outlive its second.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
 
-from store.cassandra import execute
+from streams.writes import Write, write
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS files (
@@ -102,7 +102,7 @@ AUDIT_REASONS = {
     "Decompose": "Decomposition",
 }
 
-Handler = Callable[[dict[str, Any], int], Awaitable[None]]
+Handler = Callable[[dict[str, Any], int], list[Write]]
 
 
 def _ttl(expires_at: datetime | None) -> int | None:
@@ -194,13 +194,11 @@ class SharingProjection:
             "RelationshipChanged": self._relationship_changed,
         }
 
-    async def _run(self, statement: Any, *params: Any) -> None:
-        await execute(self.session, statement, params)
-
-    async def _file_uploaded(self, b: dict[str, Any], ts: int) -> None:
+    def _file_uploaded(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
         ttl = _ttl(b["expires_at"])
         if ttl == 0:
-            return
+            return out
         fields = (
             "file_id",
             "owner",
@@ -213,113 +211,142 @@ class SharingProjection:
             "created_at",
             "expires_at",
         )
-        await self._run(self._file, *(b[f] for f in fields), ttl, ts)
+        out.append(write(self._file, *(b[f] for f in fields), ttl, ts))
+        return out
 
-    async def _token_created(self, b: dict[str, Any], ts: int) -> None:
+    def _token_created(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
         ttl = _ttl(b["expires_at"])
         if ttl == 0:
-            return  # expired before it was projected: nothing to show
-        await self._run(
-            self._token,
-            b["token_id"],
-            b["owner"],
-            b["owner_device"],
-            b["content"],
-            b["created_at"],
-            b["expires_at"],
-            b["for_identity"],
-            b["password_hash"],
-            ttl,
-            ts,
+            return out  # expired before it was projected: nothing to show
+        out.append(
+            write(
+                self._token,
+                b["token_id"],
+                b["owner"],
+                b["owner_device"],
+                b["content"],
+                b["created_at"],
+                b["expires_at"],
+                b["for_identity"],
+                b["password_hash"],
+                ttl,
+                ts,
+            )
         )
-        await self._run(self._token_owner, b["owner"], b["token_id"], ttl, ts)
+        out.append(write(self._token_owner, b["owner"], b["token_id"], ttl, ts))
+        return out
 
-    async def _token_deleted(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._token_gone, ts, b["token_id"])
-        await self._run(self._token_owner_gone, ts, b["owner"], b["token_id"])
+    def _token_deleted(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(write(self._token_gone, ts, b["token_id"]))
+        out.append(write(self._token_owner_gone, ts, b["owner"], b["token_id"]))
+        return out
 
-    async def _template_created(self, b: dict[str, Any], ts: int) -> None:
+    def _template_created(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
         ttl = _ttl(b["expires_at"])
         if ttl == 0:
-            return
+            return out
         ttl = ttl or 0  # None: no expiry
-        await self._run(
-            self._template,
-            b["template_id"],
-            b["owner"],
-            b["owner_device"],
-            b["content"],
-            b["created_at"],
-            b["expires_at"],
-            b["max_allocations"],
-            b["for_identity"],
-            b["password_hash"],
-            ttl,
-            ts,
+        out.append(
+            write(
+                self._template,
+                b["template_id"],
+                b["owner"],
+                b["owner_device"],
+                b["content"],
+                b["created_at"],
+                b["expires_at"],
+                b["max_allocations"],
+                b["for_identity"],
+                b["password_hash"],
+                ttl,
+                ts,
+            )
         )
-        await self._run(self._template_owner, b["owner"], b["template_id"], ttl, ts)
+        out.append(write(self._template_owner, b["owner"], b["template_id"], ttl, ts))
+        return out
 
-    async def _template_deleted(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._template_gone, ts, b["template_id"])
-        await self._run(self._template_owner_gone, ts, b["owner"], b["template_id"])
+    def _template_deleted(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(write(self._template_gone, ts, b["template_id"]))
+        out.append(write(self._template_owner_gone, ts, b["owner"], b["template_id"]))
+        return out
 
-    async def _allocated(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._allocation, b["template_id"], b["requester"], b["relationship_id"], ts
+    def _allocated(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(
+            write(self._allocation, b["template_id"], b["requester"], b["relationship_id"], ts)
         )
+        return out
 
-    async def _released(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._allocation_gone, ts, b["template_id"], b["requester"])
+    def _released(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(write(self._allocation_gone, ts, b["template_id"], b["requester"]))
+        return out
 
-    async def _relationship_created(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._relationship,
-            b["relationship_id"],
-            b["template_id"],
-            b["from_address"],
-            b["from_device"],
-            b["to_address"],
-            b["creation_content"],
-            b["created_at"],
-            ts,
+    def _relationship_created(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(
+            write(
+                self._relationship,
+                b["relationship_id"],
+                b["template_id"],
+                b["from_address"],
+                b["from_device"],
+                b["to_address"],
+                b["creation_content"],
+                b["created_at"],
+                ts,
+            )
         )
         for address in (b["from_address"], b["to_address"]):
-            await self._run(self._relationship_of, address, b["relationship_id"], ts)
-        await self._peers(b, "Pending", ts)
-        await self._run(
-            self._audit_entry,
-            b["relationship_id"],
-            ts,
-            "Creation",
-            None,
-            "Pending",
-            b["from_address"],
-            b["from_device"],
-            b["created_at"],
-            ts,
+            out.append(write(self._relationship_of, address, b["relationship_id"], ts))
+        out += self._peers(b, "Pending", ts)
+        out.append(
+            write(
+                self._audit_entry,
+                b["relationship_id"],
+                ts,
+                "Creation",
+                None,
+                "Pending",
+                b["from_address"],
+                b["from_device"],
+                b["created_at"],
+                ts,
+            )
         )
+        return out
 
-    async def _peers(self, b: dict[str, Any], status: str, ts: int) -> None:
+    def _peers(self, b: dict[str, Any], status: str, ts: int) -> list[Write]:
         a, z, rid = b["from_address"], b["to_address"], b["relationship_id"]
-        await self._run(self._peer_status, a, z, rid, status, ts)
-        await self._run(self._peer_status, z, a, rid, status, ts)
+        return [
+            write(self._peer_status, a, z, rid, status, ts),
+            write(self._peer_status, z, a, rid, status, ts),
+        ]
 
-    async def _relationship_changed(self, b: dict[str, Any], ts: int) -> None:
+    def _relationship_changed(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
         rid = b["relationship_id"]
-        await self._run(self._status, ts, b["status"], b["reactivation_requested_by"], rid)
-        await self._peers(b, b["status"], ts)
+        out.append(write(self._status, ts, b["status"], b["reactivation_requested_by"], rid))
+        out += self._peers(b, b["status"], ts)
         if b["action"] == "Accept" and b["content"] is not None:
-            await self._run(self._response, ts, b["content"], rid)
+            out.append(write(self._response, ts, b["content"], rid))
         reason = AUDIT_REASONS[b["action"]]
-        await self._run(
-            self._audit_entry,
-            rid,
-            ts,
-            reason,
-            b["old_status"],
-            b["status"],
-            b["actor"],
-            b["actor_device"],
-            b["occurred_at"],
-            ts,
+        out.append(
+            write(
+                self._audit_entry,
+                rid,
+                ts,
+                reason,
+                b["old_status"],
+                b["status"],
+                b["actor"],
+                b["actor_device"],
+                b["occurred_at"],
+                ts,
+            )
         )
+        return out

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from cassandra.cluster import Session
 
-from store.cassandra import execute
+from streams.writes import Write, write
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sync_runs (
@@ -40,7 +40,7 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS datawallets (address text PRIMARY KEY, version int)""",
 ]
 
-Handler = Callable[[dict[str, Any], int], Awaitable[None]]
+Handler = Callable[[dict[str, Any], int], list[Write]]
 
 
 class SyncProjection:
@@ -76,49 +76,65 @@ class SyncProjection:
             "DatawalletModificationsAdded": self._modifications,
         }
 
-    async def _run(self, statement: Any, *params: Any) -> None:
-        await execute(self.session, statement, params)
-
-    async def _run_started(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(
-            self._started,
-            b["sync_run_id"],
-            b["address"],
-            b["device_id"],
-            b["run_type"],
-            b["from_index"],
-            b["to_index"],
-            list(b["retry_indexes"]),
-            b["expires_at"],
-            b["created_at"],
-            ts,
-        )
-
-    async def _run_expired(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._status, ts, "Expired", b["expired_at"], b["sync_run_id"])
-
-    async def _run_finalized(self, b: dict[str, Any], ts: int) -> None:
-        await self._run(self._status, ts, "Finalized", b["finalized_at"], b["sync_run_id"])
-        for error in b["errors"]:
-            await self._run(
-                self._error, b["address"], error["index"], b["sync_run_id"], error["error_code"], ts
-            )
-        if b["new_datawallet_version"] is not None:
-            await self._run(self._version, b["address"], b["new_datawallet_version"], ts)
-
-    async def _modifications(self, b: dict[str, Any], ts: int) -> None:
-        for m in b["modifications"]:
-            await self._run(
-                self._modification,
+    def _run_started(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(
+            write(
+                self._started,
+                b["sync_run_id"],
                 b["address"],
-                m["index"],
-                m["id"],
-                m["object_identifier"],
-                m["payload_category"],
-                m["collection"],
-                m["type"],
-                m["encrypted_payload"],
-                b["created_at"],
                 b["device_id"],
+                b["run_type"],
+                b["from_index"],
+                b["to_index"],
+                list(b["retry_indexes"]),
+                b["expires_at"],
+                b["created_at"],
                 ts,
             )
+        )
+        return out
+
+    def _run_expired(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(write(self._status, ts, "Expired", b["expired_at"], b["sync_run_id"]))
+        return out
+
+    def _run_finalized(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        out.append(write(self._status, ts, "Finalized", b["finalized_at"], b["sync_run_id"]))
+        for error in b["errors"]:
+            out.append(
+                write(
+                    self._error,
+                    b["address"],
+                    error["index"],
+                    b["sync_run_id"],
+                    error["error_code"],
+                    ts,
+                )
+            )
+        if b["new_datawallet_version"] is not None:
+            out.append(write(self._version, b["address"], b["new_datawallet_version"], ts))
+        return out
+
+    def _modifications(self, b: dict[str, Any], ts: int) -> list[Write]:
+        out: list[Write] = []
+        for m in b["modifications"]:
+            out.append(
+                write(
+                    self._modification,
+                    b["address"],
+                    m["index"],
+                    m["id"],
+                    m["object_identifier"],
+                    m["payload_category"],
+                    m["collection"],
+                    m["type"],
+                    m["encrypted_payload"],
+                    b["created_at"],
+                    b["device_id"],
+                    ts,
+                )
+            )
+        return out

@@ -1,24 +1,17 @@
-"""A session for the replay's projection that sends its writes in unlogged batches.
+"""How the replay sends the projection's writes: unlogged batches, a bounded window.
 
-The projection writes one statement per request, as the workers need (each event is
-acknowledged when its rows are written). A replay only needs its rows written before it
-saves a checkpoint, so `BatchingSession` stands in for the target session: a write (an
-INSERT, UPDATE or DELETE without a condition) is only noted and reported done at once;
-`flush()` (before every checkpoint) sends what was noted as unlogged batches of partitions
-on the same replicas (a coordinator applies each on its own node), many at once, and
-waits for them, sending again what failed. The projection's writes are idempotent and
-independent (each row carries the event's version as its timestamp), so the order they
-land in does not matter. Writes whose order matters must not come here: the mailbox
-sequencer writes a head only after its rows (a killed replay that had sent both at once
-could leave a head without its rows, and the resumed one would skip them), so the replay
-gives it the target session itself.
-
-A read is sent after every write noted before it has been written. Conditional writes
-(IF ...) are sent as they are, after the noted writes.
-
-Measured with `python -m bench.replay --compare-unbatched`: the replay's own CPU per record
-falls by about a third and its requests from about one per record to one per twelve; the
-rest of its CPU is opening records and the driver binding each statement.
+The projection answers each event with its writes (streams/writes.py); a replay only
+needs them written before it saves a checkpoint. `BatchWriter.write` takes a checkpoint's
+writes, binds them, groups them into unlogged batches of partitions on the same replicas
+(a coordinator applies each on its own node; on a one-node cluster that is every
+partition), and sends the batches with at most WINDOW requests in flight over all the
+partitions being replayed, from the driver's own callbacks: no coroutine or event-loop
+wake-up per request, one per checkpoint. A failed request is sent again until it is
+written. The writes are idempotent and independent (each row carries the event's version
+as its timestamp, or none where the newest must win), so the order they land in does not
+matter. Writes whose order matters must not come here: the mailbox sequencer writes a head
+only after its rows (a killed replay that had sent both at once could leave a head without
+its rows, and the resumed one would skip them), so it writes through the session itself.
 """
 
 from __future__ import annotations
@@ -26,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra.cluster import ResponseFuture, Session
-from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType, BoundStatement
 
-from store.cassandra import execute
+from streams.writes import Write
 
 log = logging.getLogger("backbone.replay.batching")
 
@@ -44,236 +38,125 @@ MAX_BATCH_STATEMENTS = 64
 # Cassandra logs a warning for each unlogged batch over more partitions than this
 # (unlogged_batch_across_partitions_warn_threshold).
 MAX_PARTITIONS = 10
-# Batches in flight at once: the driver's connections carry thousands of requests; more
-# than this only queues in Cassandra on a 2-core machine.
-CONCURRENCY = 128
+# Requests in flight at once over every partition of a replay process: more than this
+# only queues in Cassandra on a 2-core machine, and thousands at once time out.
+WINDOW = 128
 
 
 def _size(values: Any) -> int:
     return sum(len(v) if isinstance(v, bytes | str) else 8 for v in values or ())
 
 
-class _Written:
-    """What a noted write answers: done, no rows (store.cassandra.execute returns at once
-    for a `settled` answer)."""
+@dataclass
+class _Checkpoint:
+    """One `write` call's requests: how many are still out, which failed."""
 
-    settled = True
-
-    def add_callbacks(self, callback: Callable[[Any], Any], errback: Any) -> None:
-        callback([])
-
-    def result(self) -> Any:
-        return _NoRows()
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[list[Any]]
+    left: int
+    failed: list[Any] = field(default_factory=list)
 
 
-class _NoRows(list[Any]):
-    def one(self) -> None:
-        return None
-
-    @property
-    def was_applied(self) -> bool:
-        return True
-
-
-class _AfterWrites:
-    """A read (or a conditional write) sent once the writes before it are done."""
-
-    def __init__(self, send: Callable[[], ResponseFuture], waiting: list[ResponseFuture]) -> None:
-        self._send = send
-        self._lock = threading.Lock()
-        self._left = len(waiting)
-        self._callbacks: list[tuple[Callable[[Any], Any], Callable[[BaseException], Any]]] = []
-        self._outcome: tuple[Any, BaseException | None] | None = None
-        for future in waiting:
-            future.add_callbacks(self._one_done, self._one_done)
-
-    def _one_done(self, _: Any) -> None:
-        with self._lock:
-            self._left -= 1
-            ready = self._left == 0
-        if ready:
-            # A failed write is sent again by `flush`; the read goes ahead (as a read after
-            # a failed write does on a live session) and the caller's retry reads again.
-            response = self._send()
-            response.add_callbacks(self._settle_ok, self._settle_failed)
-
-    def _settle_ok(self, rows: Any) -> None:
-        self._settle((rows, None))
-
-    def _settle_failed(self, error: BaseException) -> None:
-        self._settle((None, error))
-
-    def _settle(self, outcome: tuple[Any, BaseException | None]) -> None:
-        with self._lock:
-            self._outcome = outcome
-            callbacks, self._callbacks = self._callbacks, []
-        for ok, failed in callbacks:
-            _call(ok, failed, outcome)
-
-    def add_callbacks(
-        self, ok: Callable[[Any], Any], failed: Callable[[BaseException], Any]
-    ) -> None:
-        with self._lock:
-            if self._outcome is None:
-                self._callbacks.append((ok, failed))
-                return
-            outcome = self._outcome
-        _call(ok, failed, outcome)
-
-    def result(self) -> Any:
-        assert self._outcome is not None, "result() before the callbacks ran"
-        rows, error = self._outcome
-        if error is not None:
-            raise error
-        return _Rows(rows)
-
-
-class _Rows(list[Any]):
-    def one(self) -> Any:
-        return self[0] if self else None
-
-
-def _call(
-    ok: Callable[[Any], Any],
-    failed: Callable[[BaseException], Any],
-    outcome: tuple[Any, BaseException | None],
-) -> None:
-    rows, error = outcome
-    if error is not None:
-        failed(error)
-    else:
-        ok(rows)
-
-
-class BatchingSession:
-    """Stands in for a `Session` where the replay's projection and sequencer use one:
-    `prepare`, `execute_async`, and `flush` for the replay."""
-
-    def __init__(self, session: Session, enabled: bool = True) -> None:
+class BatchWriter:
+    def __init__(self, session: Session, enabled: bool = True, window: int = WINDOW) -> None:
         self.session = session
-        self.enabled = enabled  # False: every statement is sent at once, alone
-        self.keyspace = session.keyspace
-        self._lock = threading.Lock()
-        self._noted: list[Any] = []  # bound statements, and statements sent alone
-        self._in_flight: dict[int, tuple[ResponseFuture, Any]] = {}
-        self._failed: list[Any] = []
-        self._is_write: dict[int, bool] = {}
+        self.enabled = enabled  # False: one request per statement (bench.replay's ratio)
+        self.window = window
         self.requests = 0  # sent to Cassandra
-        self.statements = 0  # asked for by the projection and the sequencer
+        self.statements = 0  # written by the projection
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Any, _Checkpoint]] = deque()
+        self._in_flight = 0
 
-    def _replicas(self, bound: BoundStatement) -> Any:
-        metadata = self.session.cluster.metadata
-        return tuple(
-            sorted(
-                str(h.endpoint) for h in metadata.get_replicas(bound.keyspace, bound.routing_key)
-            )
-        )
-
-    def prepare(self, query: str) -> PreparedStatement:
-        return self.session.prepare(query)
-
-    def _write(self, statement: Any) -> bool:
-        if isinstance(statement, BatchStatement):
-            return True
-        if not isinstance(statement, PreparedStatement):
-            return False
-        known = self._is_write.get(id(statement))
-        if known is None:
-            words = statement.query_string.upper().split()
-            known = words[0] in ("INSERT", "UPDATE", "DELETE") and "IF" not in words
-            self._is_write[id(statement)] = known
-        return known
-
-    def execute_async(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
-        self.statements += 1
-        if self.enabled and self._write(statement):
-            with self._lock:
-                self._noted.append(
-                    statement
-                    if isinstance(statement, BatchStatement)
-                    else statement.bind(parameters or ())
-                )
-            return _Written()
-        waiting = self._send_noted() if self.enabled else []
-        if not waiting:
-            self.requests += 1
-            return self.session.execute_async(statement, parameters, **kwargs)
-        return _AfterWrites(
-            lambda: self.session.execute_async(statement, parameters, **kwargs), waiting
-        )
-
-    def _send_noted(self) -> list[ResponseFuture]:
-        """Sends every noted write; returns everything in flight (sent now or before)."""
-        with self._lock:
-            noted, self._noted = self._noted, []
-            noted += self._failed
-            self._failed = []
-        for request in _batches(noted, self._replicas):
-            self.requests += 1
-            future = self.session.execute_async(request)
-            with self._lock:
-                self._in_flight[id(future)] = (future, request)
-            future.add_callbacks(
-                self._sent, self._not_sent, callback_args=(id(future),), errback_args=(id(future),)
-            )
-        with self._lock:
-            return [f for f, _ in self._in_flight.values()]
-
-    def _sent(self, _: Any, key: int) -> None:
-        with self._lock:
-            self._in_flight.pop(key, None)
-
-    def _not_sent(self, error: BaseException, key: int) -> None:
-        with self._lock:
-            _, request = self._in_flight.pop(key, (None, None))
-            if request is not None:
-                self._failed.append(request)
-        log.warning("a replay batch failed; sent again", extra={"error": type(error).__name__})
-
-    async def flush(self) -> None:
-        """Until every noted write is written (a failed batch is sent again)."""
-        while True:
-            waiting = self._send_noted()
-            if not waiting:
-                with self._lock:
-                    if not self._noted and not self._failed:
-                        return
-                continue
-            await asyncio.gather(*(_wait(f) for f in waiting), return_exceptions=True)
-            with self._lock:
-                again = bool(self._failed)
-            if again:
+    async def write(self, writes: Sequence[Write]) -> None:
+        """Until every write is written (a failed request is sent again)."""
+        self.statements += len(writes)
+        requests = self._requests(writes)
+        while requests:
+            failed = await self._send(requests)
+            if failed:
+                log.warning("replay writes failed; sent again", extra={"requests": len(failed)})
                 await asyncio.sleep(0.5)
+            requests = failed
+
+    def _requests(self, writes: Sequence[Write]) -> list[Any]:
+        bound = [statement.bind(values) for statement, values in writes]
+        if not self.enabled:
+            return bound
+        return batches(bound, self._replicas_of())
+
+    def _replicas_of(self) -> Any:
+        metadata = self.session.cluster.metadata
+        if len(metadata.all_hosts()) <= 1:
+            return None  # one node: every partition is on it, no token to look up
+
+        def replicas(bound: BoundStatement) -> Any:
+            hosts = metadata.get_replicas(bound.keyspace, bound.routing_key)
+            return tuple(sorted(str(h.endpoint) for h in hosts))
+
+        return replicas
+
+    async def _send(self, requests: list[Any]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        checkpoint = _Checkpoint(loop, loop.create_future(), len(requests))
+        with self._lock:
+            self._queue.extend((r, checkpoint) for r in requests)
+        self._pump()
+        return await checkpoint.done
+
+    def _pump(self) -> None:
+        """Sends queued requests while fewer than `window` are in flight; runs on the event
+        loop and on the driver's threads (from a request's callback)."""
+        while True:
+            with self._lock:
+                if self._in_flight >= self.window or not self._queue:
+                    return
+                request, checkpoint = self._queue.popleft()
+                self._in_flight += 1
+                self.requests += 1
+            try:
+                future = self.session.execute_async(request)
+            except Exception as exc:  # e.g. no connection: counts as failed, sent again
+                self._settled(exc, request, checkpoint)
+                continue
+            future.add_callbacks(
+                self._written,
+                self._settled,
+                callback_args=(request, checkpoint),
+                errback_args=(request, checkpoint),
+            )
+
+    def _written(self, _: Any, request: Any, checkpoint: _Checkpoint) -> None:
+        self._settled(None, request, checkpoint)
+
+    def _settled(self, error: Any, request: Any, checkpoint: _Checkpoint) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            checkpoint.left -= 1
+            if error is not None:
+                checkpoint.failed.append(request)
+            last = checkpoint.left == 0
+        if last:
+            checkpoint.loop.call_soon_threadsafe(_resolve, checkpoint.done, checkpoint.failed)
+        self._pump()
 
 
-async def _wait(future: ResponseFuture) -> None:
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(_: Any) -> None:
-        loop.call_soon_threadsafe(_resolve, done)
-
-    future.add_callbacks(settle, settle)
-    await done
-
-
-def _resolve(done: asyncio.Future[None]) -> None:
+def _resolve(done: asyncio.Future[list[Any]], failed: list[Any]) -> None:
     if not done.done():
-        done.set_result(None)
+        done.set_result(failed)
 
 
-def _batches(noted: list[Any], replicas: Callable[[BoundStatement], Any]) -> list[Any]:
+def batches(bound: list[BoundStatement], replicas: Any = None) -> list[Any]:
     """Unlogged batches of bound statements whose partitions live on the same replicas
-    (the coordinator applies each on its own node), of bounded size and at most
-    MAX_PARTITIONS partitions; statements that are batches already go alone."""
+    (`replicas(statement)` names them; None: all on one node), of bounded size and at most
+    MAX_PARTITIONS partitions each."""
     groups: dict[Any, list[BoundStatement]] = defaultdict(list)
-    alone: list[Any] = []
-    for statement in noted:
-        if isinstance(statement, BoundStatement) and statement.routing_key is not None:
-            groups[replicas(statement)].append(statement)
+    requests: list[Any] = []
+    for statement in bound:
+        if statement.routing_key is None:
+            requests.append(statement)
         else:
-            alone.append(statement)
-    requests: list[Any] = list(alone)
+            groups[replicas(statement) if replicas else None].append(statement)
     for statements in groups.values():
         if len(statements) == 1:
             requests.append(statements[0])
@@ -281,20 +164,17 @@ def _batches(noted: list[Any], replicas: Callable[[BoundStatement], Any]) -> lis
         statements.sort(key=lambda b: b.routing_key)
         batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
         keys: set[bytes] = set()
-        for bound in statements:
-            weight = _size(bound.values)
+        for statement in statements:
+            weight = _size(statement.values)
             if len(batch) and (
                 size + weight > MAX_BATCH_BYTES
                 or len(batch) >= MAX_BATCH_STATEMENTS
-                or (bound.routing_key not in keys and len(keys) >= MAX_PARTITIONS)
+                or (statement.routing_key not in keys and len(keys) >= MAX_PARTITIONS)
             ):
                 requests.append(batch)
                 batch, size, keys = BatchStatement(batch_type=BatchType.UNLOGGED), 0, set()
-            batch.add(bound)
+            batch.add(statement)
             size += weight
-            keys.add(bound.routing_key)
+            keys.add(statement.routing_key)
         requests.append(batch)
     return requests
-
-
-__all__ = ["BatchingSession", "execute"]

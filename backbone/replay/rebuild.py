@@ -14,8 +14,14 @@ What goes where, as in streams/app.py:
 
 Parallel: every partition is replayed by its own task, and several processes can share
 the partitions (`--worker i --workers n`, partition p goes to worker p % n). Within a
-partition, records are taken in batches; a batch's records are applied concurrently across
-aggregates but in log order within one aggregate (the order the workers keep).
+partition, records are taken in batches; the projection answers each event with its
+writes (no I/O), and a batch's writes go out together as unlogged batches
+(backbone/replay/batching.py). Every write carries its event's version as its timestamp,
+so the order they land in does not matter, within an aggregate or across.
+
+Retention: a row the live side wrote with a TTL (messages, mailbox entries, idempotency
+keys) gets the TTL left since its event's time, so it expires when the live row did; one
+already past it is not written (streams/writes.py `remaining_ttl`).
 
 Resumable: after each batch the partition's next offset is saved in `replay_progress` in
 the target keyspace; a replay started again continues from there. Writes are idempotent
@@ -30,11 +36,10 @@ import base64
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cassandra import OperationTimedOut
@@ -44,7 +49,7 @@ from backbone import idempotency
 from backbone.audit.logread import log_bounds, partitions_of, read_partition
 from backbone.connections import kafka_client_kwargs
 from backbone.datakeys import unwrap_all, wrapped_data_keys
-from backbone.replay.batching import BatchingSession
+from backbone.replay.batching import BatchWriter
 from backbone.security.logcrypto import DecryptionError, MasterKey
 from backbone.settings import BackboneSettings
 from schemas import codec
@@ -53,30 +58,26 @@ from store.envelopes import EnvelopeCodec, Opened
 from store.retrying import until_done
 from store.topics import TopicNames
 from streams.deletion_erase import DeletedNamed
-from streams.mailbox_sequencer import Entry, Sequenced, Sequencer
+from streams.mailbox_sequencer import Entry, Sequencer
 from streams.readmodels import Projection, create_schema
+from streams.writes import Write, aware, remaining_ttl
 
 log = logging.getLogger("backbone.replay")
 
 PROGRESS_SCHEMA = """CREATE TABLE IF NOT EXISTS replay_progress (
     topic text, partition int, next_offset bigint, end_offset bigint, updated_at timestamp,
     PRIMARY KEY ((topic), partition))"""
-# Events whose rows the projection writes with a TTL counted from when it ran (rather than
-# from a time in the event, as tokens, templates and files are): "retention" is
+# Events whose rows the projection writes with a TTL counted from the event's time (rather
+# than from an expiry in the event, as tokens, templates and files are): "retention" is
 # BACKBONE_RETENTION_DAYS (messages), a number is seconds (a Reply's idempotency key).
+# Counted in the progress's `expired` when that TTL has run out (the projection then
+# writes nothing for them).
 _RELATIVE_TTL: dict[str, str] = {
     "MessageSent": "retention",
     "MessageReceived": "retention",
     "Reply": str(idempotency.WINDOW_S),
 }
 
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-# Aggregates whose events are being written at once, over all partitions of a process.
-MAX_AGGREGATES_IN_FLIGHT = 256
 # Tables a replay does not rebuild from the log, and verify does not compare.
 NOT_REBUILT = frozenset({"replay_progress"})
 
@@ -132,13 +133,9 @@ class Replayer:
         self.names = TopicNames(settings.cluster.topic_prefix)
         self._clusters: list[Cluster] = []
         self._keys: dict[str, bytes] = {}
-        self._inflight = asyncio.Semaphore(MAX_AGGREGATES_IN_FLIGHT)
         self._absent: set[str] = set()
         self._named = DeletedNamed(set())  # issue 22: deleted identities records name
-        self._target: Session
-        self._batching: BatchingSession
-        self.writes: BatchingSession | None = None  # after `run`: its request counts
-        self._mailbox_rows: tuple[Any, Any]
+        self.writes: BatchWriter | None = None  # after `run`: its request counts
         self._key_lookup: tuple[Any, Any, Session, Session]
 
     async def _connect(self, keyspace: str | None) -> Session:
@@ -214,22 +211,10 @@ class Replayer:
             source,
             target,
         )
-        self._target = target
-        self._mailbox_rows = (
-            await asyncio.to_thread(
-                target.prepare,
-                "SELECT idx, created_at FROM mailbox WHERE address = ? AND idx >= ? AND idx <= ?",
-            ),
-            await asyncio.to_thread(
-                target.prepare, "DELETE FROM mailbox WHERE address = ? AND idx = ?"
-            ),
-        )
         envelopes = EnvelopeCodec(self.settings.master_key_b64, self._keys.__getitem__)
-        # The projection writes through a session that batches its writes until the next
-        # checkpoint (backbone/replay/batching.py).
-        self._batching = self.writes = BatchingSession(target, enabled=opts.batch_writes)
-        writer = cast(Session, self._batching)
-        projection = await asyncio.to_thread(Projection, writer, self.settings.retention_s)
+        # The projection's writes go out as unlogged batches, once per checkpoint.
+        writer = self.writes = BatchWriter(target, enabled=opts.batch_writes)
+        projection = await asyncio.to_thread(Projection, target, self.settings.retention_s)
         # The sequencer writes as it does in the workers, with its own batches: a head is
         # written only after its rows, which is what makes a killed replay resume without a
         # gap (a head sent with its rows in one flush could land alone).
@@ -279,15 +264,14 @@ class Replayer:
 
         async def one(topic: str, p: int, first: int, end: int) -> None:
             apply = (
-                self._events_batch(envelopes, projection)
+                self._events_batch(envelopes, projection, writer)
                 if topic == self.names.events
                 else self._entries_batch(envelopes, sequencer)
             )
             batch: list[Any] = []
 
             async def flush(next_offset: int, end: int) -> None:
-                await apply(batch)
-                await self._batching.flush()  # written before the checkpoint says so
+                await apply(batch)  # written before the checkpoint says so
                 self.progress.done += len(batch)
                 batch.clear()
                 await execute(target, save, (topic, p, next_offset, end))
@@ -359,30 +343,20 @@ class Replayer:
         return True
 
     def _events_batch(
-        self, envelopes: EnvelopeCodec, projection: Projection
+        self, envelopes: EnvelopeCodec, projection: Projection, writer: BatchWriter
     ) -> Callable[[list[Any]], Awaitable[None]]:
         async def apply(records: list[Any]) -> None:
-            chains: dict[str, list[Opened]] = defaultdict(list)
+            now = datetime.now(UTC)
+            writes: list[Write] = []
             for r in records:
                 event = await self._open(envelopes, r.value)
-                if event is not None and not self._expired(event):
-                    chains[event.envelope["aggregate_key"]].append(event)
-
-            async def chain(events: list[Opened]) -> None:
-                for event in events:  # one aggregate's events in log order
-                    if event.name == "Reply":
-                        await projection.record_reply(event)
-                    else:
-                        await projection.apply(event)
-
-            async def bounded(events: list[Opened]) -> None:
-                # A bounded number of aggregates at once: Cassandra times requests out
-                # when thousands arrive together. A failure replays the aggregate's
-                # events again (idempotent writes), as the workers retry theirs.
-                async with self._inflight:
-                    await until_done(lambda: chain(events), "replaying events failed")
-
-            await asyncio.gather(*(bounded(c) for c in chains.values()))
+                if event is None or self._expired(event, now):
+                    continue
+                if event.name == "Reply":
+                    writes += projection.reply_writes(event, now)
+                else:
+                    writes += projection.writes(event, now) or ()
+            await writer.write(writes)
 
         return apply
 
@@ -409,33 +383,24 @@ class Replayer:
             if not entries:
                 return
             # As the workers' sequencer loop does: a failed batch is sequenced again
-            # whole (the sequencer re-reads its heads and skips what it wrote).
-            done = await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
+            # whole (the sequencer re-reads its heads and skips what it wrote). Entries
+            # past the retention take their index but get no row (streams/mailbox_sequencer.py),
+            # as their rows are gone on the live side.
+            await until_done(lambda: sequencer.sequence(entries), "sequencing failed")
             cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retention_s)
-            if any(_aware(e.occurred_at) <= cutoff for e in entries):
-                await asyncio.gather(*(self._drop_expired_rows(d, cutoff) for d in done))
+            self.progress.expired += sum(aware(e.occurred_at) <= cutoff for e in entries)
 
         return apply
 
-    def _expired(self, event: Opened) -> bool:
-        """True for an event whose rows the live keyspace no longer has: they were written
-        with a TTL counted from (about) the event's time, and it has run out. Such an event
-        is not written (a replay would give the rows a new TTL and bring them back)."""
+    def _expired(self, event: Opened, now: datetime) -> bool:
+        """True (and counted) for an event whose rows the live keyspace no longer has: their
+        TTL, counted from the event's time, has run out, and the projection writes nothing
+        for it."""
         ttl = _RELATIVE_TTL.get(event.name)
         if ttl is None:
             return False
         seconds = self.settings.retention_s if ttl == "retention" else int(ttl)
-        at = _aware(event.envelope["occurred_at"])
-        if at + timedelta(seconds=seconds) > datetime.now(UTC):
+        if remaining_ttl(seconds, event.envelope["occurred_at"], now) > 0:
             return False
         self.progress.expired += 1
         return True
-
-    async def _drop_expired_rows(self, done: Sequenced, cutoff: datetime) -> None:
-        """Mailbox entries older than the retention still take their index (the head
-        counts them, as it does on the live side) but their rows are gone there: here too."""
-        select, delete = self._mailbox_rows
-        rows = await execute(self._target, select, (done.address, done.first, done.last))
-        expired = [r.idx for r in rows if _aware(r.created_at) <= cutoff]
-        await asyncio.gather(*(execute(self._target, delete, (done.address, i)) for i in expired))
-        self.progress.expired += len(expired)

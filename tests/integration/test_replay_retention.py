@@ -1,6 +1,6 @@
 """A replay brings back nothing the live keyspace's TTLs already removed: a message older
 than the retention, its mailbox row (whose index stays taken), and an idempotency key older
-than its window are not written; newer ones are."""
+than its window are not written; newer ones are, with the TTL left since their event."""
 
 from __future__ import annotations
 
@@ -150,6 +150,20 @@ async def test_replay_leaves_out_what_the_retention_removed(
             head = q("SELECT next_idx FROM mailbox_heads WHERE address = %s", (recipient,)).one()
             assert head.next_idx == 3
             assert [r.key_id for r in q("SELECT key_id FROM idempotency_keys")] == ["new"]
+            # What it brings back expires when the live rows did: the retention counted
+            # from the event's time (a day ago), not from the replay.
+            day = 24 * 3600
+            message_ttl = q("SELECT TTL(body) AS t FROM messages WHERE id = 'MSGnew'").one().t
+            entry_ttl = (
+                q(
+                    "SELECT TTL(payload) AS t FROM mailbox WHERE address = %s AND idx = 2",
+                    (recipient,),
+                )
+                .one()
+                .t
+            )
+            for ttl in (message_ttl, entry_ttl):
+                assert (RETENTION_DAYS - 1) * day - 600 < ttl <= (RETENTION_DAYS - 1) * day
         finally:
             rebuilt_cluster.shutdown()
     finally:
