@@ -11,7 +11,6 @@ from fastapi import Depends, Request
 from api.errors import ApiError
 from api.state import ApiState
 from backbone.security.tokens import InvalidToken
-from store.cassandra import run_prepared
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
@@ -39,14 +38,8 @@ class Caller:
 
 
 async def device_exists(state: ApiState, address: str, device_id: str) -> bool:
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT deleted_at FROM devices WHERE address = ? AND id = ?",
-            (address, device_id),
-        )
-    ).one()
-    return row is not None and row.deleted_at is None
+    device = await state.reads.identities.device(address, device_id)
+    return device is not None and device.active
 
 
 async def still_authorized(state: ApiState, caller: Caller) -> bool:

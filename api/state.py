@@ -21,6 +21,7 @@ from backbone.security.passwords import hash_password, verify_password
 from backbone.security.tokens import TokenIssuer
 from backbone.settings import BackboneSettings
 from store.envelopes import EnvelopeCodec
+from store.readmodels import ReadStore
 from store.topics import TopicNames
 
 # Each Argon2id hash or check holds 64 MiB and a core for ~0.1 s: more at once than there
@@ -44,6 +45,8 @@ class ApiState:
     # appends itself with their senders' data keys (api/sender_keys.py).
     sender_keys: SenderKeys
     bus: CommandBus
+    # The read models' queries (store/readmodels/), over the active keyspace's session.
+    reads: ReadStore
     challenges: ChallengeIssuer
     tokens: TokenIssuer
     limits: SharedLimits
@@ -80,6 +83,7 @@ class ApiState:
                 envelopes,
                 settings.command_timeout_s,
             ),
+            reads=ReadStore.over(lambda: keyspace.session),
             challenges=ChallengeIssuer(
                 nacl.signing.SigningKey(seed), ttl_seconds=settings.challenge_ttl_s
             ),

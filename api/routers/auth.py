@@ -18,7 +18,6 @@ from api.errors import ApiError
 from api.ratelimit import PER_ADDRESS
 from api.state import ApiState
 from backbone.security.passwords import hash_password
-from store.cassandra import run_prepared
 
 router = APIRouter(tags=["authentication"])
 
@@ -91,13 +90,7 @@ async def _token(
     except ApiError:
         metrics.LOGINS.labels("locked").inc()
         raise
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT address, device_id, password_hash FROM devices_by_username WHERE username = ?",
-            (username,),
-        )
-    ).one()
+    row = await state.reads.identities.login(username)
     stored = row.password_hash if row is not None else _decoy_hash()
     good = await state.verify_password(stored, password)
     # The same answer for an unknown user and a wrong password: no username probing.

@@ -14,7 +14,7 @@ identity that lost its login asks whether it was deleted, and when.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, ConfigDict
@@ -33,7 +33,7 @@ from backbone.deletion_policy import (
     grace_period_s,
     sha256_hex,
 )
-from store.cassandra import run_prepared
+from store.readmodels.deletion import DeletionProcess as StoredProcess
 
 router = APIRouter(prefix="/Identities/Self/DeletionProcesses", tags=["identities"])
 
@@ -107,8 +107,8 @@ async def start_deletion(
 
 @router.get("", response_model=DeletionProcessList)
 async def list_deletions(caller: Authenticated, state: State) -> DeletionProcessList:
-    rows = await run_prepared(state.session, f"{_SELECT} WHERE address = ?", (caller.address,))
-    return DeletionProcessList(result=[_dto(r) for r in rows])
+    processes = await state.reads.deletion.processes_of(caller.address)
+    return DeletionProcessList(result=[_dto(p) for p in processes])
 
 
 @router.get("/{process_id}", response_model=DeletionProcessResult)
@@ -142,24 +142,14 @@ async def cancel_deletion(
     return DeletionProcessResult(result=await _process(state, caller.address, process_id))
 
 
-_SELECT = (
-    "SELECT id, status, created_at, created_by_device, grace_period_ends_at, cancelled_at,"
-    " cancelled_by_device FROM deletion_processes"
-)
-
-
 async def _process(state: ApiState, address: str, process_id: str) -> DeletionProcess:
-    row = (
-        await run_prepared(
-            state.session, f"{_SELECT} WHERE address = ? AND id = ?", (address, process_id)
-        )
-    ).one()
+    row = await state.reads.deletion.process(address, process_id)
     if row is None:
         raise ApiError(404, "error.platform.recordNotFound", "deletion process not found")
     return _dto(row)
 
 
-def _dto(row: Any) -> DeletionProcess:
+def _dto(row: StoredProcess) -> DeletionProcess:
     return DeletionProcess(
         id=row.id,
         status=row.status,
@@ -173,47 +163,25 @@ def _dto(row: Any) -> DeletionProcess:
 
 async def _peers(state: ApiState, address: str) -> list[dict[str, str]]:
     """Who must be told: the other party of each of the identity's relationships."""
-    rows = await run_prepared(
-        state.session,
-        "SELECT peer, relationship_id FROM relationship_peers WHERE address = ?",
-        (address,),
-    )
-    return [{"address": r.peer, "relationship_id": r.relationship_id} for r in rows]
+    links = await state.reads.relationships.peers_of(address)
+    return [{"address": link.peer, "relationship_id": link.relationship_id} for link in links]
 
 
 async def is_deleted(state: ApiState, username: str) -> tuple[bool, str | None]:
     """(deleted, when) for `Identities/IsDeleted`: a username that still logs in is not
     deleted, even in its grace period (it may cancel); one that was erased is found by its
     hash in the audit record (streams/deletion_readmodels.py)."""
-    live = (
-        await run_prepared(
-            state.session,
-            "SELECT address FROM devices_by_username WHERE username = ?",
-            (username,),
-        )
-    ).one()
-    if live is not None:
+    if await state.reads.identities.login(username) is not None:
         return False, None
-    gone = (
-        await run_prepared(
-            state.session,
-            "SELECT deleted_at FROM deleted_usernames WHERE username_hash = ?",
-            (sha256_hex(username),),
-        )
-    ).one()
-    return (True, iso(gone.deleted_at)) if gone is not None else (False, None)
+    gone = await state.reads.deletion.username_deleted_at(sha256_hex(username))
+    return (True, iso(gone)) if gone is not None else (False, None)
 
 
 async def own_status(state: ApiState, address: str) -> tuple[str, str | None]:
     """(status, grace period's end) for `GET Identities/Self`, as upstream's identity status:
     ToBeDeleted while an open process's grace period runs, Deleting once it is over and
     the final step is due (the identity still answers until its devices are erased)."""
-    rows = await run_prepared(
-        state.session,
-        "SELECT status, grace_period_ends_at FROM deletion_processes WHERE address = ?",
-        (address,),
-    )
-    for row in rows:
+    for row in await state.reads.deletion.processes_of(address):
         if row.status == "Active":
             ends = row.grace_period_ends_at.replace(tzinfo=UTC)
             return ("ToBeDeleted" if ends > datetime.now(UTC) else "Deleting"), iso(ends)
@@ -225,14 +193,7 @@ async def peer_deletion_info(
 ) -> dict[str, str] | None:
     """Upstream's `peerDeletionInfo` of a relationship as `viewer` sees it: set when the
     other party is to be deleted or was deleted (streams/deletion_readmodels.py)."""
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT status, deletion_date FROM peer_deletions"
-            " WHERE relationship_id = ? AND address = ?",
-            (relationship_id, viewer),
-        )
-    ).one()
+    row = await state.reads.deletion.peer_deletion(relationship_id, viewer)
     if row is None:
         return None
     return {"deletionStatus": row.status, "deletionDate": iso(row.deletion_date)}

@@ -22,7 +22,6 @@ from api.schemas import (
 )
 from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
-from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Devices", tags=["devices"])
 
@@ -45,13 +44,7 @@ async def register_device(
 ) -> dict[str, Any]:
     """A new device of the caller's identity, proven by a challenge signed with its identity
     key: a stolen password alone cannot add devices."""
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT public_key FROM identities WHERE address = ?",
-            (caller.address,),
-        )
-    ).one()
+    row = await state.reads.identities.identity(caller.address)
     if row is None:
         raise ApiError(404, NOT_FOUND, "identity not found")
     challenge = check_signed_challenge(
@@ -77,13 +70,7 @@ async def register_device(
         idem,
     )
     if idem is not None:  # a repeat answers with the first request's time
-        first = (
-            await run_prepared(
-                state.session,
-                "SELECT created_at FROM devices WHERE address = ? AND id = ?",
-                (caller.address, device_id),
-            )
-        ).one()
+        first = await state.reads.identities.device(caller.address, device_id)
         now = first.created_at if first is not None else now
     return {
         "result": {
@@ -97,12 +84,7 @@ async def register_device(
 
 @router.get("", responses=documented(Envelope[list[ListedDevice]]))
 async def list_devices(caller: Authenticated, state: State) -> dict[str, Any]:
-    rows = await run_prepared(
-        state.session,
-        "SELECT id, username, created_at, created_by_device, deleted_at "
-        "FROM devices WHERE address = ?",
-        (caller.address,),
-    )
+    devices = await state.reads.identities.devices_of(caller.address)
     return {
         "result": [
             {
@@ -111,8 +93,8 @@ async def list_devices(caller: Authenticated, state: State) -> dict[str, Any]:
                 "createdAt": iso(r.created_at),
                 "createdByDevice": r.created_by_device,
             }
-            for r in rows
-            if r.deleted_at is None
+            for r in devices
+            if r.active
         ]
     }
 
@@ -135,14 +117,7 @@ class DeviceResponse(BaseModel):
 
 @router.get("/Self", response_model=DeviceResponse)
 async def get_own_device(caller: Authenticated, state: State) -> DeviceResponse:
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT id, username, created_at, created_by_device FROM devices"
-            " WHERE address = ? AND id = ?",
-            (caller.address, caller.device_id),
-        )
-    ).one()
+    row = await state.reads.identities.device(caller.address, caller.device_id)
     if row is None:
         raise ApiError(404, NOT_FOUND, "device not found")
     return DeviceResponse(
@@ -173,24 +148,8 @@ async def change_own_password(
 ) -> Response:
     """Enmeshed's client sets a new random password on every onboarded device and keeps it
     whatever this answers, so the change must be durable before the 204."""
-    device = (
-        await run_prepared(
-            state.session,
-            "SELECT username FROM devices WHERE address = ? AND id = ?",
-            (caller.address, caller.device_id),
-        )
-    ).one()
-    login = (
-        (
-            await run_prepared(
-                state.session,
-                "SELECT password_hash FROM devices_by_username WHERE username = ?",
-                (device.username,),
-            )
-        ).one()
-        if device is not None
-        else None
-    )
+    device = await state.reads.identities.device(caller.address, caller.device_id)
+    login = await state.reads.identities.login(device.username) if device is not None else None
     if login is None or not await state.verify_password(login.password_hash, body.oldPassword):
         raise ApiError(400, WRONG_PASSWORD, "oldPassword: not this device's password")
     await state.bus.send(

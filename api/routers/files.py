@@ -43,7 +43,7 @@ from api.schemas import (
 from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes, is_v1
-from store.cassandra import run_prepared
+from store.readmodels.sharing import StoredFile
 
 router = APIRouter(prefix="/Files", tags=["files"])
 
@@ -267,20 +267,16 @@ async def _store_chunks(state: ApiState, content: UploadFile, file_id: str, ttl:
         n = 0
         while piece := await content.read(CHUNK_BYTES):
             async with state.chunk_writes:
-                await run_prepared(
-                    state.session,
-                    "INSERT INTO file_chunks (file_id, chunk, data) VALUES (?, ?, ?) USING TTL ?",
-                    (file_id, n, piece, ttl),
-                )
+                await state.reads.files.store_chunk(file_id, n, piece, ttl)
             n += 1
         return n
     finally:
         state.upload_slots.release()
 
 
-async def _row(state: Any, file_id: str) -> Any:
-    row = (await run_prepared(state.session, "SELECT * FROM files WHERE id = ?", (file_id,))).one()
-    if row is None or row.expires_at.replace(tzinfo=UTC) <= datetime.now(UTC):
+async def _row(state: ApiState, file_id: str) -> StoredFile:
+    row = await state.reads.files.get(file_id)
+    if row is None:  # not uploaded, not projected yet, or expired
         raise ApiError(404, NOT_FOUND, "file not found")
     return row
 
@@ -332,10 +328,7 @@ async def validate_ownership_token(
 @router.get("/{file_id}/Content")
 async def file_content(file_id: FileId, caller: Authenticated, state: State) -> Response:
     row = await _row(state, file_id)
-    chunks = await run_prepared(
-        state.session, "SELECT chunk, data FROM file_chunks WHERE file_id = ?", (file_id,)
-    )
-    data = b"".join(c.data for c in chunks)
+    data = await state.reads.files.content(file_id)
     if hashlib.sha256(data).digest() != row.content_sha256:
         # Chunks missing (a TTL ran out early) or damaged: never hand out wrong bytes.
         raise ApiError(503, "error.platform.fileUnavailable", "file content is unavailable")

@@ -12,7 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import State
 from api.schemas import Health, Readiness, documented
 from backbone.connections import kafka_client_kwargs
-from store.cassandra import run_prepared
 
 router = APIRouter(tags=["operations"])
 
@@ -32,9 +31,7 @@ async def health() -> dict[str, str]:
 async def ready(state: State) -> JSONResponse:
     checks = {"kafka": await _kafka_ok(state.settings.cluster.kafka_bootstrap)}
     try:
-        await asyncio.wait_for(
-            run_prepared(state.session, "SELECT release_version FROM system.local"), timeout=3
-        )
+        await asyncio.wait_for(state.reads.store.reachable(), timeout=3)
         checks["cassandra"] = True
     except Exception:
         checks["cassandra"] = False

@@ -18,7 +18,6 @@ from api.signed_challenges import SignedChallenge, check_signed_challenge
 from api.timestamps import iso
 from backbone.security.addresses import address_from_public_key
 from backbone.security.signatures import parse_public_key, serialize_public_key
-from store.cassandra import run_prepared
 
 router = APIRouter(prefix="/Identities", tags=["identities"])
 
@@ -71,11 +70,7 @@ async def create_identity(
         idem,
     )
     if idem is not None:  # a repeat answers with the first request's time
-        first = (
-            await run_prepared(
-                state.session, "SELECT created_at FROM identities WHERE address = ?", (address,)
-            )
-        ).one()
+        first = await state.reads.identities.identity(address)
         now = first.created_at if first is not None else now
     created = iso(now)
     return {
@@ -108,14 +103,7 @@ async def is_deleted(
 
 @router.get("/Self", responses=documented(Envelope[IdentityOut]))
 async def get_self(caller: Authenticated, state: State) -> dict[str, Any]:
-    row = (
-        await run_prepared(
-            state.session,
-            "SELECT address, public_key, client_id, identity_version, created_at "
-            "FROM identities WHERE address = ?",
-            (caller.address,),
-        )
-    ).one()
+    row = await state.reads.identities.identity(caller.address)
     if row is None:
         raise ApiError(404, "error.platform.recordNotFound", "identity not found")
     status, grace_ends = await deletion_processes.own_status(state, caller.address)  # issue 22

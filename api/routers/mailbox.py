@@ -26,7 +26,7 @@ from api.schemas import Cursors, Envelope, MailboxPage, documented
 from api.state import ApiState
 from api.stream_slots import Slot
 from api.timestamps import iso
-from store.cassandra import run_prepared
+from store.readmodels.mailbox import MailboxEntry
 
 router = APIRouter(prefix="/Mailbox", tags=["mailbox"])
 
@@ -57,28 +57,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     return int(value)
 
 
-_READ = (
-    "SELECT idx, event_type, payload, created_at FROM mailbox WHERE address = ? AND idx > ? LIMIT ?"
-)
-
-
-async def _entries(state: ApiState, address: str, since: int, limit: int) -> list[Any]:
-    return list(await run_prepared(state.session, _READ, (address, since, limit)))
-
-
-async def mailbox_head(state: ApiState, address: str) -> int:
-    """The identity's last mailbox index (0 for an empty mailbox)."""
-    head = (
-        await run_prepared(
-            state.session,
-            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
-            (address,),
-        )
-    ).one()
-    return int(head.idx) if head else 0
-
-
-def _entry_json(row: Any) -> str:
+def _entry_json(row: MailboxEntry) -> str:
     # The payload is stored as the JSON text the projector wrote: spliced in as it is, so a
     # page of 1,000 entries is not parsed and serialized again (catch-up speed).
     return (
@@ -89,7 +68,7 @@ def _entry_json(row: Any) -> str:
 
 async def _wait_for_more(
     state: ApiState, caller: Caller, since: int, limit: int, timeout_s: float
-) -> list[Any]:
+) -> list[MailboxEntry]:
     """Entries after `since`, waiting up to `timeout_s` (never past the caller's token) for
     the first. Raises `CredentialsGone` instead of handing entries to a device that was
     deleted or whose token expired meanwhile: checked on every wake-up and before returning
@@ -99,14 +78,14 @@ async def _wait_for_more(
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         wake = state.mailbox.event_for(key)  # before the read: a notice in between counts
-        rows = await _entries(state, caller.address, since, limit)
+        rows = await state.reads.mailbox.after(caller.address, since, limit)
         left = deadline - asyncio.get_running_loop().time()
         if rows or left <= 0:
             break
         try:
             await asyncio.wait_for(wake.wait(), timeout=left)
         except TimeoutError:
-            rows = await _entries(state, caller.address, since, limit)
+            rows = await state.reads.mailbox.after(caller.address, since, limit)
             break
         if not await still_authorized(state, caller):
             raise CredentialsGone
@@ -157,7 +136,7 @@ async def read_mailbox(
                     401, UNAUTHORIZED, "the token expired or the device was deleted"
                 ) from exc
     else:
-        rows = await _entries(state, caller.address, since, limit)
+        rows = await state.reads.mailbox.after(caller.address, since, limit)
     last = rows[-1].idx if rows else since
     body = f'{{"result":[{",".join(_entry_json(r) for r in rows)}],"since":{since},"last":{last}}}'
     return Response(body.encode(), media_type="application/json")
@@ -166,7 +145,7 @@ async def read_mailbox(
 async def _stream(
     request: Request, state: ApiState, caller: Caller, since: int, slot: Slot
 ) -> AsyncIterator[bytes]:
-    def page(rows: list[Any]) -> str:
+    def page(rows: list[MailboxEntry]) -> str:
         return "".join(
             f"id: {row.idx}\nevent: {row.event_type}\ndata: {_entry_json(row)}\n\n" for row in rows
         )
@@ -186,7 +165,7 @@ async def follow(
     since: int,
     slot: Slot,
     banner: bytes,
-    page: Callable[[list[Any]], str],
+    page: Callable[[list[MailboxEntry]], str],
     unavailable: bytes,
 ) -> AsyncIterator[bytes]:
     """A server-sent-event stream of the caller's mailbox after `since`, one write per page
@@ -218,12 +197,7 @@ async def follow(
 
 @router.get("/Cursor", responses=documented(Envelope[Cursors]))
 async def get_cursors(caller: Authenticated, state: State) -> Any:
-    rows = await run_prepared(
-        state.session,
-        "SELECT device_id, idx, updated_at FROM mailbox_cursors WHERE address = ?",
-        (caller.address,),
-    )
-    cursors = {r.device_id: r for r in rows}
+    cursors = {c.device_id: c for c in await state.reads.mailbox.cursors(caller.address)}
     own = cursors.get(caller.device_id)
     return {
         "result": {
@@ -241,7 +215,7 @@ async def put_cursor(body: CursorRequest, caller: Authenticated, state: State) -
     """Acknowledge the calling device's mailbox up to `index`; a cursor never moves back, so
     one past the mailbox's head would stick there for good: refused. The head only grows, so
     an index at or below it now stays valid whatever the decider sees later."""
-    head = await mailbox_head(state, caller.address)
+    head = await state.reads.mailbox.head(caller.address)
     if body.index > head:
         raise ApiError(400, INVALID, f"index: past the mailbox's last entry ({head})")
     await state.bus.send(

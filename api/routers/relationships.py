@@ -28,7 +28,7 @@ from api.state import ApiState
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
 from domain.relationship_decider import ALREADY_EXISTS, OPEN_STATUSES, pair_id
-from store.cassandra import run_prepared
+from store.readmodels.relationships import Relationship
 
 router = APIRouter(prefix="/Relationships", tags=["relationships"])
 
@@ -93,12 +93,8 @@ async def can_create(
     every request. The pair's decider still decides; this reads its projection."""
     if not is_valid_address(peer) or peer == caller.address:
         raise ApiError(400, INVALID, "peer: not a valid peer address")
-    rows = await run_prepared(
-        state.session,
-        "SELECT status FROM relationship_peers WHERE address = ? AND peer = ?",
-        (caller.address, peer),
-    )
-    if any(r.status in OPEN_STATUSES for r in rows):
+    links = await state.reads.relationships.with_peer(caller.address, peer)
+    if any(link.status in OPEN_STATUSES for link in links):
         return CanCreateResponse(result=CanCreateResult(canCreate=False, code=ALREADY_EXISTS))
     return CanCreateResponse(result=CanCreateResult(canCreate=True))
 
@@ -114,16 +110,11 @@ async def get_relationship(
 async def list_relationships(
     caller: Authenticated, state: State, page: Paging, ids: Ids = None
 ) -> Any:
-    rows = await run_prepared(
-        state.session,
-        "SELECT id FROM relationships_by_identity WHERE address = ?",
-        (caller.address,),
-    )
     wanted = set(ids) if ids else None
     found = [
-        await _dto(state, await _own(state, r.id, caller), caller.address)
-        for r in rows
-        if wanted is None or r.id in wanted
+        await _dto(state, await _own(state, relationship_id, caller), caller.address)
+        for relationship_id in await state.reads.relationships.ids_of(caller.address)
+        if wanted is None or relationship_id in wanted
     ]
     return page.envelope(found)
 
@@ -191,23 +182,15 @@ for _path, _action in (
     _simple_action(_path, _action)
 
 
-async def _own(state: ApiState, relationship_id: str, caller: Caller) -> Any:
-    row = (
-        await run_prepared(
-            state.session, "SELECT * FROM relationships WHERE id = ?", (relationship_id,)
-        )
-    ).one()
-    if row is None or caller.address not in (row.from_address, row.to_address):
+async def _own(state: ApiState, relationship_id: str, caller: Caller) -> Relationship:
+    row = await state.reads.relationships.get(relationship_id)
+    if row is None or not row.has_party(caller.address):
         raise ApiError(404, NOT_FOUND, "relationship not found")
     return row
 
 
-async def _dto(state: ApiState, row: Any, viewer: str) -> dict[str, Any]:
-    audit = await run_prepared(
-        state.session,
-        "SELECT * FROM relationship_audit WHERE relationship_id = ?",
-        (row.id,),
-    )
+async def _dto(state: ApiState, row: Relationship, viewer: str) -> dict[str, Any]:
+    audit = await state.reads.relationships.audit(row.id)
     return {
         "id": row.id,
         "relationshipTemplateId": row.template_id,

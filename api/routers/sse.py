@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -22,11 +21,12 @@ from starlette.background import BackgroundTask
 
 from api.deps import Authenticated, Caller, State
 from api.enmeshed_events import enmeshed_event
-from api.routers.mailbox import follow, mailbox_head
+from api.routers.mailbox import follow
 from api.routers.sync import external_event_id
 from api.state import ApiState
 from api.stream_slots import Slot
 from api.timestamps import iso
+from store.readmodels.mailbox import MailboxEntry
 
 router = APIRouter(tags=["sync"])
 
@@ -37,7 +37,7 @@ async def enmeshed_events(
 ) -> StreamingResponse:
     """Ends when the token expires or the device is deleted (`event: unauthorized`): the
     client reconnects with a fresh token."""
-    head = await mailbox_head(state, caller.address)
+    head = await state.reads.mailbox.head(caller.address)
     slot = state.streams.slot(caller.address)
     return StreamingResponse(
         _stream(request, state, caller, head, slot),
@@ -50,7 +50,7 @@ async def enmeshed_events(
 async def _stream(
     request: Request, state: ApiState, caller: Caller, since: int, slot: Slot
 ) -> AsyncIterator[bytes]:
-    def page(rows: list[Any]) -> str:
+    def page(rows: list[MailboxEntry]) -> str:
         return "".join(_event(row, caller) for row in rows)
 
     # A client syncs on reconnecting anyway.
@@ -60,7 +60,7 @@ async def _stream(
         yield chunk
 
 
-def _event(row: Any, caller: Caller) -> str:
+def _event(row: MailboxEntry, caller: Caller) -> str:
     shown = enmeshed_event(row.event_type, json.loads(row.payload), caller.address)
     if shown is None:
         return ""

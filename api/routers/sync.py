@@ -40,12 +40,11 @@ from api.schemas import (
 from api.state import ApiState
 from api.timestamps import iso
 from domain.sync_decider import OLD_VERSION
-from store.cassandra import run_prepared
+from store.readmodels.sync import SyncRun
 
 router = APIRouter(tags=["sync"])
 
 NOT_FOUND = "error.platform.recordNotFound"
-_RUN = "SELECT * FROM sync_runs WHERE id = ?"
 INVALID = "error.platform.validation.invalidPropertyValue"
 SyncRunId = Annotated[str, Path(pattern=r"^SYN[A-Za-z0-9]{17}$")]
 DatawalletVersion = Annotated[
@@ -154,16 +153,14 @@ async def _send(
     )
 
 
-async def _run_row(state: ApiState, caller: Caller, run_id: str) -> Any:
-    row = (
-        await run_prepared(state.session, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
-    ).one()
+async def _run_row(state: ApiState, caller: Caller, run_id: str) -> SyncRun:
+    row = await state.reads.sync.run(run_id)
     if row is None or row.address != caller.address:
         raise ApiError(404, NOT_FOUND, "sync run not found")
     return row
 
 
-def _run_dto(row: Any) -> dict[str, Any]:
+def _run_dto(row: SyncRun) -> dict[str, Any]:
     return {
         "id": row.id,
         "syncRunType": row.run_type,
@@ -198,13 +195,7 @@ async def start_sync_run(
 ) -> Any:
     body = body or StartSyncRunRequest()
     idem = await bind_key(state.session, key, caller.address)
-    head = (
-        await run_prepared(
-            state.session,
-            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
-            (caller.address,),
-        )
-    ).one()
+    head = await state.reads.mailbox.head(caller.address)
     run_id = new_resource_id("SYN", idem)
     await _send(
         state,
@@ -213,15 +204,13 @@ async def start_sync_run(
         {
             "sync_run_id": run_id,
             "run_type": body.type,
-            "head_index": head.idx if head else 0,
+            "head_index": head,
             "lock_seconds": (body.lockDuration or 10) * 60,
             "supported_datawallet_version": version,
         },
         idem,
     )
-    row = (
-        await run_prepared(state.session, "SELECT * FROM sync_runs WHERE id = ?", (run_id,))
-    ).one()
+    row = await state.reads.sync.run(run_id)
     if row is None:
         return {"result": {"status": "NoNewEvents", "syncRun": None}}
     return Response(
@@ -241,27 +230,13 @@ async def external_events(
     run_id: SyncRunId, caller: Authenticated, state: State, page: Paging
 ) -> Any:
     run = await _run_row(state, caller, run_id)
-    rows = list(
-        await run_prepared(
-            state.session,
-            "SELECT idx, event_type, payload, created_at FROM mailbox"
-            " WHERE address = ? AND idx > ? AND idx <= ?",
-            (caller.address, run.from_index, run.to_index),
-        )
-    )
+    mailbox = state.reads.mailbox
+    rows = await mailbox.between(caller.address, run.from_index, run.to_index)
     for index in run.retry_indexes or []:
-        retried = await run_prepared(
-            state.session,
-            "SELECT idx, event_type, payload, created_at FROM mailbox"
-            " WHERE address = ? AND idx = ?",
-            (caller.address, index),
-        )
-        rows.extend(retried)
-    errors: dict[int, int] = {}
-    for e in await run_prepared(
-        state.session, "SELECT idx FROM sync_errors WHERE address = ?", (caller.address,)
-    ):
-        errors[e.idx] = errors.get(e.idx, 0) + 1
+        retried = await mailbox.at(caller.address, index)
+        if retried is not None:
+            rows.append(retried)
+    errors = await state.reads.sync.error_counts(caller.address)
     events = []
     for r in sorted(rows, key=lambda r: r.idx):
         # Only what upstream would send, in its shapes (api/enmeshed_events.py).
@@ -304,20 +279,14 @@ async def _finalize(
         },
     )
     written = await _written_modifications(state, caller, [m["id"] for m in mods])
-    head = (
-        await run_prepared(
-            state.session,
-            "SELECT idx FROM mailbox WHERE address = ? ORDER BY idx DESC LIMIT 1",
-            (caller.address,),
-        )
-    ).one()
+    head = await state.reads.mailbox.head(caller.address)
     return {
         "result": {
             "newDatawalletModificationIndex": max((m["index"] for m in written), default=None),
             "datawalletModifications": written,
             # The client starts another run at once while this is true (a run takes at
             # most MAX_EVENTS_PER_RUN events, and entries keep arriving).
-            "newUnsyncedExternalEventsExist": head is not None and head.idx > run.to_index,
+            "newUnsyncedExternalEventsExist": head > run.to_index,
         }
     }
 
@@ -362,12 +331,7 @@ async def _written_modifications(
 ) -> list[dict[str, Any]]:
     if not ids:
         return []
-    rows = await run_prepared(
-        state.session,
-        "SELECT id, idx, created_at FROM datawallet_modifications WHERE address = ?"
-        " ORDER BY idx DESC LIMIT ?",
-        (caller.address, len(ids) * 2),
-    )
+    rows = await state.reads.sync.newest_modifications(caller.address, len(ids) * 2)
     wanted = set(ids)
     found = [
         {"id": r.id, "index": wire_index(r.idx), "createdAt": iso(r.created_at)}
@@ -378,12 +342,7 @@ async def _written_modifications(
 
 
 async def _datawallet_version(state: ApiState, caller: Caller) -> int:
-    row = (
-        await run_prepared(
-            state.session, "SELECT version FROM datawallets WHERE address = ?", (caller.address,)
-        )
-    ).one()
-    return int(row.version) if row and row.version is not None else 0
+    return await state.reads.sync.datawallet_version(caller.address)
 
 
 @router.get("/Datawallet", responses=documented(Envelope[Datawallet]))
@@ -406,11 +365,7 @@ async def get_modifications(
         raise ApiError(
             400, OLD_VERSION, f"this device supports datawallet version {version}, not {current}"
         )
-    rows = await run_prepared(
-        state.session,
-        "SELECT * FROM datawallet_modifications WHERE address = ? AND idx > ?",
-        (caller.address, stored_index(local_index)),
-    )
+    rows = await state.reads.sync.modifications_after(caller.address, stored_index(local_index))
     mods = [
         {
             "id": r.id,

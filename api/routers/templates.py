@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
-from api.access import SharedKind, check_readable
+from api.access import check_readable
 from api.content import BASE64_PATTERN, check_expiry, decode_content, encode_content
 from api.deps import Authenticated, ClientAddress, State
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
@@ -16,13 +16,12 @@ from api.paging import Ids, Paging
 from api.schemas import Created, Envelope, PagedEnvelope, TemplateOut, documented
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
+from store.readmodels.sharing import Template
 
 router = APIRouter(prefix="/RelationshipTemplates", tags=["relationship templates"])
 
 TemplateId = Annotated[str, Path(pattern=r"^RLT[A-Za-z0-9]{17}$")]
 MAX_ALLOCATIONS = 1_000_000
-
-TEMPLATES = SharedKind("templates", "templates_by_owner")
 
 
 class CreateTemplateRequest(BaseModel):
@@ -69,7 +68,7 @@ async def create_template(
         idem,
     )
     if idem is not None:  # a repeat answers with the first request's time
-        first = await TEMPLATES.row(state, template_id)
+        first = await state.reads.templates.get(template_id)
         now = first.created_at if first is not None else now
     return {"result": {"id": template_id, "createdAt": iso(now)}}
 
@@ -82,8 +81,8 @@ async def get_template(
     client: ClientAddress,
     password: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
-    row = await TEMPLATES.row(state, template_id)
-    await check_readable(state, row, caller, password, "relationship template", client)
+    found = await state.reads.templates.get(template_id)
+    row = await check_readable(state, found, caller, password, "relationship template", client)
     if row.password_hash is not None and caller.address != row.owner:
         # The password was right: the template's decider records that this peer collected
         # it, the one way it may request a relationship against it later (issue 19; the
@@ -103,7 +102,8 @@ async def get_template(
 
 @router.get("", responses=documented(PagedEnvelope[TemplateOut]))
 async def list_templates(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
-    return await TEMPLATES.page_of_own(state, caller.address, ids, page, _dto)
+    owned = await state.reads.templates.owned_by(caller.address, set(ids) if ids else None)
+    return page.envelope([_dto(t) for t in owned])
 
 
 @router.delete("/{template_id}", status_code=204)
@@ -117,7 +117,7 @@ async def delete_template(template_id: TemplateId, caller: Authenticated, state:
     return Response(status_code=204)
 
 
-def _dto(row: Any) -> dict[str, Any]:
+def _dto(row: Template) -> dict[str, Any]:
     return {
         "id": row.id,
         "createdBy": row.owner,

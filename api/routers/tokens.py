@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
-from api.access import SharedKind, check_readable
+from api.access import check_readable
 from api.content import BASE64_PATTERN, check_expiry, decode_content, encode_content
 from api.deps import Authenticated, ClientAddress, MaybeAuthenticated, State
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
@@ -16,12 +16,11 @@ from api.paging import Ids, Paging
 from api.schemas import Created, Envelope, PagedEnvelope, TokenOut, documented
 from api.timestamps import iso
 from backbone.security.addresses import is_valid_address
+from store.readmodels.sharing import Token
 
 router = APIRouter(prefix="/Tokens", tags=["tokens"])
 
 TokenId = Annotated[str, Path(pattern=r"^TOK[A-Za-z0-9]{17}$")]
-
-TOKENS = SharedKind("tokens", "tokens_by_owner")
 
 
 class CreateTokenRequest(BaseModel):
@@ -66,7 +65,7 @@ async def create_token(
         idem,
     )
     if idem is not None:  # a repeat answers with the first request's time
-        first = await TOKENS.row(state, token_id)
+        first = await state.reads.tokens.get(token_id)
         now = first.created_at if first is not None else now
     return {"result": {"id": token_id, "createdAt": iso(now)}}
 
@@ -81,14 +80,15 @@ async def get_token(
 ) -> Any:
     """Anonymous reads are allowed: whoever holds the id (the QR code) may read the token,
     unless it is for one identity or needs a password."""
-    row = await TOKENS.row(state, token_id)
-    await check_readable(state, row, caller, password, "token", client)
+    found = await state.reads.tokens.get(token_id)
+    row = await check_readable(state, found, caller, password, "token", client)
     return {"result": _dto(row)}
 
 
 @router.get("", responses=documented(PagedEnvelope[TokenOut]))
 async def list_tokens(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
-    return await TOKENS.page_of_own(state, caller.address, ids, page, _dto)
+    owned = await state.reads.tokens.owned_by(caller.address, set(ids) if ids else None)
+    return page.envelope([_dto(t) for t in owned])
 
 
 @router.delete("/{token_id}", status_code=204)
@@ -102,7 +102,7 @@ async def delete_token(token_id: TokenId, caller: Authenticated, state: State) -
     return Response(status_code=204)
 
 
-def _dto(row: Any) -> dict[str, Any]:
+def _dto(row: Token) -> dict[str, Any]:
     return {
         "id": row.id,
         "createdBy": row.owner,
