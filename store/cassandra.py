@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import weakref
+from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,10 +17,23 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.query import PreparedStatement
+from cassandra.query import PreparedStatement, _clean_column_name
 
 from backbone.connections import cassandra_cluster_kwargs
 from backbone.settings import ClusterSettings
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_type(columns: tuple[str, ...]) -> Any:
+    return namedtuple("Row", [_clean_column_name(c) for c in columns], rename=True)
+
+
+def named_rows(columns: list[str], rows: list[Sequence[Any]]) -> list[Any]:
+    """The driver's default rows (named tuples), with each shape's class made once: the
+    driver's own factory builds a new namedtuple class for every result, measured at
+    0.43 ms per result on this machine, a tenth of the API's CPU for a send (issue 17)."""
+    row = _row_type(tuple(columns))
+    return [row(*values) for values in rows]
 
 
 def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Cluster, Session]:
@@ -30,6 +45,7 @@ def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Clu
         serial_consistency_level=ConsistencyLevel.name_to_value[
             settings.cassandra_serial_consistency
         ],
+        row_factory=named_rows,
     )
     cluster = Cluster(
         **cassandra_cluster_kwargs(settings),  # hosts, port, credentials, TLS
