@@ -8,9 +8,12 @@ to index N"; waiting streams of K wake up and read the new rows from Cassandra.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from api.topic_tail import TopicTail
+
+T = TypeVar("T")
 
 
 class MailboxNotifier:
@@ -29,6 +32,28 @@ class MailboxNotifier:
         reading Cassandra, so a notice in between is not missed; after a notice a new one
         is handed out."""
         return self._events.setdefault(identity_key, asyncio.Event())
+
+    async def until(
+        self, identity_key: str, probe: Callable[[], Awaitable[T | None]], timeout_s: float
+    ) -> tuple[T | None, bool]:
+        """`probe()`'s first answer that is not None, asked again at each notice for this
+        identity until `timeout_s` has passed (then its last answer), and whether it waited.
+        For a write the identity learns of through its mailbox: its notice comes after the
+        write's rows, so the probe that follows it sees them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout_s)
+        waited = False
+        while True:
+            wake = self.event_for(identity_key)  # before the probe: a notice in between counts
+            found = await probe()
+            left = deadline - loop.time()
+            if found is not None or left <= 0:
+                return found, waited
+            waited = True
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=left)
+            except TimeoutError:
+                return await probe(), waited
 
     def _notice(self, record: Any) -> None:
         if record.key is None:

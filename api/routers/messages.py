@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.content import BASE64_PATTERN, decode_content, encode_content
-from api.deps import Authenticated, Caller, State
+from api.deps import Authenticated, Caller, State, still_authorized
 from api.errors import ApiError, unavailable
 from api.idempotency import MaybeIdempotent, bind_key, new_resource_id
 from api.paging import Ids, Paging
@@ -35,6 +35,10 @@ MAX_BODY_BYTES = 32 * 1024
 MAX_KEY_BYTES = 1024
 MAX_ATTACHMENTS = 20
 MessageId = Annotated[str, Path(pattern=r"^MSG[A-Za-z0-9]{17}$")]
+# `Prefer: wait=N` on a read: at most this many seconds (a longer wait holds a connection
+# and a task for what a client can as well ask again).
+MAX_WAIT_S = 10
+BAD_WAIT = "error.platform.validation.invalidPreference"
 
 
 class RecipientIn(BaseModel):
@@ -228,9 +232,22 @@ async def _not_active_by_scan(state: ApiState, sender: str, recipients: list[str
     return [r for r in recipients if r not in active]
 
 
-@router.get("/{message_id}", responses=documented(Envelope[MessageOut]))
-async def get_message(message_id: MessageId, caller: Authenticated, state: State) -> Any:
-    message, recipients = await _readable(state, message_id, caller)
+@router.get("/{message_id}", responses=documented(Envelope[MessageOut], refuses=(400,)))
+async def get_message(
+    message_id: MessageId,
+    caller: Authenticated,
+    state: State,
+    prefer: Annotated[
+        str | None,
+        Header(
+            description=f"`wait=N` (N whole seconds, at most {MAX_WAIT_S}): a message not "
+            "written yet is waited for up to N seconds (never past the token's expiry) "
+            "before the answer is 404, so a sender that got 202 (`respond-async`) reads its "
+            "own write as soon as it is readable (RFC 7240)"
+        ),
+    ] = None,
+) -> Any:
+    message, recipients = await _readable(state, message_id, caller, _wait_preference(prefer))
     mine = next((r for r in recipients if r.address == caller.address), None)
     if mine is not None and mine.received_at is None:
         await state.bus.send(
@@ -248,6 +265,20 @@ async def get_message(message_id: MessageId, caller: Authenticated, state: State
         )
         message, recipients = await _readable(state, message_id, caller)
     return {"result": _dto(message, recipients)}
+
+
+def _wait_preference(prefer: str | None) -> float:
+    """The seconds of a `wait=N` preference (RFC 7240), 0 without one; 400 when N is not a
+    whole number of seconds from 0 to MAX_WAIT_S."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.split(";")[0].partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        value = value.strip().strip('"')
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_WAIT_S:
+            raise ApiError(400, BAD_WAIT, f"Prefer: wait takes whole seconds, 0 to {MAX_WAIT_S}")
+        return float(value)
+    return 0.0
 
 
 @router.get("", responses=documented(PagedEnvelope[MessageOut]))
@@ -272,15 +303,32 @@ async def _stored(state: ApiState, message_id: str) -> Any:
     ).one()
 
 
-async def _readable(state: ApiState, message_id: str, caller: Caller) -> tuple[Any, list[Any]]:
-    message = await _stored(state, message_id)
+async def _readable(
+    state: ApiState, message_id: str, caller: Caller, wait_s: float = 0.0
+) -> tuple[Any, list[Any]]:
+    """The message and its recipients, if the caller is one of its parties; else 404. With
+    `wait_s`, a message not written yet is waited for: the caller's mailbox gets an entry
+    for it (MessageSent for each party) only after its rows are written, so each notice
+    for the caller is a moment to read again."""
+    if wait_s > 0:
+        key = state.envelopes.aggregate_key("identity", caller.address)
+        wait_s = min(wait_s, caller.seconds_left())
+        message, waited = await state.mailbox.until(key, lambda: _stored(state, message_id), wait_s)
+        # Like the mailbox's long poll: nothing reaches a device deleted while it waited.
+        if waited and not await still_authorized(state, caller):
+            raise ApiError(
+                401, "error.platform.unauthorized", "the token expired or the device was deleted"
+            )
+    else:
+        message = await _stored(state, message_id)
+    if message is None:
+        raise ApiError(404, NOT_FOUND, "message not found")
     recipients = list(
         await run_prepared(
             state.session, "SELECT * FROM message_recipients WHERE message_id = ?", (message_id,)
         )
     )
-    parties = {message.sender} | {r.address for r in recipients} if message else set()
-    if message is None or caller.address not in parties:
+    if caller.address not in {message.sender} | {r.address for r in recipients}:
         raise ApiError(404, NOT_FOUND, "message not found")
     return message, recipients
 

@@ -81,3 +81,38 @@ async def test_an_async_send_is_checked_as_any_send(http: httpx.AsyncClient) -> 
         f"/api/v2/Messages/{plain.json()['result']['id']}", headers=sender.headers
     )
     assert read.status_code == 200  # read-your-writes, as before
+
+
+async def test_a_read_with_prefer_wait_reads_an_async_send_as_soon_as_it_is_written(
+    http: httpx.AsyncClient,
+) -> None:
+    sender, recipient = await new_party(http), await new_party(http)
+    await relate(http, sender, recipient)
+    body = {
+        "recipients": [{"address": recipient.address, "encryptedKey": b64(b"k")}],
+        "body": b64(b"read me back"),
+    }
+    sent = await http.post("/api/v2/Messages", json=body, headers={**sender.headers, **ASYNC})
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["result"]["id"]
+    # At once after the 202 the message may not be written yet; `wait` covers that gap for
+    # the sender and the recipient alike.
+    for party in (sender, recipient):
+        read = await http.get(
+            f"/api/v2/Messages/{message_id}", headers={**party.headers, "Prefer": "wait=5"}
+        )
+        assert read.status_code == 200, read.text
+        assert read.json()["result"]["createdBy"] == sender.address
+
+    # A message nobody wrote is 404 once the wait is over; an overlong wait is refused.
+    missing = "MSG" + "0" * 17
+    gone = await http.get(
+        f"/api/v2/Messages/{missing}", headers={**sender.headers, "Prefer": "wait=1"}
+    )
+    assert gone.status_code == 404
+    for bad in ("wait=11", "wait=-1", "wait=soon"):
+        refused = await http.get(
+            f"/api/v2/Messages/{message_id}", headers={**sender.headers, "Prefer": bad}
+        )
+        assert refused.status_code == 400, bad
+        assert code_of(refused)[1] == "error.platform.validation.invalidPreference"
