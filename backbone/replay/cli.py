@@ -4,6 +4,7 @@
     backbone replay verify --keyspace NEW [--live KEYSPACE] [--json]
     backbone replay retention [--apply]
     backbone replay switch --keyspace NEW [--timeout S] [--drop-old]
+    backbone replay switch --back [--timeout S]      (to the keyspace the last switch left)
     backbone replay pointer [--json]
 
 `--live` defaults to the keyspace the API and workers use: BACKBONE_CASSANDRA_KEYSPACE, or
@@ -189,15 +190,21 @@ async def _active(settings: BackboneSettings) -> str:
 
 
 async def _switch(args: argparse.Namespace) -> int:
-    from backbone.replay.switch import Switch, SwitchFailed
+    from backbone.replay.switch import Switch, SwitchFailed, SwitchRefused
 
     settings = BackboneSettings.from_env()
-    if not args.keyspace:
-        print("error: --keyspace NEW is required (rebuilt by `backbone replay`)", file=sys.stderr)
+    if bool(args.keyspace) == args.back:
+        print(
+            "error: switch takes --keyspace NEW (rebuilt by `backbone replay`) or --back",
+            file=sys.stderr,
+        )
         return 2
     switch = Switch(settings, args.keyspace, timeout_s=args.timeout)
     try:
         report = await switch.run(drop_old=args.drop_old)
+    except SwitchRefused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     except SwitchFailed as failed:
         print(f"error: {failed}", file=sys.stderr)
         return 1
@@ -207,7 +214,7 @@ async def _switch(args: argparse.Namespace) -> int:
 
 
 async def _pointer(args: argparse.Namespace) -> int:
-    from backbone.replay.pointer import Pointer, control_keyspace, read_pointer
+    from backbone.replay.pointer import Pointer, control_keyspace, read_history, read_pointer
     from store.cassandra import connect, execute
 
     settings = BackboneSettings.from_env()
@@ -222,14 +229,20 @@ async def _pointer(args: argparse.Namespace) -> int:
                 f"{control_keyspace(configured)}.keyspace_clients"
             )
             clients = [r._asdict() for r in await execute(session, query)]
+        left = await read_history(session, configured)
     finally:
         await asyncio.to_thread(cluster.shutdown)
     if args.json:
-        print(json.dumps({"pointer": asdict(pointer), "clients": clients}))
+        history = [asdict(h) for h in left]
+        print(json.dumps({"pointer": asdict(pointer), "clients": clients, "left": history}))
         return 0
     print(f"active {pointer.active}  phase {pointer.phase}  epoch {pointer.epoch}")
     for c in sorted(clients, key=lambda c: str(c["client"])):
         print(f"  {c['client']:<48} {c['on_keyspace']:<24} {c['phase']} (epoch {c['epoch']})")
+    for h in sorted(left, key=lambda h: -h.epoch):
+        if h.keyspace != pointer.active:
+            how = "dropped" if h.dropped else "resumable: replay switch --back"
+            print(f"  left {h.keyspace} at epoch {h.epoch} ({how})")
     return 0
 
 
@@ -250,5 +263,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--apply", action="store_true", help="retention: set what replay needs")
     p.add_argument("--timeout", type=float, default=60.0, help="switch: seconds per phase")
     p.add_argument("--drop-old", action="store_true", help="switch: drop the old keyspace")
+    back = "switch: back to the keyspace the last switch left, replaying only what came since"
+    p.add_argument("--back", action="store_true", help=back)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)

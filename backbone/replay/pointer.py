@@ -32,11 +32,14 @@ reads its next page from NEW (the same mailbox indexes). The old session is clos
 grace period after the switch. If a phase is not reached in time the command sets the
 pointer back to OLD (serving), and everything goes on there.
 
+Switching back: while paused, the switch writes OLD a resume point (the workers'
+committed positions, in OLD's `replay_progress`) and notes OLD in `keyspace_history`
+(with `dropped` once `--drop-old` dropped it). A later `switch --back` (or `--keyspace
+OLD`) replays into OLD only what was appended since, with the same phases.
+
 Limits: a process that does not answer (hung, not dead: it still holds its heartbeat row)
 stops the switch, which then goes back; a data key written by a decider in the instant of
-the pause may land in OLD after the copy (the data-keys write is gated, not counted);
-switching back to OLD later needs OLD caught up again (a replay into it, from the
-beginning as it has no replay progress of its own).
+the pause may land in OLD after the copy (the data-keys write is gated, not counted).
 """
 
 from __future__ import annotations
@@ -84,6 +87,9 @@ def control_schema(control: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {control}.keyspace_clients (
             client text PRIMARY KEY, role text, epoch int, phase text, on_keyspace text,
             at timestamp)""",
+        # The keyspaces a switch left (`name`; the epoch of that switch), for going back.
+        f"""CREATE TABLE IF NOT EXISTS {control}.keyspace_history (
+            name text PRIMARY KEY, epoch int, left_at timestamp, dropped boolean)""",
     ]
 
 
@@ -112,6 +118,27 @@ async def read_pointer(control_session: Session, configured: str) -> Pointer | N
         return None
     row = rows.one()
     return None if row is None else Pointer(row.epoch, row.active, row.target, row.phase)
+
+
+@dataclass(frozen=True)
+class Left:
+    """A keyspace a switch left: resumable unless `dropped`."""
+
+    keyspace: str
+    epoch: int
+    dropped: bool
+
+
+async def read_history(control_session: Session, configured: str) -> list[Left]:
+    try:
+        rows = await execute(
+            control_session,
+            f"SELECT name, epoch, dropped FROM {control_keyspace(configured)}"  # noqa: S608
+            ".keyspace_history",
+        )
+    except InvalidRequest:  # no switch was ever made
+        return []
+    return [Left(r.name, r.epoch, bool(r.dropped)) for r in rows]
 
 
 @dataclass(frozen=True)
