@@ -1,17 +1,48 @@
 """The identity aggregate's rules: given its state and a command, the events or a rejection.
 
-Pure functions, no I/O: the faust agent in streams/app.py feeds them from its table, so
-the rules are tested without Kafka and the agent stays a thin loop.
+Pure functions, no I/O: the faust agent feeds them from its table, so the rules are tested
+without Kafka and the agent stays a thin loop. `evolve` returns a new state; the one it is
+given stays as it was.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from domain import sync_decider
-from domain.decision import Event, Rejection
+from domain.decision import Rejection, unknown_command
+from schemas.commands import (
+    AcknowledgeMailbox,
+    AddDatawalletModifications,
+    AddDevice,
+    CancelIdentityDeletion,
+    ChangeDevicePassword,
+    Command,
+    CreateIdentity,
+    DeleteDevice,
+    FinalizeSyncRun,
+    StartIdentityDeletion,
+    StartSyncRun,
+)
+from schemas.events import (
+    DatawalletModificationsAdded,
+    DeviceDeleted,
+    DevicePasswordChanged,
+    DeviceRegistered,
+    Event,
+    IdentityCreated,
+    IdentityDeletionCancelled,
+    IdentityDeletionStarted,
+    MailboxAcknowledged,
+    SyncRunExpired,
+    SyncRunFinalized,
+    SyncRunStarted,
+)
+
+NOT_FOUND = "error.platform.recordNotFound"
+FORBIDDEN = "error.platform.forbidden"
 
 MAX_DEVICES = 50
 
@@ -94,59 +125,59 @@ class IdentityState:
 _KEEP_S = 24 * 3600.0
 
 
-_SYNC_COMMANDS = {
-    "StartSyncRun": sync_decider.decide_start,
-    "FinalizeSyncRun": sync_decider.decide_finalize,
-    "AddDatawalletModifications": sync_decider.decide_modifications,
-}
-_SYNC_EVENTS = frozenset(
-    {"SyncRunStarted", "SyncRunExpired", "SyncRunFinalized", "DatawalletModificationsAdded"}
-)
-
-
-def decide(
-    state: IdentityState, name: str, cmd: dict[str, Any], now: datetime
-) -> list[Event] | Rejection:
-    if state.deleted and name != "CreateIdentity":
-        return Rejection("error.platform.recordNotFound", "identity not found")
+def decide(state: IdentityState, command: Command, now: datetime) -> list[Event] | Rejection:
+    if state.deleted and not isinstance(command, CreateIdentity):
+        return Rejection(NOT_FOUND, "identity not found")
     if state.status == "Deleting":
         return Rejection(IDENTITY_DELETING, "the identity is being deleted")
-    if name == "StartIdentityDeletion":
-        return _start_deletion(state, cmd, now)
-    if name == "CancelIdentityDeletion":
-        return _cancel_deletion(state, cmd, now)
-    if name in ("CreateIdentity", "AddDevice"):
-        rejected = _check_challenge(state, cmd, now)
-        if rejected:
-            return rejected
-    if name == "CreateIdentity":
-        return _create(state, cmd)
-    if name == "AddDevice":
-        return _add_device(state, cmd)
-    if name == "DeleteDevice":
-        return _delete_device(state, cmd)
-    if name == "AcknowledgeMailbox":
-        return _acknowledge(state, cmd)
-    if name == "ChangeDevicePassword":
-        return _change_password(state, cmd)
-    if name in _SYNC_COMMANDS:
-        if cmd["device_id"] not in state.devices:
-            return Rejection("error.platform.forbidden", "the calling device was deleted")
-        return _SYNC_COMMANDS[name](state.sync, cmd, now)
-    return Rejection("error.platform.validation.unknownCommand", f"unknown command {name}")
+    match command:
+        case StartIdentityDeletion():
+            return _start_deletion(state, command, now)
+        case CancelIdentityDeletion():
+            return _cancel_deletion(state, command, now)
+        case CreateIdentity():
+            return _check_challenge(state, command, now) or _create(state, command)
+        case AddDevice():
+            return _check_challenge(state, command, now) or _add_device(state, command)
+        case DeleteDevice():
+            return _delete_device(state, command)
+        case AcknowledgeMailbox():
+            return _acknowledge(state, command)
+        case ChangeDevicePassword():
+            return _change_password(state, command)
+        case StartSyncRun() | FinalizeSyncRun() | AddDatawalletModifications():
+            if command.device_id not in state.devices:
+                return Rejection(FORBIDDEN, "the calling device was deleted")
+            return _sync(state.sync, command, now)
+    return unknown_command(command)
 
 
-def _check_challenge(state: IdentityState, cmd: dict[str, Any], now: datetime) -> Rejection | None:
+def _sync(
+    sync: dict[str, Any],
+    command: StartSyncRun | FinalizeSyncRun | AddDatawalletModifications,
+    now: datetime,
+) -> list[Event] | Rejection:
+    match command:
+        case StartSyncRun():
+            return sync_decider.decide_start(sync, command, now)
+        case FinalizeSyncRun():
+            return sync_decider.decide_finalize(sync, command, now)
+    return sync_decider.decide_modifications(sync, command, now)
+
+
+def _check_challenge(
+    state: IdentityState, cmd: CreateIdentity | AddDevice, now: datetime
+) -> Rejection | None:
     # The API checked expiry on arrival; checked again here because a command may wait in
     # the log (a worker was down) past its challenge's expiry.
-    if cmd["challenge_expires_at"] <= now:
+    if cmd.challenge_expires_at <= now:
         return Rejection(CHALLENGE_EXPIRED, "the challenge has expired; get a new one")
-    if cmd["challenge_id"] in state.used_challenges:
+    if cmd.challenge_id in state.used_challenges:
         return Rejection(CHALLENGE_USED, "the challenge was used before; get a new one")
     return None
 
 
-def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+def _create(state: IdentityState, cmd: CreateIdentity) -> list[Event] | Rejection:
     if state.deleted:
         return Rejection(
             "error.platform.validation.identity.addressWasDeleted",
@@ -158,150 +189,141 @@ def _create(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejectio
             "an identity with this public key (and so this address) already exists",
         )
     return [
-        (
-            "IdentityCreated",
-            {
-                "address": cmd["address"],
-                "public_key": cmd["public_key"],
-                "client_id": cmd["client_id"],
-                "identity_version": cmd["identity_version"],
-                "created_at": cmd["requested_at"],
-            },
+        IdentityCreated(
+            address=cmd.address,
+            public_key=cmd.public_key,
+            client_id=cmd.client_id,
+            identity_version=cmd.identity_version,
+            created_at=cmd.requested_at,
         ),
         _registered(cmd, created_by=None),
     ]
 
 
-def _add_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+def _add_device(state: IdentityState, cmd: AddDevice) -> list[Event] | Rejection:
     if not state.exists:
-        return Rejection("error.platform.recordNotFound", "identity not found")
-    if cmd["created_by_device"] not in state.devices:
-        return Rejection("error.platform.forbidden", "the calling device was deleted")
+        return Rejection(NOT_FOUND, "identity not found")
+    if cmd.created_by_device not in state.devices:
+        return Rejection(FORBIDDEN, "the calling device was deleted")
     if len(state.devices) >= MAX_DEVICES:
         return Rejection(
             "error.platform.quotaExhausted.devices",
             f"an identity can have at most {MAX_DEVICES} devices",
         )
-    return [_registered(cmd, created_by=cmd["created_by_device"])]
+    return [_registered(cmd, created_by=cmd.created_by_device)]
 
 
-def _delete_device(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
-    if not state.exists or cmd["device_id"] not in state.devices:
-        return Rejection("error.platform.recordNotFound", "device not found")
-    if cmd["device_id"] == cmd["deleted_by_device"]:
+def _delete_device(state: IdentityState, cmd: DeleteDevice) -> list[Event] | Rejection:
+    if not state.exists or cmd.device_id not in state.devices:
+        return Rejection(NOT_FOUND, "device not found")
+    if cmd.device_id == cmd.deleted_by_device:
         return Rejection(
             "error.platform.validation.device.deviceCannotDeleteItself",
             "a device cannot delete itself; delete it from another device",
         )
     return [
-        (
-            "DeviceDeleted",
-            {
-                "address": cmd["address"],
-                "device_id": cmd["device_id"],
-                "username": state.devices[cmd["device_id"]],
-                "deleted_at": cmd["requested_at"],
-                "deleted_by_device": cmd["deleted_by_device"],
-            },
+        DeviceDeleted(
+            address=cmd.address,
+            device_id=cmd.device_id,
+            username=state.devices[cmd.device_id],
+            deleted_at=cmd.requested_at,
+            deleted_by_device=cmd.deleted_by_device,
         )
     ]
 
 
-def _acknowledge(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
-    if cmd["device_id"] not in state.devices:
-        return Rejection("error.platform.forbidden", "the calling device was deleted")
-    if cmd["index"] < 0:
+def _acknowledge(state: IdentityState, cmd: AcknowledgeMailbox) -> list[Event] | Rejection:
+    if cmd.device_id not in state.devices:
+        return Rejection(FORBIDDEN, "the calling device was deleted")
+    if cmd.index < 0:
         return Rejection("error.platform.validation.invalidPropertyValue", "index < 0")
-    if cmd["index"] <= state.cursors.get(cmd["device_id"], 0):
+    if cmd.index <= state.cursors.get(cmd.device_id, 0):
         return []  # a cursor only moves forward; an older acknowledgement changes nothing
     return [
-        (
-            "MailboxAcknowledged",
-            {
-                "address": cmd["address"],
-                "device_id": cmd["device_id"],
-                "index": cmd["index"],
-                "acknowledged_at": cmd["requested_at"],
-            },
+        MailboxAcknowledged(
+            address=cmd.address,
+            device_id=cmd.device_id,
+            index=cmd.index,
+            acknowledged_at=cmd.requested_at,
         )
     ]
 
 
-def _change_password(state: IdentityState, cmd: dict[str, Any]) -> list[Event] | Rejection:
+def _change_password(state: IdentityState, cmd: ChangeDevicePassword) -> list[Event] | Rejection:
     # The API checked the old password against the read model and hashed the new one; only
     # a device that still exists may change its own.
-    if cmd["device_id"] not in state.devices:
-        return Rejection("error.platform.forbidden", "the calling device was deleted")
-    changed = {
-        "address": cmd["address"],
-        "device_id": cmd["device_id"],
-        "username": state.devices[cmd["device_id"]],
-        "password_hash": cmd["password_hash"],
-        "changed_at": cmd["requested_at"],
-    }
-    return [("DevicePasswordChanged", changed)]
+    if cmd.device_id not in state.devices:
+        return Rejection(FORBIDDEN, "the calling device was deleted")
+    return [
+        DevicePasswordChanged(
+            address=cmd.address,
+            device_id=cmd.device_id,
+            username=state.devices[cmd.device_id],
+            password_hash=cmd.password_hash,
+            changed_at=cmd.requested_at,
+        )
+    ]
 
 
-def _registered(cmd: dict[str, Any], created_by: str | None) -> Event:
-    return (
-        "DeviceRegistered",
-        {
-            "address": cmd["address"],
-            "device_id": cmd["device_id"],
-            "username": cmd["username"],
-            "password_hash": cmd["password_hash"],
-            "created_at": cmd["requested_at"],
-            "created_by_device": created_by,
-            "challenge_id": cmd["challenge_id"],
-            "challenge_expires_at": cmd["challenge_expires_at"],
-        },
+def _registered(cmd: CreateIdentity | AddDevice, created_by: str | None) -> DeviceRegistered:
+    return DeviceRegistered(
+        address=cmd.address,
+        device_id=cmd.device_id,
+        username=cmd.username,
+        password_hash=cmd.password_hash,
+        created_at=cmd.requested_at,
+        created_by_device=created_by,
+        challenge_id=cmd.challenge_id,
+        challenge_expires_at=cmd.challenge_expires_at,
     )
 
 
 def _start_deletion(
-    state: IdentityState, cmd: dict[str, Any], now: datetime
+    state: IdentityState, cmd: StartIdentityDeletion, now: datetime
 ) -> list[Event] | Rejection:
     if not state.exists:
-        return Rejection("error.platform.recordNotFound", "identity not found")
-    if cmd["device_id"] not in state.devices:
-        return Rejection("error.platform.forbidden", "the calling device was deleted")
+        return Rejection(NOT_FOUND, "identity not found")
+    if cmd.device_id not in state.devices:
+        return Rejection(FORBIDDEN, "the calling device was deleted")
     if state.deletion is not None:
         return Rejection(ONLY_ONE_DELETION, "a deletion process is already active")
-    if cmd["grace_period_s"] < MIN_GRACE_S:
+    if cmd.grace_period_s < MIN_GRACE_S:
         return Rejection(INVALID_GRACE, "the grace period is too short")
-    started = {
-        "address": cmd["address"],
-        "identity_key": cmd["identity_key"],
-        "deletion_process_id": cmd["deletion_process_id"],
-        "device_id": cmd["device_id"],
-        "created_at": cmd["requested_at"],
-        "grace_period_ends_at": cmd["requested_at"] + timedelta(seconds=cmd["grace_period_s"]),
-        "peers": list(cmd["peers"]),
-    }
-    return [("IdentityDeletionStarted", started)]
+    return [
+        IdentityDeletionStarted(
+            address=cmd.address,
+            identity_key=cmd.identity_key,
+            deletion_process_id=cmd.deletion_process_id,
+            device_id=cmd.device_id,
+            created_at=cmd.requested_at,
+            grace_period_ends_at=cmd.requested_at + timedelta(seconds=cmd.grace_period_s),
+            peers=cmd.peers,
+        )
+    ]
 
 
 def _cancel_deletion(
-    state: IdentityState, cmd: dict[str, Any], now: datetime
+    state: IdentityState, cmd: CancelIdentityDeletion, now: datetime
 ) -> list[Event] | Rejection:
-    if cmd["device_id"] not in state.devices:
-        return Rejection("error.platform.forbidden", "the calling device was deleted")
+    if cmd.device_id not in state.devices:
+        return Rejection(FORBIDDEN, "the calling device was deleted")
     open_id = state.deletion["id"] if state.deletion else None
-    if open_id != cmd["deletion_process_id"]:
+    if open_id != cmd.deletion_process_id:
         return Rejection(
             NOT_CANCELLABLE, "this deletion process is not active (cancelled or unknown)"
         )
     if finish_due(state, open_id, now):
         return Rejection(NOT_CANCELLABLE, "the grace period is over; the deletion runs")
-    cancelled = {
-        "address": cmd["address"],
-        "identity_key": state.deletion["identity_key"] if state.deletion else "",
-        "deletion_process_id": open_id,
-        "device_id": cmd["device_id"],
-        "cancelled_at": cmd["requested_at"],
-        "peers": list(cmd["peers"]),
-    }
-    return [("IdentityDeletionCancelled", cancelled)]
+    return [
+        IdentityDeletionCancelled(
+            address=cmd.address,
+            identity_key=state.deletion["identity_key"] if state.deletion else "",
+            deletion_process_id=open_id,
+            device_id=cmd.device_id,
+            cancelled_at=cmd.requested_at,
+            peers=cmd.peers,
+        )
+    ]
 
 
 def finish_due(state: IdentityState, process_id: str, now: datetime) -> bool:
@@ -317,9 +339,9 @@ def deleting(state: IdentityState) -> IdentityState:
     """The state written before the final step erases anything: from here on the identity
     takes no command, and a worker that takes over after a crash knows to finish."""
     assert state.deletion is not None
-    state.deletion = {**state.deletion, "status": "Deleting"}
-    state.version += 1
-    return state
+    return replace(
+        state, deletion={**state.deletion, "status": "Deleting"}, version=state.version + 1
+    )
 
 
 def erased(state: IdentityState) -> IdentityState:
@@ -327,33 +349,42 @@ def erased(state: IdentityState) -> IdentityState:
     return IdentityState(version=state.version + 1, deleted=True)
 
 
-def evolve(state: IdentityState, name: str, event: dict[str, Any]) -> IdentityState:
+def evolve(state: IdentityState, event: Event) -> IdentityState:
     """Apply one event: the same function rebuilds state on replay."""
-    if name == "IdentityCreated":
-        state = IdentityState(event["address"], state.data_key_id, state.version)
-    elif name == "DeviceRegistered":
-        state.devices[event["device_id"]] = event["username"]
-        if event.get("challenge_id") and event.get("challenge_expires_at"):
-            expiry = event["challenge_expires_at"].timestamp()
-            used = {c: e for c, e in state.used_challenges.items() if e > expiry - _KEEP_S}
-            used[event["challenge_id"]] = expiry
-            state.used_challenges = used
-    elif name == "DeviceDeleted":
-        state.devices.pop(event["device_id"], None)
-        state.cursors.pop(event["device_id"], None)
-    elif name == "MailboxAcknowledged":
-        state.cursors[event["device_id"]] = event["index"]
-    elif name == "IdentityDeletionStarted":
-        state.deletion = {
-            "id": event["deletion_process_id"],
-            "status": "ToBeDeleted",
-            "identity_key": event["identity_key"],
-            "created_at": event["created_at"].timestamp(),
-            "ends_at": event["grace_period_ends_at"].timestamp(),
-        }
-    elif name == "IdentityDeletionCancelled":
-        state.deletion = None
-    elif name in _SYNC_EVENTS:
-        state.sync = sync_decider.evolve(state.sync, name, event)
-    state.version += 1
-    return state
+    match event:
+        case IdentityCreated():
+            state = IdentityState(event.address, state.data_key_id, state.version)
+        case DeviceRegistered():
+            state = replace(state, devices={**state.devices, event.device_id: event.username})
+            if event.challenge_id and event.challenge_expires_at:
+                expiry = event.challenge_expires_at.timestamp()
+                used = {c: e for c, e in state.used_challenges.items() if e > expiry - _KEEP_S}
+                used[event.challenge_id] = expiry
+                state = replace(state, used_challenges=used)
+        case DeviceDeleted():
+            state = replace(
+                state,
+                devices={d: u for d, u in state.devices.items() if d != event.device_id},
+                cursors={d: i for d, i in state.cursors.items() if d != event.device_id},
+            )
+        case MailboxAcknowledged():
+            state = replace(state, cursors={**state.cursors, event.device_id: event.index})
+        case IdentityDeletionStarted():
+            deletion = {
+                "id": event.deletion_process_id,
+                "status": "ToBeDeleted",
+                "identity_key": event.identity_key,
+                "created_at": event.created_at.timestamp(),
+                "ends_at": event.grace_period_ends_at.timestamp(),
+            }
+            state = replace(state, deletion=deletion)
+        case IdentityDeletionCancelled():
+            state = replace(state, deletion=None)
+        case (
+            SyncRunStarted()
+            | SyncRunExpired()
+            | SyncRunFinalized()
+            | DatawalletModificationsAdded()
+        ):
+            state = replace(state, sync=sync_decider.evolve(state.sync, event))
+    return replace(state, version=state.version + 1)

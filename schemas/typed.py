@@ -66,6 +66,16 @@ def from_avro(name: str, body: Mapping[str, Any]) -> Message:
     return typing.cast(Message, _build(TYPES[name], body))
 
 
+def command_from_avro(name: str, body: Mapping[str, Any]) -> Command:
+    """The typed command of a record; KeyError for a name that is no command."""
+    return typing.cast(Command, _build(commands.TYPES[name], body))
+
+
+def event_from_avro(name: str, body: Mapping[str, Any]) -> Event:
+    """The typed event of a record; KeyError for a name that is no event."""
+    return typing.cast(Event, _build(events.TYPES[name], body))
+
+
 def to_avro(message: Message) -> tuple[str, dict[str, Any]]:
     """The record name and body of a typed command or event, as its schema writes it."""
     return type(message).__name__, typing.cast(dict[str, Any], _dump(message))

@@ -21,7 +21,7 @@ import faust
 from backbone import idempotency
 from backbone.security.logcrypto import new_data_key
 from domain.decision import Event, Rejection
-from schemas.typed import from_avro, to_avro
+from schemas.typed import command_from_avro, to_avro
 from store.envelopes import EnvelopeCodec, Opened, derived_event_id
 from streams.data_keys import KeyShredded
 from streams.metrics import DECIDER_LAG, DECISIONS, age
@@ -92,7 +92,7 @@ def _decided(
     if not _typed(spec):
         untyped = spec.decide(state, cmd.name, cmd.body, now)
         return untyped if isinstance(untyped, Rejection) else [(e, e) for e in untyped]
-    outcome = spec.decide(state, from_avro(cmd.name, cmd.body), now)
+    outcome = spec.decide(state, command_from_avro(cmd.name, cmd.body), now)
     if isinstance(outcome, Rejection):
         return outcome
     return [(event, to_avro(event)) for event in outcome]

@@ -12,6 +12,7 @@ import pytest
 from backbone.security.logcrypto import new_data_key
 from domain.decision import Rejection
 from domain.identity_decider import IdentityState, decide, evolve
+from schemas.typed import command_from_avro, to_avro
 from store.envelopes import EnvelopeCodec, Opened
 from streams.readmodels import Projection, create_schema
 
@@ -65,10 +66,11 @@ def _events(codec: EnvelopeCodec) -> list[bytes]:
         ),
     ]
     for name, cmd in commands:
-        events = decide(state, name, cmd, NOW - timedelta(minutes=1))
+        events = decide(state, command_from_avro(name, cmd), NOW - timedelta(minutes=1))
         assert not isinstance(events, Rejection)
-        for event_name, body in events:
-            state = evolve(state, event_name, body)
+        for event in events:
+            state = evolve(state, event)
+            event_name, body = to_avro(event)
             out.append(
                 codec.seal(
                     event_name,

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from api.error_status import refusal_status
+from domain import identity_decider
 from domain.decision import Rejection
-from domain.identity_decider import IdentityState, decide, evolve
+from domain.identity_decider import IdentityState
+from tests.unit.wire_rules import Wire
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
+ID = Wire(identity_decider)  # the rules in the log's form (tests/unit/wire_rules.py)
 
 
 def _identity() -> IdentityState:
@@ -25,11 +28,11 @@ def _identity() -> IdentityState:
         "password_hash": "old",
         "requested_at": NOW,
     }
-    events = decide(IdentityState(), "CreateIdentity", create, NOW.replace(year=2025))
+    events = ID.decide(IdentityState(), "CreateIdentity", create, NOW.replace(year=2025))
     assert not isinstance(events, Rejection)
     state = IdentityState()
     for name, body in events:
-        state = evolve(state, name, body)
+        state = ID.evolve(state, name, body)
     return state
 
 
@@ -43,7 +46,7 @@ def _change(device: str) -> dict[str, object]:
 
 
 def test_a_device_changes_its_own_password() -> None:
-    events = decide(_identity(), "ChangeDevicePassword", _change("DVC1"), NOW)
+    events = ID.decide(_identity(), "ChangeDevicePassword", _change("DVC1"), NOW)
     assert events == [
         (
             "DevicePasswordChanged",
@@ -59,5 +62,5 @@ def test_a_device_changes_its_own_password() -> None:
 
 
 def test_a_deleted_or_unknown_device_cannot() -> None:
-    refused = decide(_identity(), "ChangeDevicePassword", _change("DVC9"), NOW)
+    refused = ID.decide(_identity(), "ChangeDevicePassword", _change("DVC9"), NOW)
     assert isinstance(refused, Rejection) and refusal_status(refused.code) == 403

@@ -15,8 +15,11 @@ from domain import challenge_decider, sync_decider, template_decider
 from domain.decision import Rejection
 from schemas.commands import CollectTemplate, RequestRelationship
 from schemas.events import TemplateAllocated, TemplateCollected, TemplateCreated
+from tests.unit.wire_rules import wire_rule
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+# The rules in the log's form (tests/unit/wire_rules.py).
+decide_finalize = wire_rule(sync_decider.decide_finalize, "FinalizeSyncRun")
 
 
 def test_the_challenge_gate_lets_one_request_through() -> None:
@@ -86,9 +89,9 @@ def test_the_datawallet_version_never_goes_down() -> None:
         "modifications": [],
         "requested_at": NOW,
     }
-    down = sync_decider.decide_finalize(sync, {**finalize, "new_datawallet_version": 2}, NOW)
+    down = decide_finalize(sync, {**finalize, "new_datawallet_version": 2}, NOW)
     assert isinstance(down, Rejection) and down.code == sync_decider.DOWNGRADE
-    same = sync_decider.decide_finalize(sync, {**finalize, "new_datawallet_version": 3}, NOW)
+    same = decide_finalize(sync, {**finalize, "new_datawallet_version": 3}, NOW)
     assert isinstance(same, list)
 
 

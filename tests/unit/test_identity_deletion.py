@@ -23,11 +23,13 @@ from backbone.security.logcrypto import MasterKey
 from domain import identity_decider as rules
 from domain.decision import Rejection
 from domain.deletion_forget import forget, forgotten
-from domain.identity_decider import IdentityState, decide, evolve
+from domain.identity_decider import IdentityState
 from streams.data_keys import RECHECK_S, DataKeys
 from streams.deletion_erase import DeletedNamed, addresses_in
+from tests.unit.wire_rules import Wire
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
+ID = Wire(rules)  # the rules in the log's form (tests/unit/wire_rules.py)
 ADDRESS = "did:e:localhost:dids:0123456789abcdef0123ab"
 PEERS = [{"address": "did:e:localhost:dids:peer", "relationship_id": "RELAAAAAAAAAAAAAAAAA"}]
 
@@ -61,16 +63,16 @@ def _cancel(pid: str = "IDP1", device: str = "DVC2") -> dict[str, Any]:
 def _apply(state: IdentityState, outcome: Any) -> IdentityState:
     assert not isinstance(outcome, Rejection), outcome
     for name, body in outcome:
-        state = evolve(state, name, body)
+        state = ID.evolve(state, name, body)
     return state
 
 
 def _pending() -> IdentityState:
-    return _apply(_identity(), decide(_identity(), "StartIdentityDeletion", _start(), T0))
+    return _apply(_identity(), ID.decide(_identity(), "StartIdentityDeletion", _start(), T0))
 
 
 def test_start_puts_the_identity_in_its_grace_period() -> None:
-    outcome = decide(_identity(), "StartIdentityDeletion", _start(), T0)
+    outcome = ID.decide(_identity(), "StartIdentityDeletion", _start(), T0)
     assert not isinstance(outcome, Rejection)
     [(name, body)] = outcome
     assert name == "IdentityDeletionStarted"
@@ -93,7 +95,7 @@ def test_start_puts_the_identity_in_its_grace_period() -> None:
 def test_start_is_refused(
     state: IdentityState, command: dict[str, Any], status: int, code: str
 ) -> None:
-    outcome = decide(state, "StartIdentityDeletion", command, T0)
+    outcome = ID.decide(state, "StartIdentityDeletion", command, T0)
     assert isinstance(outcome, Rejection) and (refusal_status(outcome.code), outcome.code) == (
         status,
         code,
@@ -101,11 +103,11 @@ def test_start_is_refused(
 
 
 def test_cancel_in_the_grace_period_makes_the_identity_active_again() -> None:
-    outcome = decide(_pending(), "CancelIdentityDeletion", _cancel(), T0 + timedelta(seconds=59))
+    outcome = ID.decide(_pending(), "CancelIdentityDeletion", _cancel(), T0 + timedelta(seconds=59))
     state = _apply(_pending(), outcome)
     assert state.status == "Active" and state.deletion is None
     # and it may start again
-    assert not isinstance(decide(state, "StartIdentityDeletion", _start("IDP2"), T0), Rejection)
+    assert not isinstance(ID.decide(state, "StartIdentityDeletion", _start("IDP2"), T0), Rejection)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +120,7 @@ def test_cancel_in_the_grace_period_makes_the_identity_active_again() -> None:
     ids=["another process", "grace period over", "deleted device"],
 )
 def test_cancel_is_refused(command: dict[str, Any], at: datetime, code: str) -> None:
-    outcome = decide(_pending(), "CancelIdentityDeletion", command, at)
+    outcome = ID.decide(_pending(), "CancelIdentityDeletion", command, at)
     assert isinstance(outcome, Rejection) and outcome.code == code
 
 
@@ -135,7 +137,7 @@ def test_once_deleting_no_command_is_taken_and_a_successor_finishes() -> None:
     assert state.status == "Deleting"
     # a worker taking over after a crash: due whatever the clock says
     assert rules.finish_due(state, "IDP1", T0)
-    refused = decide(state, "CancelIdentityDeletion", _cancel(), T0)
+    refused = ID.decide(state, "CancelIdentityDeletion", _cancel(), T0)
     assert isinstance(refused, Rejection) and refused.code == rules.IDENTITY_DELETING
     restored = IdentityState.from_dict(state.to_dict())
     assert restored.status == "Deleting" and restored.deletion == state.deletion
@@ -147,15 +149,20 @@ def test_what_stays_of_an_erased_identity_names_nobody() -> None:
     assert ADDRESS not in repr(kept) and "USR1" not in repr(kept)
     restored = IdentityState.from_dict(kept)
     assert restored.deleted and not rules.finish_due(restored, "IDP1", T0 + timedelta(days=1))
-    again = decide(
-        restored,
-        "CreateIdentity",
-        {"challenge_expires_at": T0 + timedelta(1), "challenge_id": "CHL"},
-        T0,
-    )
+    device = {
+        "challenge_expires_at": T0 + timedelta(1),
+        "challenge_id": "CHL",
+        "address": ADDRESS,
+        "device_id": "DVC3",
+        "username": "USR3",
+        "password_hash": "h",
+        "requested_at": T0,
+    }
+    create = {**device, "public_key": b"k" * 32, "client_id": "c", "identity_version": 1}
+    again = ID.decide(restored, "CreateIdentity", create, T0)
     assert isinstance(again, Rejection)
     assert again.code == "error.platform.validation.identity.addressWasDeleted"
-    other = decide(restored, "AddDevice", {}, T0)
+    other = ID.decide(restored, "AddDevice", {**device, "created_by_device": "DVC1"}, T0)
     assert isinstance(other, Rejection) and refusal_status(other.code) == 404
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from schemas import codec, typegen
 from schemas.registry import SCHEMA_DIR
-from schemas.typed import TYPES, from_avro, to_avro
+from schemas.typed import TYPES, command_from_avro, event_from_avro, from_avro, to_avro
 
 SCHEMAS = {
     s["name"]: s
@@ -84,3 +84,12 @@ def test_a_typed_record_cannot_be_changed() -> None:
     typed = from_avro(name, example(SCHEMAS[name], True))
     with pytest.raises(AttributeError):
         typed.token_id = "other"  # type: ignore[misc,union-attr]
+
+
+def test_a_command_is_not_taken_for_an_event_nor_the_other_way() -> None:
+    body = example(SCHEMAS["DeleteToken"], True)
+    assert type(command_from_avro("DeleteToken", body)).__name__ == "DeleteToken"
+    with pytest.raises(KeyError):
+        event_from_avro("DeleteToken", body)
+    with pytest.raises(KeyError):
+        command_from_avro("TokenDeleted", body)

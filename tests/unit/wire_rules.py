@@ -7,12 +7,13 @@ rule and what the log would record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import ModuleType
 from typing import Any
 
 from domain.decision import Rejection
-from schemas.typed import from_avro, to_avro
+from schemas.typed import command_from_avro, event_from_avro, to_avro
 
 Record = tuple[str, dict[str, Any]]
 
@@ -24,10 +25,24 @@ class Wire:
     def decide(
         self, state: Any, name: str, body: dict[str, Any], now: datetime
     ) -> list[Record] | Rejection:
-        outcome = self.rules.decide(state, from_avro(name, body), now)
+        outcome = self.rules.decide(state, command_from_avro(name, body), now)
         if isinstance(outcome, Rejection):
             return outcome
         return [to_avro(event) for event in outcome]
 
     def evolve(self, state: Any, name: str, body: dict[str, Any]) -> Any:
-        return self.rules.evolve(state, from_avro(name, body))
+        return self.rules.evolve(state, event_from_avro(name, body))
+
+
+def wire_rule(
+    rule: Callable[[Any, Any, datetime], Sequence[Any] | Rejection], name: str
+) -> Callable[[Any, dict[str, Any], datetime], list[Record] | Rejection]:
+    """One rule function of a decider (a sync run's start, say) for commands named `name`."""
+
+    def decide(state: Any, body: dict[str, Any], now: datetime) -> list[Record] | Rejection:
+        outcome = rule(state, command_from_avro(name, body), now)
+        if isinstance(outcome, Rejection):
+            return outcome
+        return [to_avro(event) for event in outcome]
+
+    return decide
