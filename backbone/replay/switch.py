@@ -84,7 +84,7 @@ class SwitchReport:
     paused_s: float = 0.0  # how long requests were held
     clients: int = 0
     dropped_old: bool = False
-    resumed: bool = False  # NEW had a resume point: only what came after it was replayed
+    resumed: bool = False  # NEW had saved positions: only what came after them was replayed
     erased_identities: int = 0  # deleted while NEW was not served: erased in NEW
     data_keys_removed: int = 0  # shredded while NEW was not served: removed from NEW
     file_chunks_removed: int = 0
@@ -147,7 +147,7 @@ class Switch:
         report = SwitchReport(old, self.new)
         report.resumed = await self._has_resume_point()
         if report.resumed:
-            self.say(f"{self.new} resumes from where it stopped (its resume point)")
+            self.say(f"{self.new} is replayed from its saved positions, not from the beginning")
         # Identities deleted while NEW was not served: their rows in NEW are erased once
         # the tail is replayed (their own records do not open any more).
         erased_before = await self._deleted(self.new)

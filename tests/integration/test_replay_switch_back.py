@@ -54,6 +54,7 @@ async def _log_size(stack: Stack) -> int:
 async def _switch(stack: Stack, *argv: str) -> dict[str, Any]:
     done = await asyncio.to_thread(_backbone, stack, "replay", "switch", *argv, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
+    print(done.stdout)  # what the operator sees, in the test's output (-s)
     report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return report
 
