@@ -7,20 +7,21 @@ each rule module stays free of Kafka.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Protocol
 
 import faust
 
 from backbone import idempotency
 from backbone.security.logcrypto import new_data_key
-from domain.decision import Event, Rejection
+from domain.decision import UNKNOWN_COMMAND, Rejection
+from schemas.commands import TYPES as COMMANDS
+from schemas.commands import Command
+from schemas.events import Event
 from schemas.typed import command_from_avro, to_avro
 from store.envelopes import EnvelopeCodec, Opened, derived_event_id
 from streams.data_keys import KeyShredded
@@ -46,6 +47,10 @@ REMEMBERED_COMMANDS = 32
 NO_STATUS = 0
 
 
+# A record on the log: its schema's name and its body.
+Record = tuple[str, dict[str, Any]]
+
+
 class State(Protocol):
     version: int
 
@@ -58,44 +63,21 @@ class Decider:
 
     `decide(state, command, now)` takes a typed command (schemas/commands.py) and returns
     typed events (schemas/events.py) or a rejection; `evolve(state, event)` returns the
-    next state. The loop converts between the log's records and the types here, at the
-    worker's edge (schemas/typed.py). A rule not typed yet still takes and returns
-    `(name, body)` (`decide(state, name, body, now)`, `evolve(state, name, body)`).
+    next state. The loop converts between the log's records and the types at the worker's
+    edge (schemas/typed.py), so the rules never see a record's dict.
     """
 
     name: str
     table: Any  # the faust table of this aggregate type's state
+    # The state's type is the aggregate's own (a State): Any here, so that one loop runs them.
     load: Callable[[dict[str, Any] | None], Any]
-    decide: Callable[..., Sequence[Any] | Rejection]
-    evolve: Callable[..., Any]
+    decide: Callable[[Any, Command, datetime], Sequence[Event] | Rejection]
+    evolve: Callable[[Any, Event], Any]
     sealed_for: Callable[[Any, Opened], str]  # whose data key seals the events
     # Ignored: the API chooses the success status (api/error_status.py). Kept only until
     # streams/app.py, edited by another change at the moment, stops passing them.
     created_by: set[str] = field(default_factory=set)
     ok_status: int = 204
-
-
-def _typed(spec: Decider) -> bool:
-    """Whether the rules take typed commands; transitional, while aggregates move over."""
-    return _takes_types(spec.decide)
-
-
-@cache
-def _takes_types(decide: Callable[..., Any]) -> bool:
-    return len(inspect.signature(decide).parameters) == 3
-
-
-def _decided(
-    spec: Decider, state: Any, cmd: Opened, now: datetime
-) -> list[tuple[Any, Event]] | Rejection:
-    """The rules' outcome, each event both as the rules gave it and as the log records it."""
-    if not _typed(spec):
-        untyped = spec.decide(state, cmd.name, cmd.body, now)
-        return untyped if isinstance(untyped, Rejection) else [(e, e) for e in untyped]
-    outcome = spec.decide(state, command_from_avro(cmd.name, cmd.body), now)
-    if isinstance(outcome, Rejection):
-        return outcome
-    return [(event, to_avro(event)) for event in outcome]
 
 
 KeyLoader = Callable[[str], Awaitable[bool]]
@@ -189,7 +171,7 @@ class Runtime:
 
     async def decide(
         self, spec: Decider, agg: str, cmd: Opened, *, reply: bool = True
-    ) -> list[Event] | None:
+    ) -> list[Record] | None:
         """Decide one command. Returns the events (maybe none), or None when it was rejected
         (the rejection is answered here, whatever `reply` says)."""
         corr = cmd.envelope["correlation_id"]
@@ -202,16 +184,19 @@ class Runtime:
             DECISIONS.labels(spec.name, cmd.name, "redelivered").inc()
             return []
         state = spec.load(stored or None)
-        outcome: list[tuple[Any, Event]] | Rejection
+        outcome: Sequence[Event] | Rejection
         if idempotency.reuses_key(corr, list(handled)):
             # The same Idempotency-Key with another body, both sent before the API could
             # see the first one's record: the second is refused, not applied.
             outcome = Rejection(
                 idempotency.KEY_REUSED, "this Idempotency-Key was used with another body"
             )
+        elif cmd.name not in COMMANDS:  # a record no command schema names: not a rule's
+            outcome = Rejection(UNKNOWN_COMMAND, f"unknown command {cmd.name}")
         else:
             try:
-                outcome = _decided(spec, state, cmd, datetime.now(UTC))
+                command = command_from_avro(cmd.name, cmd.body)
+                outcome = spec.decide(state, command, datetime.now(UTC))
             except Exception:
                 log.exception("decider failed", extra={"command": cmd.name})
                 outcome = Rejection(UNEXPECTED, "the command could not be decided")
@@ -227,8 +212,9 @@ class Runtime:
             log.error("no data key for a command; refused", extra={"command": cmd.name})
             await self.refuse(corr, Rejection(UNAVAILABLE, "try again shortly"))
             return None
-        for n, (event, (name, body)) in enumerate(outcome):
-            state = spec.evolve(state, event) if _typed(spec) else spec.evolve(state, name, body)
+        records = [to_avro(event) for event in outcome]
+        for n, (event, (name, body)) in enumerate(zip(outcome, records, strict=True)):
+            state = spec.evolve(state, event)
             sealed = self.envelopes.seal(
                 name,
                 body,
@@ -248,7 +234,7 @@ class Runtime:
             # only after it has written them: a client that got 2xx reads its own write.
             await self.events.send(key=agg.encode(), value=self.accepted(corr))
         DECISIONS.labels(spec.name, cmd.name, "accepted").inc()
-        return [record for _, record in outcome]
+        return records
 
     async def _data_key_for(self, address: str, command: str) -> str:
         key_id = self.envelopes.identity_key_id(address)

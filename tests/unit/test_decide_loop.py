@@ -114,6 +114,9 @@ async def test_accepted_command_appends_its_events_sealed_for_the_owner_then_ans
     assert created.envelope["data_key_id"] == key_id  # crypto-shredding reaches it
     assert created.envelope["aggregate_version"] == 1
     assert created.envelope["correlation_id"] == "c1"
+    # The typed rule's event, as the log records it (schemas/typed.py at the worker's edge).
+    expected = {k: v for k, v in create_token().items() if k != "requested_at"}
+    assert created.body == {**expected, "created_at": NOW}
     # The answer rides behind the events on their partition: the projector writes them
     # before it forwards the answer, so the client reads its own write.
     assert reply.body["ok"] is True and reply.body["error_code"] is None
@@ -220,7 +223,7 @@ async def test_an_aggregate_remembers_only_its_latest_commands() -> None:
         "token",
         w.table,
         w.spec.load,
-        lambda state, name, cmd, now: [],  # accepted, nothing to append
+        lambda state, command, now: [],  # accepted, nothing to append
         w.spec.evolve,
         w.spec.sealed_for,
     )
@@ -230,3 +233,17 @@ async def test_an_aggregate_remembers_only_its_latest_commands() -> None:
     handled = list(w.table["agg"]["handled"])
     assert len(handled) == REMEMBERED_COMMANDS
     assert handled[-1] == f"c{REMEMBERED_COMMANDS + 4}" and "c0" not in handled
+
+
+async def test_a_record_that_is_no_command_is_refused_as_unknown() -> None:
+    w = World()
+    w.give_owner_a_key()
+    deleted = {"token_id": "TOKabc", "owner": OWNER, "deleted_at": NOW}  # an event
+    outcome = await w.runtime.decide(w.spec, "agg", w.command("TokenDeleted", deleted, "c1"))
+
+    assert outcome is None
+    [(_, reply)] = w.opened()
+    assert (reply.body["ok"], reply.body["error_code"]) == (
+        False,
+        "error.platform.validation.unknownCommand",
+    )
