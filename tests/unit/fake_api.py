@@ -32,6 +32,7 @@ from store.readmodels import ReadStore
 from store.readmodels.base import Queries
 from store.readmodels.deletion import DeletionReads, PeerDeletion
 from store.readmodels.identities import Device, Identity, IdentityReads, Login
+from store.readmodels.mailbox import Cursor, MailboxEntry, MailboxReads
 from store.readmodels.relationships import (
     AuditEntry,
     PeerLink,
@@ -158,6 +159,28 @@ class FakeRelationships(RelationshipReads):
         return [link for link in await self.peers_of(address) if link.peer == peer]
 
 
+class FakeMailbox(MailboxReads):
+    def __init__(self) -> None:
+        super().__init__(no_cassandra)
+        self.entries: dict[str, list[MailboxEntry]] = {}
+        self.device_cursors: dict[str, list[Cursor]] = {}
+
+    def deliver(self, address: str, event_type: str, payload: str) -> int:
+        """What the mailbox sequencer does: the identity's next index."""
+        entries = self.entries.setdefault(address, [])
+        entries.append(MailboxEntry(len(entries) + 1, event_type, payload, NOW))
+        return len(entries)
+
+    async def after(self, address: str, since: int, limit: int) -> list[MailboxEntry]:
+        return [e for e in self.entries.get(address, []) if e.idx > since][:limit]
+
+    async def head(self, address: str) -> int:
+        return len(self.entries.get(address, []))
+
+    async def cursors(self, address: str) -> list[Cursor]:
+        return self.device_cursors.get(address, [])
+
+
 class FakeDeletion(DeletionReads):
     def __init__(self) -> None:
         super().__init__(no_cassandra)
@@ -173,6 +196,7 @@ class FakeReads:
     templates: FakeShared[Template] = field(default_factory=FakeShared[Template])
     relationships: FakeRelationships = field(default_factory=FakeRelationships)
     deletion: FakeDeletion = field(default_factory=FakeDeletion)
+    mailbox: FakeMailbox = field(default_factory=FakeMailbox)
 
     def store(self) -> ReadStore:
         """The app's read store with these fakes in place; every other read model fails
@@ -184,6 +208,7 @@ class FakeReads:
             templates=self.templates,
             relationships=self.relationships,
             deletion=self.deletion,
+            mailbox=self.mailbox,
         )
 
 
