@@ -105,6 +105,7 @@ async def test_switching_back_replays_only_what_came_since_and_fails_no_request(
         assert 0 < replayed <= tail + 10, (replayed, tail, at_first_switch)
         assert replayed < at_switch_back - 50, (replayed, at_switch_back)
 
+        print((await asyncio.to_thread(_backbone, stack, "replay", "pointer")).stdout)
         shown = await asyncio.to_thread(_backbone, stack, "replay", "pointer", "--json")
         pointer = json.loads(shown.stdout)
         assert pointer["pointer"]["active"] == old
@@ -130,6 +131,7 @@ async def test_switching_back_replays_only_what_came_since_and_fails_no_request(
         again = await _switch(stack, "--keyspace", new, "--drop-old")
         assert again["resumed"] and again["dropped_old"]
         refused = await asyncio.to_thread(_backbone, stack, "replay", "switch", "--back")
+        print(refused.stderr)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert refused.stderr.count("\n") == 1 and f"{old} was dropped" in refused.stderr
         shown = await asyncio.to_thread(_backbone, stack, "replay", "pointer", "--json")
