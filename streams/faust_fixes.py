@@ -114,37 +114,90 @@ class GroupPositions:
             await admin.close()
 
 
-async def gap_free(app: faust.App, positions: GroupPositions, stream: Any) -> AsyncIterator[Record]:
+class GapFree:
     """An actor's records (key, value), with any record its stream skipped read from the
-    log and handed over first, in offset order."""
-    watch = SkipWatch()
-    async for event in stream.events():
-        tp, offset = event.message.tp, event.message.offset
-        if not watch.follows(tp):
-            watch.begin(
-                tp, await until_done(partial(positions.of, tp), "asking a group position failed")
-            )
-        skipped = watch.saw(tp, offset)
-        if skipped is not None:
-            first, last = skipped
-            found = await until_done(
-                partial(read_range, positions.bootstrap, tp.topic, tp.partition, first, last),
-                "reading skipped records failed",
-            )
-            if len(found) != last - first + 1:  # expired from the log: nothing to be done
-                log.error(
-                    "skipped records no longer on the log",
-                    extra={
-                        "topic": tp.topic,
-                        "partition": tp.partition,
-                        "missing": last - first + 1 - len(found),
-                    },
-                )
-            for record in found:
+    log and handed over first, in offset order: one at a time (`async for`), acked by
+    faust as the agent asks for the next, or in batches (`batches`)."""
+
+    def __init__(self, app: faust.App, positions: GroupPositions, stream: Any) -> None:
+        self.app = app
+        self.positions = positions
+        self.stream = stream
+        self._watch = SkipWatch()
+
+    def __aiter__(self) -> AsyncIterator[Record]:
+        return self._records()
+
+    async def _records(self) -> AsyncIterator[Record]:
+        async for event in self.stream.events():
+            for record in await self._skipped_before(event):
                 yield record.key, record.value
                 # Back here once the agent has processed it (it asked for the next one).
-                app.consumer.ack(_message(tp, record))
-        yield event.key, event.value
+                self.app.consumer.ack(_message(event.message.tp, record))
+            yield event.key, event.value
+
+    async def batches(self, max_records: int) -> AsyncIterator[list[Record]]:
+        """What the stream has ready, up to `max_records` at a time, without waiting for
+        more: a lone record goes at once, a burst goes together. A batch's records are
+        acked to faust only when the agent asks for the next batch, that is after it has
+        processed all of them (faust's own acks are switched off for the stream: it would
+        ack each record as the next one is taken, before the batch is written)."""
+        self.stream.enable_acks = False
+        batch: list[Record] = []
+        events: list[Any] = []
+        skipped: list[Message] = []
+        async for event in self.stream.events():
+            for record in await self._skipped_before(event):
+                batch.append((record.key, record.value))
+                skipped.append(_message(event.message.tp, record))
+            batch.append((event.key, event.value))
+            events.append(event)
+            if len(batch) < max_records and _more_ready(self.stream):
+                continue
+            yield batch
+            for message in skipped:
+                self.app.consumer.ack(message)
+            for done in events:
+                await self.stream.ack(done)
+            batch, events, skipped = [], [], []
+
+    async def _skipped_before(self, event: Any) -> list[Any]:
+        """The records the stream jumped over before `event`, read from the log."""
+        tp, offset = event.message.tp, event.message.offset
+        positions = self.positions
+        if not self._watch.follows(tp):
+            self._watch.begin(
+                tp, await until_done(partial(positions.of, tp), "asking a group position failed")
+            )
+        skipped = self._watch.saw(tp, offset)
+        if skipped is None:
+            return []
+        first, last = skipped
+        found: list[Any] = await until_done(
+            partial(read_range, positions.bootstrap, tp.topic, tp.partition, first, last),
+            "reading skipped records failed",
+        )
+        if len(found) != last - first + 1:  # expired from the log: nothing to be done
+            log.error(
+                "skipped records no longer on the log",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "missing": last - first + 1 - len(found),
+                },
+            )
+        return found
+
+
+def _more_ready(stream: Any) -> bool:
+    """True when the stream's channel holds another record already fetched."""
+    queue = getattr(stream.channel, "queue", None)
+    return queue is not None and not queue.empty()
+
+
+def gap_free(app: faust.App, positions: GroupPositions, stream: Any) -> GapFree:
+    """An actor's records with any record its stream skipped read from the log (GapFree)."""
+    return GapFree(app, positions, stream)
 
 
 def _message(tp: TP, record: Any) -> Message:

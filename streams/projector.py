@@ -3,6 +3,14 @@ entries sent, then (for a reply) the answer forwarded to the API.
 
 The faust agent in streams/app.py hands over its gap-free records; everything else is
 here, with its collaborators passed in, so that it runs without a worker.
+
+Per poll: the records the stream has ready are projected in one pass (`project_batch`):
+every event's writes sent at once and awaited together, then every mailbox entry of the
+batch produced and its acknowledgement awaited together, then the replies forwarded, then
+the batch acked to faust (streams/faust_fixes.py `GapFree.batches`). So a 201 still means
+the event is readable and its entries durable, and a record counts as processed (its
+offset may be committed) only after both. The writes are idempotent and carry their
+event's version as their timestamp, so the order they land in does not matter.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,9 +32,14 @@ from domain.mailbox_router import entries_for
 from store.envelopes import EnvelopeCodec, Opened
 from store.retrying import until_done
 from streams.deciding import open_waiting_for_key, wait_for_key
+from streams.faust_fixes import GapFree
 from streams.metrics import PROJECTION_LAG, PROJECTION_RETRIES, age
 from streams.readmodels import Projection
 from streams.sending import send_durably
+from streams.writes import Write, write_all
+
+# Records projected in one pass at most: a burst larger than this goes in several.
+BATCH = 256
 
 log = logging.getLogger("backbone.streams")
 
@@ -50,6 +63,10 @@ class Projector:
         projections: Projections,
     ) -> None:
         """Projects every record of the events topic, in order, until the stream ends."""
+        if isinstance(records, GapFree):
+            async for batch in records.batches(BATCH):
+                await self.project_batch(batch, projections)
+            return
         async for _key, raw in records:
             if raw is None:
                 continue
@@ -58,6 +75,43 @@ class Projector:
                 continue
             async with projections.writing() as projection:
                 await self.project(projection, event, raw)
+
+    async def project_batch(
+        self, records: list[tuple[bytes | None, bytes | None]], projections: Projections
+    ) -> None:
+        """Projects a batch of records (in log order) in one pass."""
+        opened: list[tuple[Opened, bytes]] = []
+        for _key, raw in records:
+            if raw is None:
+                continue
+            event = await open_waiting_for_key(self.envelopes, raw)
+            if event is not None:
+                opened.append((event, raw))
+        if not opened:
+            return
+        async with projections.writing() as projection:
+            writes: list[Write] = []
+            for event, _raw in opened:
+                if event.name == "Reply":
+                    writes += projection.reply_writes(event)
+                else:
+                    writes += projection.writes(event) or ()
+            await until_done(
+                functools.partial(write_all, projection.session, writes),
+                "read-model write failed",
+                {"events": len(opened)},
+                on_retry=PROJECTION_RETRIES.inc,
+            )
+            sends: list[Awaitable[None]] = []
+            for event, _raw in opened:
+                if event.name != "Reply":
+                    sends += await self.mailbox_sends(event)
+            await asyncio.gather(*sends)
+        for event, raw in opened:
+            if event.name == "Reply":
+                await self.replies.send(key=event.envelope["correlation_id"].encode(), value=raw)
+            else:
+                PROJECTION_LAG.labels(event.name).observe(age(event))
 
     async def project(self, projection: Projection, event: Opened, raw: bytes) -> None:
         if event.name == "Reply":
@@ -75,7 +129,11 @@ class Projector:
         # (and before its reply is forwarded): a 2xx then means the recipients' entries are
         # durable, and a failed send is retried here instead of being lost in the
         # producer's background.
-        sends = []
+        await asyncio.gather(*await self.mailbox_sends(event))
+
+    async def mailbox_sends(self, event: Opened) -> list[Awaitable[None]]:
+        """The durable sends of an event's mailbox entries, not yet awaited."""
+        sends: list[Awaitable[None]] = []
         routed = entries_for(event.name, event.body) + deletion_entries(event.name, event.body)
         # A receipt for a message whose sender was deleted and anonymized has nobody to go to.
         routed = [entry for entry in routed if not is_anonymous(entry[0])]
@@ -103,7 +161,7 @@ class Projector:
                 causation_id=event.envelope["event_id"],
             )
             sends.append(send_durably(self.mailbox_entries, key.encode(), sealed))
-        await asyncio.gather(*sends)
+        return sends
 
 
 async def apply_until_written(projection: Projection, event: Opened) -> None:
