@@ -43,6 +43,8 @@ from schemas.events import (
 
 NOT_FOUND = "error.platform.recordNotFound"
 FORBIDDEN = "error.platform.forbidden"
+# A command of a device that was deleted after it got its token (the API checked it then).
+DEVICE_GONE = Rejection(FORBIDDEN, "the calling device was deleted")
 
 MAX_DEVICES = 50
 
@@ -147,7 +149,7 @@ def decide(state: IdentityState, command: Command, now: datetime) -> list[Event]
             return _change_password(state, command)
         case StartSyncRun() | FinalizeSyncRun() | AddDatawalletModifications():
             if command.device_id not in state.devices:
-                return Rejection(FORBIDDEN, "the calling device was deleted")
+                return DEVICE_GONE
             return _sync(state.sync, command, now)
     return unknown_command(command)
 
@@ -204,7 +206,7 @@ def _add_device(state: IdentityState, cmd: AddDevice) -> list[Event] | Rejection
     if not state.exists:
         return Rejection(NOT_FOUND, "identity not found")
     if cmd.created_by_device not in state.devices:
-        return Rejection(FORBIDDEN, "the calling device was deleted")
+        return DEVICE_GONE
     if len(state.devices) >= MAX_DEVICES:
         return Rejection(
             "error.platform.quotaExhausted.devices",
@@ -234,7 +236,7 @@ def _delete_device(state: IdentityState, cmd: DeleteDevice) -> list[Event] | Rej
 
 def _acknowledge(state: IdentityState, cmd: AcknowledgeMailbox) -> list[Event] | Rejection:
     if cmd.device_id not in state.devices:
-        return Rejection(FORBIDDEN, "the calling device was deleted")
+        return DEVICE_GONE
     if cmd.index < 0:
         return Rejection("error.platform.validation.invalidPropertyValue", "index < 0")
     if cmd.index <= state.cursors.get(cmd.device_id, 0):
@@ -253,7 +255,7 @@ def _change_password(state: IdentityState, cmd: ChangeDevicePassword) -> list[Ev
     # The API checked the old password against the read model and hashed the new one; only
     # a device that still exists may change its own.
     if cmd.device_id not in state.devices:
-        return Rejection(FORBIDDEN, "the calling device was deleted")
+        return DEVICE_GONE
     return [
         DevicePasswordChanged(
             address=cmd.address,
@@ -284,7 +286,7 @@ def _start_deletion(
     if not state.exists:
         return Rejection(NOT_FOUND, "identity not found")
     if cmd.device_id not in state.devices:
-        return Rejection(FORBIDDEN, "the calling device was deleted")
+        return DEVICE_GONE
     if state.deletion is not None:
         return Rejection(ONLY_ONE_DELETION, "a deletion process is already active")
     if cmd.grace_period_s < MIN_GRACE_S:
@@ -306,7 +308,7 @@ def _cancel_deletion(
     state: IdentityState, cmd: CancelIdentityDeletion, now: datetime
 ) -> list[Event] | Rejection:
     if cmd.device_id not in state.devices:
-        return Rejection(FORBIDDEN, "the calling device was deleted")
+        return DEVICE_GONE
     open_id = state.deletion["id"] if state.deletion else None
     if open_id != cmd.deletion_process_id:
         return Rejection(
