@@ -85,7 +85,13 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
     for unversioned in (health, auth):
         app.include_router(unversioned.router)
     # Every other router under /api/v1 and /api/v2 (api/versioning.py says how they differ).
+    # The order of mounting is the order of matching: FastAPI tries a request against each
+    # route in turn, measured at ~5 us each, and a send to /api/v2/Messages tried 80 routes
+    # (0.4 ms, a tenth of the API's CPU for a send). Messages and the mailbox, the requests
+    # that come with every message, are found first (issue 17).
     versioned = (
+        messages,
+        mailbox,
         challenges,
         identities,
         devices,
@@ -93,8 +99,6 @@ def create_app(settings: BackboneSettings | None = None) -> FastAPI:
         tokens,
         templates,
         relationships,
-        messages,
-        mailbox,
         sync,
         sse,
         version,
