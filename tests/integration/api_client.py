@@ -1,6 +1,6 @@
 """What the integration tests that call the backbone's API directly share: an identity created
 and logged in (`new_party`, with more devices if asked), two in an active relationship
-(`relate`), an error's code."""
+(`relate`), a message sent (`send`), an error's code."""
 
 from __future__ import annotations
 
@@ -33,17 +33,35 @@ async def new_party(http: httpx.AsyncClient, devices: int = 1) -> Party:
     return Party(logged_in.address, logged_in.headers, usernames)
 
 
-async def relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
-    """An active relationship (its id): a template by `owner`, requested by `peer`, accepted."""
+async def request_relationship(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
+    """A pending relationship (its id): a template by `owner`, requested by `peer`."""
     template = await http.post(
         "/api/v1/RelationshipTemplates", json={"content": "eA=="}, headers=owner.headers
     )
     body = {"relationshipTemplateId": template.json()["result"]["id"], "creationContent": "eA=="}
     rel = await http.post("/api/v1/Relationships", json=body, headers=peer.headers)
+    assert rel.status_code in (200, 201), rel.text
     rid: str = rel.json()["result"]["id"]
+    return rid
+
+
+async def relate(http: httpx.AsyncClient, owner: Party, peer: Party) -> str:
+    """An active relationship (its id): a template by `owner`, requested by `peer`, accepted."""
+    rid = await request_relationship(http, owner, peer)
     accepted = await http.put(f"/api/v1/Relationships/{rid}/Accept", headers=owner.headers)
     assert accepted.status_code == 200, accepted.text
     return rid
+
+
+async def send(http: httpx.AsyncClient, sender: Party, recipients: list[Party], text: bytes) -> str:
+    """A message from `sender` to `recipients` (its id), answered 201."""
+    body = {
+        "recipients": [{"address": r.address, "encryptedKey": "a2V5"} for r in recipients],
+        "body": b64(text),
+    }
+    sent = await http.post("/api/v1/Messages", json=body, headers=sender.headers)
+    assert sent.status_code == 201, sent.text
+    return str(sent.json()["result"]["id"])
 
 
 def b64(data: bytes) -> str:

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from backbone.settings import ClusterSettings
+from tests.integration.api_client import Party, new_party, relate, send
 from tests.integration.stack import Stack, own_stack
-from tests.integration.test_replay import _auth, _party, _relate, _send
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ class Client:
     """Sends a message, reads the recipient's mailbox and the message, again and again;
     every answer that is not a success is a failure."""
 
-    def __init__(self, http: httpx.AsyncClient, a: dict[str, str], b: dict[str, str]) -> None:
+    def __init__(self, http: httpx.AsyncClient, a: Party, b: Party) -> None:
         self.http, self.a, self.b = http, a, b
         self.sent: list[str] = []
         self.failures: list[str] = []
@@ -74,16 +74,16 @@ class Client:
         while not stop.is_set():
             i += 1
             body = {
-                "recipients": [{"address": self.b["address"], "encryptedKey": "a2V5"}],
+                "recipients": [{"address": self.b.address, "encryptedKey": "a2V5"}],
                 "body": "aGVsbG8=",
             }
-            sent = await self._call("POST", "/api/v1/Messages", json=body, headers=_auth(self.a))
+            sent = await self._call("POST", "/api/v1/Messages", json=body, headers=self.a.headers)
             if sent is not None:
                 mid = str(sent.json()["result"]["id"])
                 self.sent.append(mid)
                 # Read-your-writes across the switch: a 201 means readable.
-                await self._call("GET", f"/api/v1/Messages/{mid}", headers=_auth(self.b))
-            await self._call("GET", "/api/v1/Mailbox?since=0&limit=1000", headers=_auth(self.b))
+                await self._call("GET", f"/api/v1/Messages/{mid}", headers=self.b.headers)
+            await self._call("GET", "/api/v1/Mailbox?since=0&limit=1000", headers=self.b.headers)
 
 
 async def test_the_api_and_workers_move_to_the_rebuilt_keyspace_without_a_failed_request(
@@ -92,10 +92,10 @@ async def test_the_api_and_workers_move_to_the_rebuilt_keyspace_without_a_failed
     old = stack.cluster.keyspace
     new = f"{old}_new"
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120) as http:
-        a, b = await _party(http), await _party(http)
-        await _relate(http, a, b)
+        a, b = await new_party(http), await new_party(http)
+        await relate(http, a, b)
         for i in range(5):
-            await _send(http, a, [b], f"before {i}".encode())
+            await send(http, a, [b], f"before {i}".encode())
         rebuilt = await asyncio.to_thread(_backbone, stack, "replay", "--keyspace", new)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
 
@@ -133,17 +133,17 @@ async def test_the_api_and_workers_move_to_the_rebuilt_keyspace_without_a_failed
         assert {c["on_keyspace"] for c in shown["clients"]} == {new}
 
         # Nothing missing: every message sent throughout is in b's mailbox and readable.
-        page = await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=_auth(b))
+        page = await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=b.headers)
         assert page.status_code == 200, page.text
         entries = page.json()["result"]
         assert [e["index"] for e in entries] == list(range(1, len(entries) + 1))
         seen = json.dumps(entries)
         missing = [m for m in client.sent if m not in seen]
         assert missing == []
-        newcomer = await _party(http)
-        await _relate(http, newcomer, b)
-        mid = await _send(http, newcomer, [b], b"after the switch")
-        read = await http.get(f"/api/v1/Messages/{mid}", headers=_auth(b))
+        newcomer = await new_party(http)
+        await relate(http, newcomer, b)
+        mid = await send(http, newcomer, [b], b"after the switch")
+        read = await http.get(f"/api/v1/Messages/{mid}", headers=b.headers)
         assert read.status_code == 200, read.text
     rows = cassandra_session.execute(f"SELECT count(*) FROM {new}.messages")  # noqa: S608
     assert rows.one()[0] >= len(client.sent) + 6
