@@ -8,7 +8,6 @@ so the rules know nothing of the transport that carried the command.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 UNKNOWN_COMMAND = "error.platform.validation.unknownCommand"
 
@@ -18,16 +17,7 @@ class Rejection:
     code: str
     message: str
 
-    @property
-    def status(self) -> int:
-        """Transitional, for streams/app.py's challenge gate until it calls
-        `Runtime.refuse`: the worker no longer chooses a status (0: the API does)."""
-        return 0
-
 
 def unknown_command(command: object) -> Rejection:
     """A command of another aggregate type, sent to the wrong topic."""
     return Rejection(UNKNOWN_COMMAND, f"unknown command {type(command).__name__}")
-
-
-Event = tuple[str, dict[str, Any]]  # (record name, body), for the rules not typed yet

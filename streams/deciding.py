@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -74,10 +74,6 @@ class Decider:
     decide: Callable[[Any, Command, datetime], Sequence[Event] | Rejection]
     evolve: Callable[[Any, Event], Any]
     sealed_for: Callable[[Any, Opened], str]  # whose data key seals the events
-    # Ignored: the API chooses the success status (api/error_status.py). Kept only until
-    # streams/app.py, edited by another change at the moment, stops passing them.
-    created_by: set[str] = field(default_factory=set)
-    ok_status: int = 204
 
 
 KeyLoader = Callable[[str], Awaitable[bool]]
@@ -162,12 +158,6 @@ class Runtime:
         await self.replies.send(
             key=correlation_id.encode(), value=self.refused(correlation_id, rejection)
         )
-
-    def reply(self, correlation_id: str, status: int, rejection: Rejection | None = None) -> bytes:
-        """Transitional, for streams/app.py until it calls `refuse`: `status` is ignored."""
-        if rejection is None:
-            return self.accepted(correlation_id)
-        return self.refused(correlation_id, rejection)
 
     async def decide(
         self, spec: Decider, agg: str, cmd: Opened, *, reply: bool = True
