@@ -17,7 +17,8 @@ Modules, the tables they read, and the projection that writes them:
 - `sync`: sync_runs, sync_errors, datawallet_modifications, datawallets
   (streams/sync_readmodels.py);
 - `deletion`: deletion_processes, peer_deletions, deleted_usernames
-  (streams/deletion_readmodels.py).
+  (streams/deletion_readmodels.py);
+- `idempotency`: idempotency_keys (streams/readmodels.py).
 
 It imports `store/` (and may import `domain/`), never the API or the workers
 (tests/unit/test_layers.py).
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from store.readmodels.base import Queries, SessionOf
 from store.readmodels.deletion import DeletionReads
+from store.readmodels.idempotency import IdempotencyReads
 from store.readmodels.identities import IdentityReads
 from store.readmodels.mailbox import MailboxReads
 from store.readmodels.messages import MessageReads
@@ -56,6 +58,7 @@ class ReadStore:
     mailbox: MailboxReads
     sync: SyncReads
     deletion: DeletionReads
+    idempotency: IdempotencyReads
     store: Store
 
     @classmethod
@@ -72,5 +75,6 @@ class ReadStore:
             mailbox=MailboxReads(session_of),
             sync=SyncReads(session_of),
             deletion=DeletionReads(session_of),
+            idempotency=IdempotencyReads(session_of),
             store=Store(session_of),
         )

@@ -30,6 +30,18 @@ class Relationship:
 
 
 @dataclass(frozen=True, slots=True)
+class Parties:
+    """Who a relationship is between and where it stands, without its contents."""
+
+    from_address: str
+    to_address: str
+    status: str
+
+    def peer_of(self, address: str) -> str:
+        return self.to_address if self.from_address == address else self.from_address
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     reason: str
     old_status: str | None
@@ -49,6 +61,7 @@ class PeerLink:
 
 
 _GET = f"SELECT {columns(Relationship)} FROM relationships WHERE id = ?"  # noqa: S608
+_PARTIES = f"SELECT {columns(Parties)} FROM relationships WHERE id = ?"  # noqa: S608
 _AUDIT = f"SELECT {columns(AuditEntry)} FROM relationship_audit WHERE relationship_id = ?"  # noqa: S608
 _PEERS = f"SELECT {columns(PeerLink)} FROM relationship_peers WHERE address = ?"  # noqa: S608
 
@@ -56,6 +69,9 @@ _PEERS = f"SELECT {columns(PeerLink)} FROM relationship_peers WHERE address = ?"
 class RelationshipReads(Queries):
     async def get(self, relationship_id: str) -> Relationship | None:
         return await self._one(Relationship, _GET, (relationship_id,))
+
+    async def parties(self, relationship_id: str) -> Parties | None:
+        return await self._one(Parties, _PARTIES, (relationship_id,))
 
     async def ids_of(self, address: str) -> list[str]:
         """Every relationship the identity is a party of."""
