@@ -267,6 +267,7 @@ async def _store_chunks(state: ApiState, content: UploadFile, file_id: str, ttl:
         n = 0
         while piece := await content.read(CHUNK_BYTES):
             async with state.chunk_writes:
+                # The one write the API makes itself: bytes the UploadFile event will pin.
                 await state.reads.files.store_chunk(file_id, n, piece, ttl)
             n += 1
         return n
