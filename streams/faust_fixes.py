@@ -33,11 +33,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 from faust.types.tuples import Message
+from prometheus_client import Counter
 
 from backbone.connections import kafka_client_kwargs
 from store.retrying import until_done
 from store.topics import read_range
 from streams.metrics import SKIPPED_RECORDS
+
+IDLE_GAPS = Counter(
+    "backbone_stream_idle_gaps_total",
+    "Records found missing on an idle partition (its end offset past the stream's position)"
+    " and read from the log (streams/faust_fixes.py)",
+    ["topic"],
+)
+# How long a projector partition may be idle before its end offset is checked.
+IDLE_CHECK_S = 3.0
 
 log = logging.getLogger("backbone.streams")
 
@@ -75,6 +85,20 @@ class SkipWatch:
         )
         return expected, offset - 1
 
+    def missing_at_end(self, tp: TP, end_offset: int) -> tuple[int, int] | None:
+        """On an idle partition: the offsets before `end_offset` (the log's end) that the
+        stream has not delivered, or None. A record the stream jumped over is otherwise
+        noticed only when a later one arrives; a 202's event has no reply behind it, so on
+        a quiet partition nothing would come to reveal it."""
+        expected = self._next.get(tp)
+        if expected is None or end_offset <= expected:
+            return None
+        self._next[tp] = end_offset
+        return expected, end_offset - 1
+
+    def partitions(self) -> list[TP]:
+        return list(self._next)
+
 
 class GroupPositions:
     """Where a consumer group resumes a partition: its committed offset, else the first
@@ -95,6 +119,12 @@ class GroupPositions:
         if committed >= 0:
             return committed
         return int((await consumer.beginning_offsets([ktp]))[ktp])
+
+    async def end(self, tp: TP) -> int:
+        """The partition's end offset (the offset its next record will get)."""
+        _, consumer = await self._started()
+        ktp = TopicPartition(tp.topic, tp.partition)
+        return int((await consumer.end_offsets([ktp]))[ktp])
 
     async def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         async with self._starting:
@@ -124,6 +154,7 @@ class GapFree:
         self.positions = positions
         self.stream = stream
         self._watch = SkipWatch()
+        self._pending: asyncio.Future[Any] | None = None  # the stream's next record
 
     def __aiter__(self) -> AsyncIterator[Record]:
         return self._records()
@@ -136,17 +167,52 @@ class GapFree:
                 self.app.consumer.ack(_message(event.message.tp, record))
             yield event.key, event.value
 
-    async def batches(self, max_records: int) -> AsyncIterator[list[Record]]:
+    async def batches(
+        self, max_records: int, idle_check_s: float = IDLE_CHECK_S
+    ) -> AsyncIterator[list[Record]]:
         """What the stream has ready, up to `max_records` at a time, without waiting for
         more: a lone record goes at once, a burst goes together. A batch's records are
         acked to faust only when the agent asks for the next batch, that is after it has
         processed all of them (faust's own acks are switched off for the stream: it would
-        ack each record as the next one is taken, before the batch is written)."""
+        ack each record as the next one is taken, before the batch is written).
+
+        When no record has come for `idle_check_s`, each partition's end offset is
+        compared with the position: records the stream jumped over and that no later
+        record has revealed are read from the log and handed over as a batch."""
         self.stream.enable_acks = False
+        stream = self.stream.events().__aiter__()
+        try:
+            async for records in self._batches(stream, max_records, idle_check_s):
+                yield records
+        finally:
+            if self._pending is not None:
+                self._pending.cancel()  # the agent stopped: nothing reads the stream on
+
+    async def _batches(
+        self, stream: Any, max_records: int, idle_check_s: float
+    ) -> AsyncIterator[list[Record]]:
         batch: list[Record] = []
         events: list[Any] = []
         skipped: list[Message] = []
-        async for event in self.stream.events():
+        while True:
+            pending = self._pending
+            if pending is None:
+                pending = self._pending = asyncio.ensure_future(stream.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=None if batch else idle_check_s)
+            if not done:
+                # Idle: the pending read stays pending while the log is checked.
+                for tp, records in await self._missing_at_end():
+                    IDLE_GAPS.labels(tp.topic).inc(len(records))
+                    yield [(r.key, r.value) for r in records]
+                    for record in records:
+                        self.app.consumer.ack(_message(tp, record))
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                self._pending = None
             for record in await self._skipped_before(event):
                 batch.append((record.key, record.value))
                 skipped.append(_message(event.message.tp, record))
@@ -157,9 +223,43 @@ class GapFree:
             yield batch
             for message in skipped:
                 self.app.consumer.ack(message)
-            for done in events:
-                await self.stream.ack(done)
+            for acked in events:
+                await self.stream.ack(acked)
             batch, events, skipped = [], [], []
+
+    async def _missing_at_end(self) -> list[tuple[TP, list[Any]]]:
+        found: list[tuple[TP, list[Any]]] = []
+        for tp in getattr(self.stream, "active_partitions", None) or ():
+            if not self._watch.follows(tp):  # no record yet: it starts where the group resumes
+                try:
+                    self._watch.begin(tp, await self.positions.of(tp))
+                except Exception as exc:  # Kafka away: the next idle check asks again
+                    log.warning("asking a position failed", extra={"error": type(exc).__name__})
+        for tp in self._watch.partitions():
+            try:
+                end = await self.positions.end(tp)
+            except Exception as exc:  # Kafka away: the next idle check asks again
+                log.warning("asking an end offset failed", extra={"error": type(exc).__name__})
+                continue
+            missing = self._watch.missing_at_end(tp, end)
+            if missing is None:
+                continue
+            first, last = missing
+            log.warning(
+                "records missing on an idle partition; reading them from the log",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "first_offset": first,
+                    "last_offset": last,
+                },
+            )
+            records = await until_done(
+                partial(read_range, self.positions.bootstrap, tp.topic, tp.partition, first, last),
+                "reading missing records failed",
+            )
+            found.append((tp, records))
+        return found
 
     async def _skipped_before(self, event: Any) -> list[Any]:
         """The records the stream jumped over before `event`, read from the log."""

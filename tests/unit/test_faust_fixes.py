@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from faust.types import TP
+from prometheus_client import generate_latest
 
 from streams.faust_fixes import SkipWatch
 from streams.metrics import SKIPPED_RECORDS
@@ -59,3 +60,20 @@ def test_each_partition_is_followed_on_its_own() -> None:
     other = TP("p.events", 1)
     steps = [(EVENTS, 5), (other, 90), (EVENTS, 6), (other, 91)]
     assert [watch.saw(tp, o) for tp, o in steps] == [None] * 4
+
+
+def test_an_idle_partition_whose_log_runs_past_the_position_is_missing_records() -> None:
+    """A 202's event has no reply behind it: on a quiet partition only the log's end offset
+    reveals a record the stream jumped over."""
+    watch = SkipWatch()
+    watch.begin(EVENTS, 10)
+    assert watch.saw(EVENTS, 10) is None
+    assert watch.missing_at_end(EVENTS, 11) is None  # everything delivered
+    assert watch.missing_at_end(EVENTS, 14) == (11, 13)
+    assert watch.missing_at_end(EVENTS, 14) is None  # read once, not again
+    assert watch.saw(EVENTS, 14) is None  # the next record follows on
+    assert watch.missing_at_end(TP("p.events", 3), 99) is None  # not one of its partitions
+
+
+def test_records_found_missing_on_an_idle_partition_are_counted_in_metrics() -> None:
+    assert b"backbone_stream_idle_gaps_total" in generate_latest()
