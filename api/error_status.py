@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from domain.decision import FORBIDDEN, INVALID_PROPERTY_VALUE, NOT_FOUND, UNKNOWN_COMMAND
+
 log = logging.getLogger("backbone.api")
 
 UNEXPECTED = "error.platform.unexpected"
@@ -19,11 +21,11 @@ UNEXPECTED = "error.platform.unexpected"
 # 400, a resource that is not there (or not the caller's) with 404, a caller that may not
 # act with 403.
 REFUSAL_STATUS: dict[str, int] = {
-    "error.platform.recordNotFound": 404,
-    "error.platform.forbidden": 403,
+    NOT_FOUND: 404,
+    FORBIDDEN: 403,
     "error.platform.quotaExhausted.devices": 400,
-    "error.platform.validation.unknownCommand": 400,
-    "error.platform.validation.invalidPropertyValue": 400,
+    UNKNOWN_COMMAND: 400,
+    INVALID_PROPERTY_VALUE: 400,
     "error.platform.validation.idempotencyKeyReused": 422,
     "error.platform.validation.datawallet.cannotDowngrade": 400,
     "error.platform.validation.datawallet."

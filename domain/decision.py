@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas import errors
+
+# The codes every aggregate refuses with; each rule module names its own beside them.
+NOT_FOUND = errors.NOT_FOUND
+FORBIDDEN = "error.platform.forbidden"
+INVALID_PROPERTY_VALUE = errors.INVALID_PROPERTY_VALUE
 UNKNOWN_COMMAND = "error.platform.validation.unknownCommand"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain import sync_decider
+from domain import decision, sync_decider
 from domain.decision import Rejection, unknown_command
 from schemas.commands import (
     AcknowledgeMailbox,
@@ -41,8 +41,8 @@ from schemas.events import (
     SyncRunStarted,
 )
 
-NOT_FOUND = "error.platform.recordNotFound"
-FORBIDDEN = "error.platform.forbidden"
+NOT_FOUND = decision.NOT_FOUND
+FORBIDDEN = decision.FORBIDDEN
 # A command of a device that was deleted after it got its token (the API checked it then).
 DEVICE_GONE = Rejection(FORBIDDEN, "the calling device was deleted")
 
@@ -238,7 +238,7 @@ def _acknowledge(state: IdentityState, cmd: AcknowledgeMailbox) -> list[Event] |
     if cmd.device_id not in state.devices:
         return DEVICE_GONE
     if cmd.index < 0:
-        return Rejection("error.platform.validation.invalidPropertyValue", "index < 0")
+        return Rejection(decision.INVALID_PROPERTY_VALUE, "index < 0")
     if cmd.index <= state.cursors.get(cmd.device_id, 0):
         return []  # a cursor only moves forward; an older acknowledgement changes nothing
     return [

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from domain import decision
 from domain.decision import Rejection, unknown_command
 from schemas.commands import ChangeRelationship, Command, OpenRelationship
 from schemas.events import Event, RelationshipChanged, RelationshipCreated
@@ -42,7 +43,7 @@ OPEN_REACTIVATION = (
 )
 NO_REACTIVATION = "error.platform.validation.relationship.noOpenReactivationRequest"
 ALREADY_DECOMPOSED = "error.platform.validation.relationship.relationshipAlreadyDecomposed"
-NOT_FOUND = "error.platform.recordNotFound"
+NOT_FOUND = decision.NOT_FOUND
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _change(state: PairState, cmd: ChangeRelationship) -> list[Event] | Rejectio
         return Rejection(NOT_FOUND, "relationship not found")
     rule = RULES.get(action)
     if rule is None:
-        return Rejection("error.platform.validation.invalidPropertyValue", "unknown action")
+        return Rejection(decision.INVALID_PROPERTY_VALUE, "unknown action")
     if rel.status not in rule.from_statuses:
         return Rejection(WRONG_STATUS, f"cannot {action} a relationship that is {rel.status}")
     rejected = _check_party(rel, rule.party, actor, action)

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain import decision
 from domain.decision import Rejection
 from schemas.commands import AddDatawalletModifications, FinalizeSyncRun, StartSyncRun
 from schemas.events import (
@@ -43,7 +44,7 @@ NOT_UP_TO_DATE = "error.platform.validation.datawallet.datawalletNotUpToDate"
 DURING_RUN = (
     "error.platform.validation.datawallet.cannotPushDatawalletModificationsDuringActiveSyncRun"
 )
-NOT_FOUND = "error.platform.recordNotFound"
+NOT_FOUND = decision.NOT_FOUND
 DOWNGRADE = "error.platform.validation.datawallet.cannotDowngrade"
 
 

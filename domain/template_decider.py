@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from domain import decision
 from domain.decision import Rejection, unknown_command
 from schemas.commands import (
     CollectTemplate,
@@ -27,7 +28,7 @@ from schemas.events import (
     TemplateDeleted,
 )
 
-NOT_FOUND = "error.platform.recordNotFound"
+NOT_FOUND = decision.NOT_FOUND
 EXHAUSTED = "error.platform.validation.relationshipTemplate.maxNumberOfAllocationsExhausted"
 EXPIRED = "error.platform.validation.relationshipTemplate.expired"
 TO_YOURSELF = (

@@ -6,11 +6,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from domain import decision
 from domain.decision import Rejection, unknown_command
 from schemas.commands import Command, CreateToken, DeleteToken
 from schemas.events import Event, TokenCreated, TokenDeleted
 
-NOT_FOUND = "error.platform.recordNotFound"
+NOT_FOUND = decision.NOT_FOUND
 ALREADY_EXISTS = "error.platform.validation.token.alreadyExists"
 
 
