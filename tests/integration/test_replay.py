@@ -29,15 +29,6 @@ pytestmark = pytest.mark.integration
 FULL_REPLAY: list[int] = []  # records the first test's whole replay took
 
 
-# tests/integration/test_replay_switch_back.py, open in another change, still imports these
-# names from here; they go once it imports tests/integration/api_client.py itself.
-_party, _relate, _send = new_party, relate, send
-
-
-def _auth(party: Party) -> dict[str, str]:
-    return party.headers
-
-
 async def _mailbox_size(http: httpx.AsyncClient, who: Party) -> int:
     page = await http.get("/api/v1/Mailbox?since=0&limit=1000", headers=who.headers)
     return len(page.json()["result"])
