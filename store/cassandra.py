@@ -36,6 +36,14 @@ def named_rows(columns: list[str], rows: list[Sequence[Any]]) -> list[Any]:
     return [row(*values) for values in rows]
 
 
+def was_applied(result: Any) -> bool:
+    """Whether a lightweight transaction (`IF NOT EXISTS`, `IF …`) took effect. The driver's
+    `ResultSet.was_applied` accepts only its own row factories, not `named_rows`; the first
+    column of an LWT's one row is `[applied]` either way."""
+    row = result.one()
+    return bool(row[0]) if row is not None else False
+
+
 def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Cluster, Session]:
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),

@@ -56,7 +56,7 @@ from cassandra.cluster import Session
 
 from backbone.deletion_policy import DeletionSettings, anonymous_address, sha256_hex
 from domain import identity_decider
-from store.cassandra import execute
+from store.cassandra import execute, was_applied
 from store.envelopes import SYSTEM_KEY_ID, EnvelopeCodec, Opened
 from store.retrying import until_done
 from streams.data_keys import DataKeys
@@ -119,7 +119,7 @@ class DueDeletions:
                 " IF NOT EXISTS USING TTL %s",
                 (row.identity_key, self._owner, self._settings.lease_s),
             )
-            if not lease.was_applied:
+            if not was_applied(lease):
                 continue
             pid = row.deletion_process_id
             command = self._envelopes.seal(
