@@ -106,3 +106,30 @@ def test_every_schema_in_the_repo_parses_in_the_backbone_namespace() -> None:
         raw = json.loads(path.read_text())
         assert raw["namespace"] == "backbone", path
         parse_schema(raw)
+
+
+def test_a_reply_written_before_the_api_chose_statuses_still_decodes() -> None:
+    # Reply.status gained a default (workers write 0, the API no longer reads it): the
+    # schema as it was, without that default, is the same writer schema (Avro's canonical
+    # form drops defaults), so every reply already on the log decodes as it did.
+    current = json.loads((SCHEMA_DIR / "Reply.avsc").read_text())
+    before = dict(current)
+    before["fields"] = [
+        {k: v for k, v in f.items() if f["name"] != "status" or k in ("name", "type")}
+        for f in current["fields"]
+    ]
+    assert "default" not in next(f for f in before["fields"] if f["name"] == "status")
+    old = parse_schema(before)
+    assert fingerprint(old) == fingerprint(registry().current("Reply"))
+    out = BytesIO()
+    out.write(b"\xc3\x01" + fingerprint(old))
+    written = {
+        "correlation_id": "c1",
+        "ok": False,
+        "status": 404,
+        "error_code": "error.platform.recordNotFound",
+        "error_message": "token not found",
+        "resource_json": None,
+    }
+    schemaless_writer(out, old, written)
+    assert codec.decode(out.getvalue()) == ("Reply", written)
