@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas import commands, events
 from schemas.commands import Command
@@ -23,6 +23,7 @@ Message = Command | Event
 TYPES: dict[str, type[Message]] = {**commands.TYPES, **events.TYPES}
 
 Convert = Callable[[Any], Any]
+T = TypeVar("T")
 
 
 def _same(value: Any) -> Any:
@@ -74,6 +75,12 @@ def command_from_avro(name: str, body: Mapping[str, Any]) -> Command:
 def event_from_avro(name: str, body: Mapping[str, Any]) -> Event:
     """The typed event of a record; KeyError for a name that is no event."""
     return typing.cast(Event, _build(events.TYPES[name], body))
+
+
+def as_type(cls: type[T], body: Mapping[str, Any]) -> T:
+    """The record `body` as `cls`, for a caller that knows the record's type already (an
+    agent that read the record's name)."""
+    return typing.cast(T, _build(cls, body))
 
 
 def to_avro(message: Message) -> tuple[str, dict[str, Any]]:

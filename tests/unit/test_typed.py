@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from schemas import codec, typegen
+from schemas.commands import RequestRelationship
 from schemas.registry import SCHEMA_DIR
-from schemas.typed import TYPES, command_from_avro, event_from_avro, from_avro, to_avro
+from schemas.typed import TYPES, as_type, command_from_avro, event_from_avro, from_avro, to_avro
 
 SCHEMAS = {
     s["name"]: s
@@ -93,3 +94,10 @@ def test_a_command_is_not_taken_for_an_event_nor_the_other_way() -> None:
         event_from_avro("DeleteToken", body)
     with pytest.raises(KeyError):
         command_from_avro("TokenDeleted", body)
+
+
+def test_a_record_of_a_known_type_is_built_as_that_type() -> None:
+    body = example(SCHEMAS["RequestRelationship"], True)
+    request = as_type(RequestRelationship, body)
+    assert isinstance(request, RequestRelationship)
+    assert to_avro(request) == ("RequestRelationship", body)
