@@ -11,6 +11,7 @@ mailbox entry) are the transport's records and get no type.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -173,9 +174,10 @@ def _module(stem: str, module: Module) -> str:
 
 def formatted(text: str) -> str:
     """`text` as the project's formatter lays it out, so the files pass `ruff format`."""
-    ruff = Path(sys.executable).parent / "ruff"
+    beside = Path(sys.executable).parent / "ruff"
+    ruff = str(beside) if beside.exists() else shutil.which("ruff") or "ruff"
     return subprocess.run(
-        [str(ruff), "format", "--stdin-filename", "generated.py", "-"],
+        [ruff, "format", "--stdin-filename", "generated.py", "-"],
         input=text,
         capture_output=True,
         text=True,
