@@ -4,6 +4,7 @@
     template-commands     --template_decider-->     events (+ OpenRelationship)
     token-commands        --token_decider-->        events
     file-commands         --file_decider-->         events
+    message-commands      --message_decider-->      events
     relationship-commands --relationship_decider--> events (+ ReleaseAllocation)
     events --projector--> Cassandra, then replies and mailbox-entries
     mailbox-entries --mailbox_sequencer (own consumer)--> Cassandra, then mailbox-sequenced
@@ -12,9 +13,10 @@ This module is the wiring: it registers the topics, tables, agents and tasks on 
 app (faust needs them at import time in the worker's module) and hands each its
 collaborators. The rules live in the pure `domain/*_decider.py` modules, the loop around
 them in `streams/deciding.py`, each agent's steps in `streams/agent_steps.py`, the
-projection in `streams/projector.py`, the read models in `streams/readmodels.py`. Run with `backbone
-worker`. Provisioning must have created the topics first: a faust worker ignores a source
-topic that does not exist when it starts.
+projection in `streams/projector.py`, the read models in `streams/readmodels.py`.
+
+Run with `backbone worker`. Provisioning must have created the topics first: a faust worker
+ignores a source topic that does not exist when it starts.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ AGGREGATES = aggregates(_state_table)
 # One small entry per identity creation or device registration.
 CHALLENGE_USES = _state_table("challenge-uses")
 
-# Identity deletion (issue 22, streams/deletion_wiring.py).
+# Identity deletion: the final step and the timer that finds due ones
+# (streams/deletion_wiring.py).
 _deletion = DeletionSettings.from_env()
 DELETIONS = Deletions(
     _deletion,

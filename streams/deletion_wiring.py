@@ -1,4 +1,4 @@
-"""Identity deletion in the workers (issue 22): the final step at the end of a grace period
+"""Identity deletion in the workers: the final step at the end of a grace period
 runs in the identity's agent, every worker polls for due ones (streams/deletion_final.py),
 and every other aggregate forgets the deleted identity when told to."""
 
