@@ -60,6 +60,9 @@ IDENTITY_DELETING = "error.platform.validation.identity.isBeingDeleted"
 MIN_GRACE_S = 1
 
 
+# Not frozen, unlike the other states: the final step of a deletion
+# (streams/deletion_final.py) records its progress on its own copy. The rules here
+# never change a state they are given.
 @dataclass
 class IdentityState:
     address: str = ""
