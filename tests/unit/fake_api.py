@@ -30,7 +30,7 @@ from backbone.security.addresses import address_from_public_key
 from backbone.settings import BackboneSettings
 from store.readmodels import ReadStore
 from store.readmodels.base import Queries
-from store.readmodels.deletion import DeletionReads, PeerDeletion
+from store.readmodels.deletion import DeletionProcess, DeletionReads, PeerDeletion
 from store.readmodels.identities import Device, Identity, IdentityReads, Login
 from store.readmodels.mailbox import Cursor, MailboxEntry, MailboxReads
 from store.readmodels.relationships import (
@@ -184,6 +184,13 @@ class FakeMailbox(MailboxReads):
 class FakeDeletion(DeletionReads):
     def __init__(self) -> None:
         super().__init__(no_cassandra)
+        self.processes: dict[str, list[DeletionProcess]] = {}
+
+    async def processes_of(self, address: str) -> list[DeletionProcess]:
+        return self.processes.get(address, [])
+
+    async def process(self, address: str, process_id: str) -> DeletionProcess | None:
+        return next((p for p in await self.processes_of(address) if p.id == process_id), None)
 
     async def peer_deletion(self, relationship_id: str, viewer: str) -> PeerDeletion | None:
         return None
