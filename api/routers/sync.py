@@ -341,13 +341,9 @@ async def _written_modifications(
     return sorted(found, key=lambda m: m["index"])
 
 
-async def _datawallet_version(state: ApiState, caller: Caller) -> int:
-    return await state.reads.sync.datawallet_version(caller.address)
-
-
 @router.get("/Datawallet", responses=documented(Envelope[Datawallet]))
 async def get_datawallet(caller: Authenticated, state: State) -> Any:
-    return {"result": {"version": await _datawallet_version(state, caller)}}
+    return {"result": {"version": await state.reads.sync.datawallet_version(caller.address)}}
 
 
 @router.get("/Datawallet/Modifications", responses=documented(PagedEnvelope[Modification]))
@@ -360,7 +356,7 @@ async def get_modifications(
 ) -> Any:
     # As upstream: a device that supports an older version than the datawallet's cannot
     # read payloads written in the newer one (the header was ignored before, issue 19).
-    current = await _datawallet_version(state, caller)
+    current = await state.reads.sync.datawallet_version(caller.address)
     if version < current:
         raise ApiError(
             400, OLD_VERSION, f"this device supports datawallet version {version}, not {current}"
