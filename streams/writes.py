@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType, BoundStatement
 
 Write = tuple[Any, tuple[Any, ...]]  # a prepared statement and the values it binds
+
+# Cassandra refuses a batch over batch_size_fail_threshold (50 KiB by default) and logs a
+# warning for each over 5 KiB: a batch is closed at about 40 KiB of values.
+MAX_BATCH_BYTES = 40 * 1024
+MAX_BATCH_STATEMENTS = 64
+# Cassandra logs a warning for each unlogged batch over more partitions than this
+# (unlogged_batch_across_partitions_warn_threshold).
+MAX_PARTITIONS = 10
 
 
 def write(statement: Any, *values: Any) -> Write:
@@ -83,3 +93,62 @@ def _resolve(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_exception(error)
     else:
         done.set_result(None)
+
+
+def grouped(session: Session, writes: Sequence[Write]) -> list[Write]:
+    """The same writes as fewer requests: unlogged batches of partitions on the same
+    replicas (each applied by a coordinator on its own node), for `write_all`."""
+    bound = [statement.bind(values) for statement, values in writes]
+    return [(request, ()) for request in batches(bound, replicas_of(session))]
+
+
+def replicas_of(session: Session) -> Callable[[BoundStatement], Any] | None:
+    """What names a statement's replicas, for `batches`; None on a one-node cluster (every
+    partition is on it: no token to look up)."""
+    metadata = session.cluster.metadata
+    if len(metadata.all_hosts()) <= 1:
+        return None
+
+    def replicas(bound: BoundStatement) -> Any:
+        hosts = metadata.get_replicas(bound.keyspace, bound.routing_key)
+        return tuple(sorted(str(h.endpoint) for h in hosts))
+
+    return replicas
+
+
+def _size(values: Any) -> int:
+    return sum(len(v) if isinstance(v, bytes | str) else 8 for v in values or ())
+
+
+def batches(bound: list[BoundStatement], replicas: Any = None) -> list[Any]:
+    """Unlogged batches of bound statements whose partitions live on the same replicas
+    (`replicas(statement)` names them; None: all on one node), of bounded size and at most
+    MAX_PARTITIONS partitions each."""
+    groups: dict[Any, list[BoundStatement]] = defaultdict(list)
+    requests: list[Any] = []
+    for statement in bound:
+        if statement.routing_key is None:
+            requests.append(statement)
+        else:
+            groups[replicas(statement) if replicas else None].append(statement)
+    for statements in groups.values():
+        if len(statements) == 1:
+            requests.append(statements[0])
+            continue
+        statements.sort(key=lambda b: b.routing_key)
+        batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
+        keys: set[bytes] = set()
+        for statement in statements:
+            weight = _size(statement.values)
+            if len(batch) and (
+                size + weight > MAX_BATCH_BYTES
+                or len(batch) >= MAX_BATCH_STATEMENTS
+                or (statement.routing_key not in keys and len(keys) >= MAX_PARTITIONS)
+            ):
+                requests.append(batch)
+                batch, size, keys = BatchStatement(batch_type=BatchType.UNLOGGED), 0, set()
+            batch.add(statement)
+            size += weight
+            keys.add(statement.routing_key)
+        requests.append(batch)
+    return requests

@@ -19,32 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType, BoundStatement
 
-from streams.writes import Write
+from streams.writes import Write, batches, replicas_of
 
 log = logging.getLogger("backbone.replay.batching")
 
-# Cassandra refuses a batch over batch_size_fail_threshold (50 KiB by default) and logs a
-# warning for each over 5 KiB: a batch is closed at about 40 KiB of values.
-MAX_BATCH_BYTES = 40 * 1024
-MAX_BATCH_STATEMENTS = 64
-# Cassandra logs a warning for each unlogged batch over more partitions than this
-# (unlogged_batch_across_partitions_warn_threshold).
-MAX_PARTITIONS = 10
 # Requests in flight at once over every partition of a replay process: more than this
 # only queues in Cassandra on a 2-core machine, and thousands at once time out.
 WINDOW = 128
-
-
-def _size(values: Any) -> int:
-    return sum(len(v) if isinstance(v, bytes | str) else 8 for v in values or ())
 
 
 @dataclass
@@ -83,18 +71,7 @@ class BatchWriter:
         bound = [statement.bind(values) for statement, values in writes]
         if not self.enabled:
             return bound
-        return batches(bound, self._replicas_of())
-
-    def _replicas_of(self) -> Any:
-        metadata = self.session.cluster.metadata
-        if len(metadata.all_hosts()) <= 1:
-            return None  # one node: every partition is on it, no token to look up
-
-        def replicas(bound: BoundStatement) -> Any:
-            hosts = metadata.get_replicas(bound.keyspace, bound.routing_key)
-            return tuple(sorted(str(h.endpoint) for h in hosts))
-
-        return replicas
+        return batches(bound, replicas_of(self.session))
 
     async def _send(self, requests: list[Any]) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -146,35 +123,4 @@ def _resolve(done: asyncio.Future[list[Any]], failed: list[Any]) -> None:
         done.set_result(failed)
 
 
-def batches(bound: list[BoundStatement], replicas: Any = None) -> list[Any]:
-    """Unlogged batches of bound statements whose partitions live on the same replicas
-    (`replicas(statement)` names them; None: all on one node), of bounded size and at most
-    MAX_PARTITIONS partitions each."""
-    groups: dict[Any, list[BoundStatement]] = defaultdict(list)
-    requests: list[Any] = []
-    for statement in bound:
-        if statement.routing_key is None:
-            requests.append(statement)
-        else:
-            groups[replicas(statement) if replicas else None].append(statement)
-    for statements in groups.values():
-        if len(statements) == 1:
-            requests.append(statements[0])
-            continue
-        statements.sort(key=lambda b: b.routing_key)
-        batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
-        keys: set[bytes] = set()
-        for statement in statements:
-            weight = _size(statement.values)
-            if len(batch) and (
-                size + weight > MAX_BATCH_BYTES
-                or len(batch) >= MAX_BATCH_STATEMENTS
-                or (statement.routing_key not in keys and len(keys) >= MAX_PARTITIONS)
-            ):
-                requests.append(batch)
-                batch, size, keys = BatchStatement(batch_type=BatchType.UNLOGGED), 0, set()
-            batch.add(statement)
-            size += weight
-            keys.add(statement.routing_key)
-        requests.append(batch)
-    return requests
+__all__ = ["BatchWriter", "batches"]
