@@ -9,6 +9,11 @@ raw produce→consume→insert pipeline, as the issue words it ("end-to-end mess
 throughput at least 40% of the raw pipeline"). A message causes far more than one record
 and one row inside the backbone (command, event, reply, N+1 mailbox entries, notices,
 read-model rows), so the mailbox-entry ratio is printed too, for context.
+
+The write path's own targets (rows named `write path: …`) are a second set: a tenth of the
+raw pipeline for 1-recipient messages, a quarter for 5-recipient mailbox entries, at most
+8 ms of CPU per message over the stack's processes, and an answer within 10 ms at half of
+the maximum.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
+
+from bench.cpu_cost import cpu_per_message
 
 MIB = 1024 * 1024
 
@@ -139,8 +146,65 @@ def targets() -> list[Target]:
                 20_000.0,
             )
         )
+    rows.extend(write_path_targets())
     rows.append(Target("API peak RSS under load", _peak_mib("api"), "MiB", "<", 250.0))
     rows.append(Target("worker peak RSS under load", _peak_mib("worker"), "MiB", "<", 400.0))
+    return rows
+
+
+STACK = ("worker", "api", "kafka", "cassandra")  # the load generator is not the stack
+
+
+def _entries_ratio(recipients: str) -> Callable[[Mapping[str, Any]], float | None]:
+    def value(results: Mapping[str, Any]) -> float | None:
+        entries = lookup(results, ("end_to_end", recipients, "max", "mailbox_entries_per_s"))
+        return ratio(entries, lookup(results, RAW_PIPELINE))
+
+    return value
+
+
+def _stack_cpu_ms(results: Mapping[str, Any]) -> float | None:
+    """CPU per message summed over the stack's processes in the 1-recipient sweep; None when
+    a process was not sampled (a partial sum would flatter the figure)."""
+    for row in cpu_per_message(results):
+        if row["phase"] == "e2e 1 rcpt throughput sweep":
+            costs = row["ms_per_message"]
+            if any(costs.get(k) is None for k in STACK):
+                return None
+            return round(sum(costs[k] for k in STACK), 2)
+    return None
+
+
+def write_path_targets() -> list[Target]:
+    """Issue 17's targets for the write path (ratios to the raw pipeline of the same run)."""
+    rows = [
+        Target(
+            "write path: messages/s (1 rcpt) / raw pipeline records/s",
+            _messages_ratio("1"),
+            "ratio",
+            ">=",
+            0.10,
+        ),
+        Target(
+            "write path: mailbox entries/s (5 rcpt) / raw pipeline records/s",
+            _entries_ratio("5"),
+            "ratio",
+            ">=",
+            0.25,
+        ),
+        Target("write path: stack CPU per message (1 rcpt)", _stack_cpu_ms, "ms", "<=", 8.0),
+    ]
+    for n in ("1", "5"):
+        answer = ("end_to_end", n, "latency", "send_to_201", "median_ms")
+        rows.append(
+            Target(
+                f"write path: send -> answer median at half max ({n} rcpt)",
+                _at(*answer),
+                "ms",
+                "<=",
+                10.0,
+            )
+        )
     return rows
 
 

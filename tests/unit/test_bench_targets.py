@@ -76,3 +76,39 @@ def test_ratios_pair_each_backbone_figure_with_its_raw_limit() -> None:
     assert paging["ratio"] == 0.625
     assert rows["latency median (1 rcpt) : raw Kafka produce->consume median"]["ratio"] == 6.25
     assert rows["e2e messages/s (5 rcpt) : raw pipeline records/s"]["ratio"] is None
+
+
+def _sweep_cpu(percent: dict[str, float]) -> dict[str, Any]:
+    # 100 messages in 2 s: 50 % of a core is 10 ms per message.
+    return {
+        "cpu_phases": [
+            {"phase": "e2e 1 rcpt throughput sweep", "seconds": 2.0, "cpu_percent": percent}
+        ],
+    }
+
+
+def test_write_path_targets_read_ratios_cpu_and_answer_latency() -> None:
+    doc = _doc()
+    doc["end_to_end"]["1"]["sweep"] = [{"messages": 60}, {"messages": 40}]
+    doc["end_to_end"]["1"]["latency"]["send_to_201"] = {"median_ms": 9.5}
+    doc["end_to_end"]["5"] = {
+        "max": {"messages_per_s": 40.0, "mailbox_entries_per_s": 240.0},
+        "latency": {"send_to_201": {"median_ms": 12.0}},
+    }
+    percents = {"worker": 15.0, "api": 10.0, "kafka": 5.0, "cassandra": 10.0, "bench": 90.0}
+    doc.update(_sweep_cpu(percents))
+    rows = _by_name(doc)
+    assert rows["write path: messages/s (1 rcpt) / raw pipeline records/s"]["value"] == 0.5
+    assert rows["write path: mailbox entries/s (5 rcpt) / raw pipeline records/s"]["met"] is False
+    cpu = rows["write path: stack CPU per message (1 rcpt)"]
+    assert cpu["value"] == 8.0 and cpu["met"] is True  # the load generator's 18 ms not counted
+    assert rows["write path: send -> answer median at half max (1 rcpt)"]["met"] is True
+    assert rows["write path: send -> answer median at half max (5 rcpt)"]["met"] is False
+
+
+def test_stack_cpu_is_not_measured_when_a_process_was_not_sampled() -> None:
+    doc = _doc()
+    doc["end_to_end"]["1"]["sweep"] = [{"messages": 100}]
+    doc.update(_sweep_cpu({"worker": 15.0, "api": 10.0, "kafka": 5.0}))
+    row = _by_name(doc)["write path: stack CPU per message (1 rcpt)"]
+    assert row["value"] is None and row["met"] is None
