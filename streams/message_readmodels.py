@@ -92,17 +92,7 @@ class MessageProjection:
         if ttl == 0:
             return []  # expired, as the live rows have
         mid = b["message_id"]
-        message = (
-            mid,
-            b["sender"],
-            b["sender_device"],
-            b["body"],
-            list(b["attachments"]),
-            b["created_at"],
-            ttl,
-            ts,
-        )
-        writes: list[Write] = [(self._message, message)]
+        writes: list[Write] = [self._message_row(b, ttl, ts)]
         for r in b["recipients"]:
             writes.append((self._recipient, (mid, r["address"], r["encrypted_key"], ttl, ts)))
         for address in {b["sender"], *(r["address"] for r in b["recipients"])}:
@@ -113,26 +103,29 @@ class MessageProjection:
         """Issue 22: one recipient's copy of a message whose sender was deleted (its
         `MessageSent` no longer opens). The rows that recipient's view needs, with the TTL
         left since the message was sent: re-recording it must not extend its retention."""
-        created = b["created_at"]
-        ttl = remaining_ttl(self.retention_s, created, now)
+        ttl = remaining_ttl(self.retention_s, b["created_at"], now)
         if ttl == 0:
             return []  # expired, as the live rows have
         mid = b["message_id"]
-        message = (
-            mid,
+        return [
+            self._message_row(b, ttl, ts),
+            (self._recipient, (mid, b["recipient"], b["encrypted_key"], ttl, ts)),
+            (self._listed, (b["recipient"], mid, ttl, ts)),
+        ]
+
+    def _message_row(self, b: dict[str, Any], ttl: int, ts: int) -> Write:
+        """The `messages` row of a MessageSent or MessageKeptForRecipient body."""
+        values = (
+            b["message_id"],
             b["sender"],
             b["sender_device"],
             b["body"],
             list(b["attachments"]),
-            created,
+            b["created_at"],
             ttl,
             ts,
         )
-        return [
-            (self._message, message),
-            (self._recipient, (mid, b["recipient"], b["encrypted_key"], ttl, ts)),
-            (self._listed, (b["recipient"], mid, ttl, ts)),
-        ]
+        return self._message, values
 
     def _message_received(
         self, b: dict[str, Any], ts: int, at: datetime, now: datetime
