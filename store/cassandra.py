@@ -76,10 +76,6 @@ def connect(settings: ClusterSettings, keyspace: str | None = None) -> tuple[Clu
 async def execute(session: Session, statement: Any, params: Sequence[Any] = ()) -> Any:
     """Run a statement without blocking the event loop; returns the driver's result set."""
     response = session.execute_async(statement, params)
-    if getattr(response, "settled", False) is True:
-        # Answered without a request (a replay's noted write, backbone/replay/batching.py):
-        # no trip through the driver's threads and back to the event loop.
-        return response.result()
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()
 
