@@ -18,6 +18,8 @@ import faust
 
 from domain import challenge_decider, relationship_choreography
 from domain.decision import Rejection
+from schemas.commands import AddDevice, CreateIdentity, OpenRelationship, RequestRelationship
+from schemas.typed import as_type
 from store.envelopes import EnvelopeCodec, Opened
 from streams.deciding import Decider, Runtime, open_waiting_for_key
 from streams.deletion_wiring import forgot
@@ -26,7 +28,7 @@ Step = Callable[[str, Opened], Awaitable[None]]
 Records = AsyncIterable[tuple[bytes | None, bytes | None]]
 
 # The commands that prove a key with a challenge (domain/challenge_decider.py).
-CHALLENGED = frozenset({"CreateIdentity", "AddDevice"})
+CHALLENGED = {"CreateIdentity": CreateIdentity, "AddDevice": AddDevice}
 
 
 async def opened_commands(
@@ -87,8 +89,9 @@ class IdentitySteps:
         ):
             return False
         corr = command.envelope["correlation_id"]
+        challenged: CreateIdentity | AddDevice = as_type(CHALLENGED[command.name], body)
         outcome = challenge_decider.decide(
-            self.challenge_uses.get(key), corr, body, datetime.now(UTC)
+            self.challenge_uses.get(key), corr, challenged, datetime.now(UTC)
         )
         if isinstance(outcome, Rejection):
             await self.runtime.refuse(corr, outcome)
@@ -96,9 +99,8 @@ class IdentitySteps:
         self.challenge_uses[key] = outcome
         await self.runtime.forward(
             self.identity_commands,
-            envelopes.aggregate_key("identity", body["address"]),
-            command.name,
-            body,
+            envelopes.aggregate_key("identity", challenged.address),
+            challenged,
             command,
         )
         return True
@@ -123,11 +125,11 @@ class RelationshipRequest:
         outcome = await self.runtime.decide(self.templates, key, command, reply=not forward)
         if forward and outcome is not None:
             owner = self.templates.load(self.templates.table.get(key)).owner
-            pair, opening = relationship_choreography.opening(command.body, owner)
+            request = as_type(RequestRelationship, command.body)
+            pair, opening = relationship_choreography.opening(request, owner)
             await self.runtime.forward(
                 self.relationship_commands,
                 self.runtime.envelopes.aggregate_key("pair", pair),
-                "OpenRelationship",
                 opening,
                 command,
             )
@@ -138,11 +140,10 @@ class RelationshipRequest:
             return
         outcome = await self.runtime.decide(self.pairs, key, command)
         if command.name == "OpenRelationship" and outcome is None:
-            release = relationship_choreography.release(command.body)
+            release = relationship_choreography.release(as_type(OpenRelationship, command.body))
             await self.runtime.forward(
                 self.template_commands,
-                self.runtime.envelopes.aggregate_key("template", release["template_id"]),
-                "ReleaseAllocation",
+                self.runtime.envelopes.aggregate_key("template", release.template_id),
                 release,
                 command,
             )

@@ -233,10 +233,9 @@ class Runtime:
         await wait_for_key(self.envelopes, key_id)
         return key_id
 
-    async def forward(
-        self, topic: faust.TopicT, key: str, name: str, body: dict[str, Any], cause: Opened
-    ) -> None:
+    async def forward(self, topic: faust.TopicT, key: str, command: Command, cause: Opened) -> None:
         """A command to another aggregate, as the next step of the same request."""
+        name, body = to_avro(command)
         sealed = self.envelopes.seal(
             name,
             body,

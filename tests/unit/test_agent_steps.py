@@ -15,6 +15,8 @@ from typing import Any
 
 from backbone.deletion_policy import anonymous_address, sha256_hex
 from domain import challenge_decider, relationship_choreography
+from schemas.commands import OpenRelationship, RequestRelationship
+from schemas.typed import as_type, to_avro
 from store.envelopes import EnvelopeCodec, Opened
 from streams.agent_steps import Decide, IdentitySteps, RelationshipRequest, opened_commands
 from streams.aggregates import aggregates
@@ -121,9 +123,10 @@ async def test_an_allocated_request_goes_on_to_the_pair_which_answers_it() -> No
         ("relationship-commands", "OpenRelationship"),
     ]
     _, key, opening = sent[1]
-    pair, body = relationship_choreography.opening(request.body, OWNER)
+    typed = as_type(RequestRelationship, request.body)
+    pair, expected = relationship_choreography.opening(typed, OWNER)
     assert key == w.codec.aggregate_key("pair", pair).encode()
-    assert opening.body == body
+    assert (opening.name, opening.body) == to_avro(expected)
     assert opening.envelope["correlation_id"] == "c2"  # the same request, end to end
     assert opening.envelope["causation_id"] == request.envelope["event_id"]
 
@@ -153,7 +156,8 @@ async def test_a_refused_opening_is_answered_and_gives_the_allocation_back() -> 
     ]
     assert sent[0][2].body["ok"] is False
     assert sent[1][1] == w.codec.aggregate_key("template", "RLTabc").encode()
-    assert sent[1][2].body == relationship_choreography.release(again)
+    release = relationship_choreography.release(as_type(OpenRelationship, again))
+    assert (sent[1][2].name, sent[1][2].body) == to_avro(release)
     assert request.body["requester"] == sent[1][2].body["requester"]
 
 

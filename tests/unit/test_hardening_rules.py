@@ -13,7 +13,7 @@ from api.ratelimit import Rule, SlidingWindows
 from api.stream_slots import StreamSlots
 from domain import challenge_decider, sync_decider, template_decider
 from domain.decision import Rejection
-from schemas.commands import CollectTemplate, RequestRelationship
+from schemas.commands import AddDevice, CollectTemplate, RequestRelationship
 from schemas.events import TemplateAllocated, TemplateCollected, TemplateCreated
 from tests.unit.wire_rules import wire_rule
 
@@ -23,7 +23,16 @@ decide_finalize = wire_rule(sync_decider.decide_finalize, "FinalizeSyncRun")
 
 
 def test_the_challenge_gate_lets_one_request_through() -> None:
-    cmd = {"challenge_expires_at": NOW + timedelta(minutes=5)}
+    cmd = AddDevice(
+        challenge_id="CHL1",
+        challenge_expires_at=NOW + timedelta(minutes=5),
+        address="did:e:x:dids:a",
+        device_id="DVC2",
+        username="USR2",
+        password_hash="h",
+        created_by_device="DVC1",
+        requested_at=NOW,
+    )
     used = challenge_decider.decide(None, "corr-1", cmd, NOW)
     assert isinstance(used, dict)
     assert challenge_decider.decide(used, "corr-1", cmd, NOW) == used  # its own redelivery
