@@ -21,13 +21,12 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from cassandra.cluster import Session
 from fastapi import Depends, Request
 
 from api.errors import ApiError
 from backbone.idempotency import KEY_REUSED, correlation_id, key_id
 from backbone.security.ids import ALPHABET, RANDOM_LENGTH, new_id
-from store.cassandra import run_prepared
+from store.readmodels.idempotency import IdempotencyReads
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -97,19 +96,15 @@ def new_resource_id(prefix: str, idem: Idempotent | None, role: str = "") -> str
     return idem.resource_id(prefix, role) if idem is not None else new_id(prefix)
 
 
-async def bind_key(session: Session, key: IdempotencyKey | None, scope: str) -> Idempotent | None:
+async def bind_key(
+    keys: IdempotencyReads, key: IdempotencyKey | None, scope: str
+) -> Idempotent | None:
     """`key` bound to its caller (`scope`); 422 when it already carried another body (as far
     as the read model knows)."""
     if key is None:
         return None
     idem = key.scoped(scope)
-    row = (
-        await run_prepared(
-            session,
-            "SELECT fingerprint FROM idempotency_keys WHERE key_id = ?",
-            (idem.key_id,),
-        )
-    ).one()
-    if row is not None and row.fingerprint != idem.fingerprint:
+    first = await keys.fingerprint(idem.key_id)
+    if first is not None and first != idem.fingerprint:
         raise ApiError(422, KEY_REUSED, f"this {HEADER} was used with another request body")
     return idem

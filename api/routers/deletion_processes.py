@@ -85,7 +85,7 @@ async def start_deletion(
         raise ApiError(
             400, GRACE_OUT_OF_RANGE, f"the grace period is {MIN_DAYS} to {MAX_DAYS} days"
         )
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     process_id = new_resource_id("IDP", idem)
     await state.bus.send(
         state.topics.identity_commands,

@@ -51,7 +51,7 @@ async def register_device(
         state, body.signedChallenge, row.public_key, "RegisterDevice", caller.address
     )
     now = datetime.now(UTC)
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     device_id, username = new_resource_id("DVC", idem), new_resource_id("USR", idem)
     await state.bus.send(
         state.topics.identity_commands,

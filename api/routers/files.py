@@ -191,7 +191,7 @@ async def upload_file(
         ]
         fingerprint = hashlib.sha256(b"\x1f".join(fields)).hexdigest()[:32]
         fields_key = dataclasses.replace(key, fingerprint=fingerprint)
-        idem = await bind_key(state.session, fields_key, caller.address)
+        idem = await bind_key(state.reads.idempotency, fields_key, caller.address)
     file_id, now = new_resource_id("FIL", idem), datetime.now(UTC)
     ttl = max(1, int((expires_at - now).total_seconds()) + 1)
     chunk_count = await _store_chunks(state, content, file_id, ttl)

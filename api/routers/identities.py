@@ -39,7 +39,7 @@ async def create_identity(
 ) -> dict[str, Any]:
     check_client(state.settings, body.clientId, body.clientSecret)
     # No identity yet: the key belongs to the OAuth client that creates it.
-    idem = await bind_key(state.session, key, f"client:{body.clientId}")
+    idem = await bind_key(state.reads.idempotency, key, f"client:{body.clientId}")
     try:
         public_key = parse_public_key(body.identityPublicKey)
     except ValueError as exc:

@@ -24,7 +24,7 @@ from api.state import ApiState
 from api.timestamps import iso
 from api.versioning import encode_bytes
 from backbone.security.addresses import is_valid_address
-from store.cassandra import run_prepared
+from store.readmodels.messages import Message, Recipient
 
 router = APIRouter(prefix="/Messages", tags=["messages"])
 
@@ -117,7 +117,7 @@ async def send_message(
     await _require_files(state, attachments)
     if state.settings.messages_need_relationship:  # the relationship check reads too
         await _require_active_relationships(state, caller.address, addresses)
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     message_id, now = new_resource_id("MSG", idem), datetime.now(UTC)
     if idem is not None:
         first = await _stored(state, message_id)
@@ -172,16 +172,9 @@ async def _require_files(state: ApiState, file_ids: list[str]) -> None:
     """Every attachment is a file that exists and has not expired: a message named ids that
     led nowhere (issue 19). Whoever holds a file's id may read it (api/routers/files.py), so
     a forwarded file of another owner is fine."""
-    rows = await asyncio.gather(
-        *(
-            run_prepared(state.session, "SELECT expires_at FROM files WHERE id = ?", (f,))
-            for f in file_ids
-        )
-    )
-    now = datetime.now(UTC)
-    for file_id, found in zip(file_ids, rows, strict=True):
-        row = found.one()
-        if row is None or row.expires_at.replace(tzinfo=UTC) <= now:
+    found = await asyncio.gather(*(state.reads.files.get(f) for f in file_ids))
+    for file_id, file in zip(file_ids, found, strict=True):
+        if file is None:  # not there, or expired
             raise ApiError(400, INVALID, f"attachments: no file {file_id}")
 
 
@@ -190,19 +183,13 @@ async def _require_active_relationships(
 ) -> None:
     # Read from the read model: a relationship terminated a moment ago may still let one
     # message through. The pair decider is the writer; this is a guard, not an invariant.
-    reads = [
-        run_prepared(
-            state.session,
-            "SELECT status FROM relationship_peers WHERE address = ? AND peer = ?",
-            (sender, r),
-        )
-        for r in recipients
-    ]
-    found = await asyncio.gather(*reads)  # one round trip per recipient, all at once
+    relationships = state.reads.relationships
+    # One round trip per recipient, all at once.
+    found = await asyncio.gather(*(relationships.with_peer(sender, r) for r in recipients))
     missing = [
         r
-        for r, rows in zip(recipients, found, strict=True)
-        if not any(row.status == "Active" for row in rows)
+        for r, links in zip(recipients, found, strict=True)
+        if not any(link.status == "Active" for link in links)
     ]
     if missing:
         missing = await _not_active_by_scan(state, sender, missing)
@@ -213,22 +200,12 @@ async def _require_active_relationships(
 async def _not_active_by_scan(state: ApiState, sender: str, recipients: list[str]) -> list[str]:
     """The guard for relationships projected before `relationship_peers` existed: every
     relationship of the sender. Only reached for a recipient the index does not show active."""
-    ids = await run_prepared(
-        state.session, "SELECT id FROM relationships_by_identity WHERE address = ?", (sender,)
-    )
-    reads = [
-        run_prepared(
-            state.session,
-            "SELECT from_address, to_address, status FROM relationships WHERE id = ?",
-            (ref.id,),
-        )
-        for ref in ids
-    ]
+    relationships = state.reads.relationships
+    ids = await relationships.ids_of(sender)
     active: set[str] = set()
-    for result in await asyncio.gather(*reads):
-        row = result.one()
-        if row is not None and row.status == "Active":
-            active.add(row.to_address if row.from_address == sender else row.from_address)
+    for parties in await asyncio.gather(*(relationships.parties(i) for i in ids)):
+        if parties is not None and parties.status == "Active":
+            active.add(parties.peer_of(sender))
     return [r for r in recipients if r not in active]
 
 
@@ -283,29 +260,24 @@ def _wait_preference(prefer: str | None) -> float:
 
 @router.get("", responses=documented(PagedEnvelope[MessageOut]))
 async def list_messages(caller: Authenticated, state: State, page: Paging, ids: Ids = None) -> Any:
-    refs = await run_prepared(
-        state.session, "SELECT id FROM messages_by_identity WHERE address = ?", (caller.address,)
-    )
     wanted = set(ids) if ids else None
     found = []
-    for ref in refs:
-        if wanted is None or ref.id in wanted:
+    for message_id in await state.reads.messages.ids_for(caller.address):
+        if wanted is None or message_id in wanted:
             try:
-                found.append(_dto(*await _readable(state, ref.id, caller)))
+                found.append(_dto(*await _readable(state, message_id, caller)))
             except ApiError:
                 continue  # expired between the index and the row
     return page.envelope(found)
 
 
-async def _stored(state: ApiState, message_id: str) -> Any:
-    return (
-        await run_prepared(state.session, "SELECT * FROM messages WHERE id = ?", (message_id,))
-    ).one()
+async def _stored(state: ApiState, message_id: str) -> Message | None:
+    return await state.reads.messages.get(message_id)
 
 
 async def _readable(
     state: ApiState, message_id: str, caller: Caller, wait_s: float = 0.0
-) -> tuple[Any, list[Any]]:
+) -> tuple[Message, list[Recipient]]:
     """The message and its recipients, if the caller is one of its parties; else 404. With
     `wait_s`, a message not written yet is waited for: the caller's mailbox gets an entry
     for it (MessageSent for each party) only after its rows are written, so each notice
@@ -323,17 +295,13 @@ async def _readable(
         message = await _stored(state, message_id)
     if message is None:
         raise ApiError(404, NOT_FOUND, "message not found")
-    recipients = list(
-        await run_prepared(
-            state.session, "SELECT * FROM message_recipients WHERE message_id = ?", (message_id,)
-        )
-    )
+    recipients = await state.reads.messages.recipients(message_id)
     if caller.address not in {message.sender} | {r.address for r in recipients}:
         raise ApiError(404, NOT_FOUND, "message not found")
     return message, recipients
 
 
-def _dto(message: Any, recipients: list[Any]) -> dict[str, Any]:
+def _dto(message: Message, recipients: list[Recipient]) -> dict[str, Any]:
     return {
         "id": message.id,
         "createdBy": message.sender,

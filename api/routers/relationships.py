@@ -54,7 +54,7 @@ async def request_relationship(
     body: CreateRelationshipRequest, caller: Authenticated, state: State, key: MaybeIdempotent
 ) -> Any:
     content = decode_content(body.creationContent, "creationContent")
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     relationship_id = new_resource_id("REL", idem)
     # The template's decider allocates, then the pair's decider opens the relationship and
     # answers; a 201 means it is readable now.
@@ -128,7 +128,7 @@ async def _act(
     key: IdempotencyKey | None,
 ) -> Any:
     row = await _own(state, relationship_id, caller)
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     await state.bus.send(
         state.topics.relationship_commands,
         state.envelopes.aggregate_key("pair", pair_id(row.from_address, row.to_address)),

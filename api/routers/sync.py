@@ -194,7 +194,7 @@ async def start_sync_run(
     body: StartSyncRunRequest | None = None,
 ) -> Any:
     body = body or StartSyncRunRequest()
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     head = await state.reads.mailbox.head(caller.address)
     run_id = new_resource_id("SYN", idem)
     await _send(
@@ -393,7 +393,7 @@ async def create_modifications(
 ) -> Any:
     if body.localIndex is not None and body.localIndex < -1:
         raise ApiError(400, INVALID, "localIndex must be -1 (nothing yet) or more")
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     mods = _modifications(body.modifications, idem)
     # Checked by the decider against the newest index (stored numbering; -1 → 0: none).
     local = stored_index(body.localIndex) if body.localIndex is not None else None

@@ -47,7 +47,7 @@ async def create_template(
 ) -> Any:
     content = decode_content(body.content, "content")
     expires_at = check_expiry(body.expiresAt)
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     template_id, now = new_resource_id("RLT", idem), datetime.now(UTC)
     password_hash = await state.hash_password(body.password) if body.password else None
     await state.bus.send(

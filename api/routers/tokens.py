@@ -45,7 +45,7 @@ async def create_token(
 ) -> Any:
     content = decode_content(body.content, "content")
     expires_at = check_expiry(body.expiresAt)
-    idem = await bind_key(state.session, key, caller.address)
+    idem = await bind_key(state.reads.idempotency, key, caller.address)
     token_id, now = new_resource_id("TOK", idem), datetime.now(UTC)
     password_hash = await state.hash_password(body.password) if body.password else None
     await state.bus.send(

@@ -219,17 +219,12 @@ class FakeReads:
         )
 
 
-class _NoSession:
-    """Handed out where a route names the session without using it (`bind_key` without an
-    Idempotency-Key); any use of it fails the test."""
-
-    def __getattr__(self, name: str) -> Any:
-        return no_cassandra()
-
-
 class _NoKeyspace:
     cluster = None
-    session = _NoSession()
+
+    @property
+    def session(self) -> Session:
+        return no_cassandra()
 
 
 class UnitState(ApiState):
