@@ -198,7 +198,19 @@ class GapFree:
             pending = self._pending
             if pending is None:
                 pending = self._pending = asyncio.ensure_future(stream.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=None if batch else idle_check_s)
+            try:
+                done, _ = await asyncio.wait({pending}, timeout=None if batch else idle_check_s)
+            except asyncio.CancelledError:
+                # faust stops the actor of a revoked partition by ending its stream (a
+                # StopAsyncIteration thrown into the channel) and then cancelling the actor;
+                # the read runs in a task of its own, so the cancel can arrive before it has
+                # woken us. An ended stream is the actor's normal end: a cancel that escaped
+                # would count as a crash, and a rebalance crashes one actor per partition at
+                # once, past faust's restart limit, which then stops the whole worker.
+                if _ended(pending):
+                    self._pending = None
+                    return
+                raise
             if not done:
                 # Idle: the pending read stays pending while the log is checked.
                 for tp, records in await self._missing_at_end():
@@ -313,3 +325,8 @@ def _message(tp: TP, record: Any) -> Message:
         None,
         tp=tp,
     )
+
+
+def _ended(read: asyncio.Future[Any]) -> bool:
+    """Whether a pending read of a faust stream found the stream ended."""
+    return read.done() and not read.cancelled() and isinstance(read.exception(), StopAsyncIteration)

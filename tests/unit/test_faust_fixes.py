@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import pytest
 from faust.types import TP
 from prometheus_client import generate_latest
 
-from streams.faust_fixes import SkipWatch
+from streams.faust_fixes import GapFree, SkipWatch
 from streams.metrics import SKIPPED_RECORDS
 
 EVENTS = TP("p.events", 0)
@@ -77,3 +79,40 @@ def test_an_idle_partition_whose_log_runs_past_the_position_is_missing_records()
 
 def test_records_found_missing_on_an_idle_partition_are_counted_in_metrics() -> None:
     assert b"backbone_stream_idle_gaps_total" in generate_latest()
+
+
+class _EndingStream:
+    """A faust stream as an actor of a revoked partition sees it: its next read waits until
+    faust ends it (faust throws StopAsyncIteration into the stream's channel)."""
+
+    def __init__(self) -> None:
+        self.enable_acks = True
+        self.next_read: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    def events(self) -> _EndingStream:
+        return self
+
+    def __aiter__(self) -> _EndingStream:
+        return self
+
+    async def __anext__(self) -> object:
+        return await self.next_read
+
+
+async def test_a_revoked_partitions_actor_ends_instead_of_crashing() -> None:
+    # faust stops such an actor by ending its stream and at once cancelling its task; a
+    # cancel that escaped counted as a crash, one per partition, past faust's restart limit,
+    # and a worker joining the group stopped the worker already in it.
+    stream = _EndingStream()
+    app: Any = object()
+    positions: Any = object()
+
+    async def actor() -> list[object]:
+        return [batch async for batch in GapFree(app, positions, stream).batches(16)]
+
+    task = asyncio.create_task(actor())
+    await asyncio.sleep(0)  # the actor waits for its stream's next record
+    stream.next_read.set_exception(StopAsyncIteration())
+    await asyncio.sleep(0)  # the read ends; the actor has not run since
+    task.cancel()
+    assert await task == []
