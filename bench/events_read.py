@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from backbone.settings import ClusterSettings
-from bench.replay import _clean_up, write_log
+from bench.replay import _clean_up, log_env, write_log
 from bench.results import machine_line
 
 # Runs an older events.py (from `git show REV:backbone/events.py`) as `backbone events`.
@@ -69,18 +69,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     prefix, keyspace = f"bench.events.{run}.", f"bench_events_{run}"
     master_b64 = base64.b64encode(os.urandom(32)).decode()
-    env = {
-        **os.environ,
-        "BACKBONE_KAFKA_BOOTSTRAP": cluster.kafka_bootstrap,
-        "BACKBONE_CASSANDRA_CONTACT_POINTS": ",".join(cluster.cassandra_contact_points),
-        "BACKBONE_CASSANDRA_PORT": str(cluster.cassandra_port),
-        "BACKBONE_CASSANDRA_KEYSPACE": keyspace,
-        "BACKBONE_TOPIC_PREFIX": prefix,
-        "BACKBONE_MASTER_KEY": master_b64,
-        "BACKBONE_SIGNING_SEED": base64.b64encode(os.urandom(32)).decode(),
-        "BACKBONE_CLIENTS": "bench:bench-secret-0123456789",
-        "BACKBONE_LOG_LEVEL": "warning",
-    }
+    env = log_env(cluster, prefix, keyspace, master_b64)
     out: dict[str, Any] = {"messages": args.messages, "partitions": args.partitions}
     before: Path | None = None
     try:

@@ -27,24 +27,15 @@ from pathlib import Path
 
 from backbone.settings import ClusterSettings
 from bench.memory import cpu_seconds
-from bench.replay import _clean_up, write_log
+from bench.replay import _clean_up, log_env, write_log
 from bench.results import machine_line
 from store.cassandra import connect
 
 
 def _env(cluster: ClusterSettings, prefix: str, keyspace: str, master_b64: str) -> dict[str, str]:
     return {
-        **os.environ,
-        "BACKBONE_KAFKA_BOOTSTRAP": cluster.kafka_bootstrap,
-        "BACKBONE_CASSANDRA_CONTACT_POINTS": ",".join(cluster.cassandra_contact_points),
-        "BACKBONE_CASSANDRA_PORT": str(cluster.cassandra_port),
-        "BACKBONE_CASSANDRA_KEYSPACE": keyspace,
-        "BACKBONE_TOPIC_PREFIX": prefix,
+        **log_env(cluster, prefix, keyspace, master_b64),
         "BACKBONE_APP_ID": f"{prefix}workers",
-        "BACKBONE_MASTER_KEY": master_b64,
-        "BACKBONE_SIGNING_SEED": base64.b64encode(os.urandom(32)).decode(),
-        "BACKBONE_CLIENTS": "bench:bench-secret-0123456789",
-        "BACKBONE_LOG_LEVEL": "warning",
         "BACKBONE_WORKER_METRICS_PORT": "0",
     }
 

@@ -187,23 +187,31 @@ def parse(out: str, err: str) -> tuple[int, float, int]:
     return int(found.group(1)), float(found.group(2)), int(requests.group(2))
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    cluster = ClusterSettings.from_env()
-    run = uuid.uuid4().hex[:8]
-    prefix, source = f"bench.replay.{run}.", f"bench_replay_{run}"
-    master_b64 = base64.b64encode(os.urandom(32)).decode()
-    env = {
+def log_env(
+    cluster: ClusterSettings, prefix: str, keyspace: str, master_b64: str
+) -> dict[str, str]:
+    """The environment of a backbone process (replay, events, worker) reading the synthetic
+    log `write_log` made on `prefix`'s topics and `keyspace`, sealed with `master_b64`."""
+    return {
         **os.environ,
         "BACKBONE_KAFKA_BOOTSTRAP": cluster.kafka_bootstrap,
         "BACKBONE_CASSANDRA_CONTACT_POINTS": ",".join(cluster.cassandra_contact_points),
         "BACKBONE_CASSANDRA_PORT": str(cluster.cassandra_port),
-        "BACKBONE_CASSANDRA_KEYSPACE": source,
+        "BACKBONE_CASSANDRA_KEYSPACE": keyspace,
         "BACKBONE_TOPIC_PREFIX": prefix,
         "BACKBONE_MASTER_KEY": master_b64,
         "BACKBONE_SIGNING_SEED": base64.b64encode(os.urandom(32)).decode(),
         "BACKBONE_CLIENTS": "bench:bench-secret-0123456789",
         "BACKBONE_LOG_LEVEL": "warning",
     }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    cluster = ClusterSettings.from_env()
+    run = uuid.uuid4().hex[:8]
+    prefix, source = f"bench.replay.{run}.", f"bench_replay_{run}"
+    master_b64 = base64.b64encode(os.urandom(32)).decode()
+    env = log_env(cluster, prefix, source, master_b64)
     out: dict[str, Any] = {"messages": args.messages, "runs": []}
     targets: list[str] = []
     try:
